@@ -1,0 +1,28 @@
+"""Install with `pip install -e .` (or `pip install -e .[test]` for the test tools)."""
+from setuptools import find_packages, setup
+
+setup(
+    name="sketch-rnn",
+    version="0.1.0",
+    description="Sketch-RNN (Ha & Eck 2017) in Keras 3: train, resume exactly, sample and draw",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["sketch_rnn", "sketch_rnn.*"]),
+    install_requires=[
+        "numpy>=1.26",
+        "tensorflow-cpu==2.21.0; platform_machine=='x86_64'",
+        "tensorflow==2.21.0; platform_machine!='x86_64'",
+        "keras==3.15.1",
+        "svgwrite>=1.4",
+        "matplotlib>=3.8",
+        "pillow>=10",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "jax==0.10.2", "jaxlib==0.10.2", "nbclient>=0.10",
+                 "nbformat>=5.10", "ipykernel>=6"],
+        "jax": ["jax==0.10.2", "jaxlib==0.10.2"],
+    },
+    entry_points={"console_scripts": ["sketch-rnn=sketch_rnn.cli:main"]},
+)

@@ -1,0 +1,4 @@
+"""`python -m sketch_rnn ...` is the `sketch-rnn` command."""
+from .cli import main
+
+raise SystemExit(main())

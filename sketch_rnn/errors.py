@@ -1,0 +1,13 @@
+"""The one exception type users see.
+
+Every check on user input (files, hyperparameters, CLI arguments) raises
+`SketchRNNError` with a message that names the thing and the problem; the CLI
+prints it on one line and exits with status 2 instead of showing a traceback.
+"""
+from __future__ import annotations
+
+
+class SketchRNNError(Exception):
+    """A problem with the user's input, reported as one line by the CLI."""
+
+    exit_code = 2
