@@ -15,6 +15,7 @@ Formats (Ha & Eck 2017, section 3.1):
 """
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -61,24 +62,44 @@ def packed_to_stroke5(points: np.ndarray, lengths: np.ndarray,
 
     Raises ValueError when a sketch is longer than max_len.
     """
+    points = np.asarray(points)
+    return _columns_to_stroke5(points[:, 0], points[:, 1], points[:, 2], lengths, max_len)
+
+
+@functools.lru_cache(maxsize=8)
+def _stroke5_template(batch: int, max_len: int) -> np.ndarray:
+    """(B, max_len + 1, 5): S_0 then padding rows; copied, never written."""
+    t = np.zeros((batch, max_len + 1, 5), dtype=np.float32)
+    t[:, 0] = S_0
+    t[:, 1:] = PAD
+    t.flags.writeable = False
+    return t
+
+
+def _columns_to_stroke5(x: np.ndarray, y: np.ndarray, pen: np.ndarray, lengths: np.ndarray,
+                        max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scatter packed columns into a padded stroke-5 batch with one 20-byte-row copy."""
     lengths = np.asarray(lengths, dtype=np.int64)
-    if len(lengths) and lengths.max() > max_len:
-        raise ValueError(f"sketch of length {lengths.max()} exceeds max_len {max_len}")
     b = len(lengths)
-    steps = np.arange(1, max_len + 1)
-    out = np.zeros((b, max_len + 1, 5), dtype=np.float32)  # (B, N_max+1, 5)
-    out[:, 0, 2] = 1.0  # S_0
-    real = steps[None, :] <= lengths[:, None]  # (B, N_max): row-major order = packed order
-    pen = points[:, 2]
-    rows = np.empty((len(points), 5), dtype=np.float32)  # (P, 5)
-    rows[:, :2] = points[:, :2]
-    rows[:, 2] = 1 - pen
+    if b and lengths.max() > max_len:
+        raise ValueError(f"sketch of length {lengths.max()} exceeds max_len {max_len}")
+    out = _stroke5_template(b, max_len).copy()  # (B, N_max+1, 5)
+    total = len(x)
+    rows = np.empty((total, 5), dtype=np.float32)  # (P, 5) the real points
+    rows[:, 0] = x
+    rows[:, 1] = y
     rows[:, 3] = pen
-    rows[:, 4] = 0.0
-    body = out[:, 1:]  # (B, N_max, 5) view
-    body[real] = rows
-    body[~real, 4] = 1.0  # padding rows (0, 0, 0, 0, 1)
+    np.subtract(1, rows[:, 3], out=rows[:, 2])
+    rows[:, 4] = 0
+    # row of point j of sketch k in the flattened output: k * (max_len + 1) + 1 + j
+    starts = np.cumsum(lengths) - lengths
+    shift = np.arange(b, dtype=np.int64) * (max_len + 1) + 1 - starts
+    dest = np.repeat(shift, lengths) + np.arange(total)  # (P,)
+    np.put(out.view(_ROW).reshape(-1), dest, rows.view(_ROW).reshape(-1))
     return out, lengths.astype(np.int32)
+
+
+_ROW = np.dtype((np.void, 5 * 4))  # one float32 stroke-5 row as an opaque 20-byte item
 
 
 def pack(sketches: Sequence[np.ndarray], dtype: np.dtype | type = np.float32
@@ -181,17 +202,19 @@ def droppable(pen: np.ndarray, starts: np.ndarray) -> np.ndarray:
     A stroke segment starts at a sketch's first point or right after a pen-up point. A point
     may be dropped when its own pen is 0 and it is at least the 4th point of its segment
     (magenta's `count > 2`): pen-up points, the point after a pen-up and the first three
-    points of every stroke always stay, so the stroke count never changes.
+    points of every stroke always stay, so the stroke count never changes. Equivalently:
+    no segment starts at this point or the KEEP_HEAD - 1 points before it.
     """
-    n = len(pen)
-    idx = np.arange(n)
-    reset = np.empty(n, dtype=bool)  # (P,) segment starts here
-    if n:
-        reset[0] = True
-        reset[1:] = pen[:-1] == 1
-        reset[starts[starts < n]] = True
-    seg_start = np.maximum.accumulate(np.where(reset, idx, 0)) if n else idx
-    return (pen == 0) & (idx - seg_start >= KEEP_HEAD)
+    up = np.asarray(pen) == 1  # (P,)
+    seg = np.empty_like(up)  # (P,) a segment starts here
+    if len(up):
+        seg[0] = True
+        seg[1:] = up[:-1]
+        seg[np.asarray(starts)[np.asarray(starts) < len(up)]] = True
+    blocked = up | seg
+    for k in range(1, KEEP_HEAD):
+        blocked[k:] |= seg[:-k]
+    return ~blocked
 
 
 def augment_packed(points: np.ndarray, lengths: np.ndarray, scale: float, prob: float,
@@ -205,30 +228,66 @@ def augment_packed(points: np.ndarray, lengths: np.ndarray, scale: float, prob: 
        so that point moves to where the dropped one was. Every later absolute position, the
        end point and the stroke count are unchanged; only some interior vertices vanish.
 
-    Random draws, in this order: (B, 2) scale factors, then (P,) uniforms (only for the
-    stages that are on), so the result is a pure function of the generator's state.
+    Random draws, in this order: (B, 2) scale factors if scale > 0, then (P,) float32
+    uniforms if prob > 0, so the result is a pure function of the generator's state.
+    """
+    points = np.asarray(points, dtype=np.float32)
+    x, y, pen, lengths = _augment_columns(points[:, 0], points[:, 1], points[:, 2], lengths,
+                                          scale, prob, rng)
+    return np.stack([x, y, pen], axis=1), lengths
+
+
+def augment_to_stroke5(points: np.ndarray, lengths: np.ndarray, max_len: int, scale: float,
+                       prob: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """augment_packed then packed_to_stroke5, fused: (B, max_len + 1, 5) float32, (B,) int32."""
+    points = np.asarray(points, dtype=np.float32)
+    x, y, pen, lengths = _augment_columns(points[:, 0], points[:, 1], points[:, 2], lengths,
+                                          scale, prob, rng)
+    return _columns_to_stroke5(x, y, pen, lengths, max_len)
+
+
+def _augment_columns(x: np.ndarray, y: np.ndarray, pen: np.ndarray, lengths: np.ndarray,
+                     scale: float, prob: float, rng: np.random.Generator
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The work of augment_packed on separate (P,) columns; returns new columns + lengths.
+
+    Scaling commutes with merging (both linear), so it is applied after the drop, to fewer
+    points.
     """
     lengths = np.asarray(lengths, dtype=np.int64)
-    pts = np.array(points, dtype=np.float32)  # (P, 3) copy
-    if scale > 0:
-        f = rng.uniform(1.0 - scale, 1.0 + scale, size=(len(lengths), 2)).astype(np.float32)
-        pts[:, :2] *= np.repeat(f, lengths, axis=0)  # (P, 2)
-    if prob <= 0 or len(pts) == 0:
-        return pts, lengths
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    drop = droppable(pts[:, 2], offsets[:-1])
-    drop &= rng.random(len(pts)) < prob
+    f = rng.uniform(1.0 - scale, 1.0 + scale, size=(len(lengths), 2)) if scale > 0 else None
+    if prob > 0 and len(x):
+        offsets = np.cumsum(lengths) - lengths
+        drop = droppable(pen, offsets)
+        drop &= rng.random(len(x), dtype=np.float32) < prob
+        x, y, pen, lengths = _merge_dropped(x, y, pen, lengths, drop)
+    else:
+        x, y, pen = (np.array(c, dtype=np.float32) for c in (x, y, pen))
+    if f is not None:
+        x *= np.repeat(f[:, 0].astype(np.float32), lengths)  # (P',)
+        y *= np.repeat(f[:, 1].astype(np.float32), lengths)
+    return x, y, pen, lengths
+
+
+def _merge_dropped(x: np.ndarray, y: np.ndarray, pen: np.ndarray, lengths: np.ndarray,
+                   drop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Remove dropped points, adding each one's offset to the previous kept point.
+
+    Every sketch's first point is kept (droppable is False there), so a dropped point's
+    previous kept point is always in its own sketch.
+    """
     keep = ~drop
-    kept_idx = np.flatnonzero(keep)
-    # Every sketch's first point is kept, so a merge group never crosses sketches.
-    xy = np.add.reduceat(pts[:, :2], kept_idx, axis=0)  # (P', 2)
-    out = np.empty((len(kept_idx), 3), dtype=np.float32)
-    out[:, :2] = xy
-    out[:, 2] = pts[kept_idx, 2]
-    ck = np.zeros(len(pts) + 1, dtype=np.int64)
-    np.cumsum(keep, out=ck[1:])
-    return out, ck[offsets[1:]] - ck[offsets[:-1]]
+    kept = np.flatnonzero(keep)  # (P',)
+    gone = np.flatnonzero(drop)  # (D,)
+    n_kept = np.cumsum(keep)  # (P,) kept points up to and including each point
+    owner = n_kept[gone] - 1  # (D,) index in the kept arrays of the receiving point
+    kx, ky = np.take(x, kept).astype(np.float32), np.take(y, kept).astype(np.float32)
+    np.add.at(kx, owner, np.take(x, gone))  # in order, like magenta's running sum
+    np.add.at(ky, owner, np.take(y, gone))
+    ends = np.cumsum(lengths)
+    counts = np.concatenate(([0], n_kept))
+    new_lengths = counts[ends] - counts[ends - lengths]
+    return kx, ky, np.take(pen, kept).astype(np.float32), new_lengths
 
 
 # --------------------------------------------------------------------------- RDP
