@@ -1,0 +1,330 @@
+"""Recurrent cells of Sketch-RNN, parameterised as the original (Magenta) implementation.
+
+Three cells, all in keras.ops so that they run on TensorFlow and JAX:
+
+- `LSTM`: a `keras.layers.LSTM` (so that cuDNN serves it on a GPU when no recurrent
+  dropout is used) plus our own sequence loop with recurrent dropout on the candidate g
+  only (Semeniuta et al. 2016, "without memory loss"), as Magenta does.
+- `LayerNormLSTM`: layer norm on each gate's pre-activation and on c (Magenta style: no bias).
+- `HyperLSTM`: a small layer-norm LSTM (the hyper cell) whose output scales the main
+  LSTM's weight rows through a small embedding (Ha et al. 2016, as in Magenta).
+
+Every cell speaks the same small protocol, which is what the model needs to be fast:
+
+- `input_projection(x_seq, z)`: the input part of the gate pre-activations for every
+  step in one matmul; the z part is computed once per sketch instead of once per step.
+- `step(xp_t, states, keep_t)`: one step given that step's precomputed projection.
+- `sequence(xp, states, keep)`: the whole loop, time-major.
+
+Gates are ordered (i, f, g, o) as in `keras.layers.LSTM`. The LSTM stores its forget
+bias of 1.0 in the bias variable (Keras' `unit_forget_bias`, identical in value to
+Magenta's constant added at run time, and what cuDNN expects); the other two cells add
+the 1.0 at run time as Magenta does, since they have no plain bias on every gate.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+from keras import ops
+
+FORGET_BIAS = 1.0
+LN_EPSILON = 1e-3  # Magenta's layer-norm epsilon
+
+
+class GatewiseOrthogonal(keras.initializers.Initializer):
+    """Orthogonal init of each gate's (u, u) block of a recurrent kernel (u, gates*u).
+
+    Magenta initialises W_hh gate by gate; one orthogonal (u, 4u) matrix would not make
+    each gate's own map orthogonal.
+    """
+
+    def __init__(self, gates: int = 4, seed: int | keras.random.SeedGenerator | None = None):
+        self.gates = gates
+        self.seed = seed if not isinstance(seed, int) else keras.random.SeedGenerator(seed)
+
+    def __call__(self, shape, dtype=None):
+        rows, cols = shape
+        block = cols // self.gates
+        ortho = keras.initializers.Orthogonal(seed=self.seed)
+        return ops.concatenate([ortho((rows, block), dtype=dtype) for _ in range(self.gates)],
+                               axis=1)
+
+    def get_config(self) -> dict:
+        return {"gates": self.gates}
+
+
+def layer_norm(x, gamma, beta, groups: int = 1):
+    """Normalise each of `groups` equal chunks of the last axis (Magenta's layer_norm_all)."""
+    width = x.shape[-1]
+    xg = ops.reshape(x, (-1, groups, width // groups))  # (B, groups, u)
+    mean = ops.mean(xg, axis=-1, keepdims=True)
+    centred = xg - mean
+    var = ops.mean(ops.square(centred), axis=-1, keepdims=True)
+    normed = ops.reshape(centred * ops.rsqrt(var + LN_EPSILON), (-1, width))
+    return normed * gamma + beta
+
+
+def _split4(x):
+    return ops.split(x, 4, axis=-1)
+
+
+def scan_sequence(step, xp, states: tuple, keep=None):
+    """Run `step` over time-major `xp` (N, B, P) with keras.ops.scan.
+
+    Returns (hs (N, B, u), final states). `keep` is the recurrent-dropout multiplier per
+    step (N, B, u) or None. The per-step output is the whole state (h first), because
+    Keras' TensorFlow scan wants outputs shaped like the carry.
+    """
+    xs = (xp,) if keep is None else (xp, keep)
+
+    def body(carry, x):
+        keep_t = x[1] if keep is not None else None
+        _, new_states = step(x[0], carry, keep_t)
+        return new_states, new_states
+
+    final, all_states = ops.scan(body, tuple(states), xs)
+    return all_states[0], final
+
+
+class SequenceCellMixin:
+    """The protocol shared by all cells (see module docstring)."""
+
+    units: int
+
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        return (self.units, self.units)
+
+    @property
+    def input_width(self) -> int:
+        """Width P of one step's precomputed input projection."""
+        return 4 * self.units
+
+    def zero_state(self, batch_size: int) -> tuple:
+        return tuple(ops.zeros((batch_size, n)) for n in self.state_sizes)
+
+    def sequence(self, xp, states: Sequence, keep=None):
+        """xp (N, B, P) -> (hs (N, B, u), final states)."""
+        return scan_sequence(self.step, xp, tuple(states), keep)
+
+
+class LSTM(SequenceCellMixin, keras.layers.LSTM):
+    """Magenta's LSTM cell; weights are a keras.layers.LSTM's (kernel, recurrent_kernel, bias).
+
+    params = (D + u) * 4u + 4u, as Magenta's W_xh, W_hh, bias.
+    """
+
+    def __init__(self, units: int, seed: keras.random.SeedGenerator | None = None, **kwargs):
+        super().__init__(
+            units,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+            recurrent_initializer=GatewiseOrthogonal(4, seed=seed),
+            unit_forget_bias=True,
+            return_sequences=True,
+            return_state=True,
+            **kwargs,
+        )
+
+    def input_projection(self, x_seq, z=None):
+        """x_seq (N, B, d) [, z (B, D-d)] -> (N, B, 4u); bias folded in."""
+        kernel = self.cell.kernel
+        d = x_seq.shape[-1]
+        xp = ops.matmul(x_seq, kernel[:d])  # (N, B, 4u)
+        bias = self.cell.bias
+        if z is not None:
+            bias = ops.matmul(z, kernel[d:]) + bias  # (B, 4u): once per sketch
+        return xp + bias
+
+    def step(self, xp_t, states, keep_t=None):
+        h, c = states
+        pre = xp_t + ops.matmul(h, self.cell.recurrent_kernel)  # (B, 4u)
+        i, f, g, o = _split4(pre)
+        g = ops.tanh(g)
+        if keep_t is not None:
+            g = g * keep_t
+        c = ops.sigmoid(f) * c + ops.sigmoid(i) * g
+        h = ops.sigmoid(o) * ops.tanh(c)
+        return h, (h, c)
+
+
+class LayerNormLSTM(SequenceCellMixin, keras.layers.Layer):
+    """Magenta's LayerNormLSTMCell: LN per gate on W_xh x + W_hh h (no bias), LN on c.
+
+    params = (D + u) * 4u + 8u (gate LN gamma, beta) + 2u (c LN gamma, beta).
+    """
+
+    def __init__(self, units: int, seed: keras.random.SeedGenerator | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self._seed = seed
+
+    def build(self, input_shape) -> None:
+        d, u = input_shape[-1], self.units
+        self.kernel = self.add_weight((d, 4 * u), keras.initializers.GlorotUniform(self._seed),
+                                      name="kernel")
+        self.recurrent_kernel = self.add_weight((u, 4 * u), GatewiseOrthogonal(4, self._seed),
+                                                name="recurrent_kernel")
+        self.ln_gamma = self.add_weight((4 * u,), "ones", name="ln_gamma")
+        self.ln_beta = self.add_weight((4 * u,), "zeros", name="ln_beta")
+        self.ln_c_gamma = self.add_weight((u,), "ones", name="ln_c_gamma")
+        self.ln_c_beta = self.add_weight((u,), "zeros", name="ln_c_beta")
+
+    def input_projection(self, x_seq, z=None):
+        d = x_seq.shape[-1]
+        xp = ops.matmul(x_seq, self.kernel[:d])  # (N, B, 4u)
+        if z is not None:
+            xp = xp + ops.matmul(z, self.kernel[d:])  # (B, 4u) broadcast over N
+        return xp
+
+    def step(self, xp_t, states, keep_t=None):
+        h, c = states
+        pre = xp_t + ops.matmul(h, self.recurrent_kernel)  # (B, 4u)
+        pre = layer_norm(pre, self.ln_gamma, self.ln_beta, groups=4)
+        i, f, g, o = _split4(pre)
+        g = ops.tanh(g)
+        if keep_t is not None:
+            g = g * keep_t
+        c = ops.sigmoid(f + FORGET_BIAS) * c + ops.sigmoid(i) * g
+        h = ops.sigmoid(o) * ops.tanh(layer_norm(c, self.ln_c_gamma, self.ln_c_beta))
+        return h, (h, c)
+
+    def call(self, x):
+        """x (B, T, D) -> hs (B, T, u), zero initial state, no dropout (standalone use)."""
+        xp = self.input_projection(ops.transpose(x, (1, 0, 2)))
+        hs, _ = self.sequence(xp, self.zero_state(ops.shape(x)[0]))
+        return ops.transpose(hs, (1, 0, 2))
+
+
+class HyperLSTM(SequenceCellMixin, keras.layers.Layer):
+    """Magenta's HyperLSTMCell (use_layer_norm=True, no recurrent dropout in the hyper cell).
+
+    The hyper cell, a LayerNormLSTM of H units, reads [x, h]; its output, through an
+    embedding of size E, gives per-row scales alpha for W_xh x and W_hh h and a shift beta
+    for W_hh h, per gate. States: (h, c, hyper_h, hyper_c).
+
+    params = (D + u) * 4u + 4u                      main W_xh, W_hh, bias
+           + (D + u + H) * 4H + 10H                 hyper cell
+           + 4 * (H*E + E + E*u)                    x gates: zw (with bias), alpha
+           + 4 * (H*E + E + E*u + H*E + E*u)        h gates: zw, alpha, zb (no bias), beta
+           + 8u + 2u                                gate LN, c LN
+    """
+
+    def __init__(self, units: int, hyper_units: int = 256, embedding_size: int = 32,
+                 seed: keras.random.SeedGenerator | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.hyper_units = hyper_units
+        self.embedding_size = embedding_size
+        self._seed = seed
+
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        return (self.units, self.units, self.hyper_units, self.hyper_units)
+
+    @property
+    def input_width(self) -> int:
+        return 4 * self.units + 4 * self.hyper_units
+
+    def build(self, input_shape) -> None:
+        d, u, H, E = input_shape[-1], self.units, self.hyper_units, self.embedding_size
+        glorot = keras.initializers.GlorotUniform(self._seed)
+        w = self.add_weight
+        self.kernel = w((d, 4 * u), glorot, name="kernel")
+        self.recurrent_kernel = w((u, 4 * u), GatewiseOrthogonal(4, self._seed),
+                                  name="recurrent_kernel")
+        self.bias = w((4 * u,), "zeros", name="bias")
+        # hyper cell: a LayerNormLSTM reading [x, h]
+        self.hyper_kernel = w((d + u, 4 * H), glorot, name="hyper_kernel")
+        self.hyper_recurrent_kernel = w((H, 4 * H), GatewiseOrthogonal(4, self._seed),
+                                        name="hyper_recurrent_kernel")
+        self.hyper_ln_gamma = w((4 * H,), "ones", name="hyper_ln_gamma")
+        self.hyper_ln_beta = w((4 * H,), "zeros", name="hyper_ln_beta")
+        self.hyper_ln_c_gamma = w((H,), "ones", name="hyper_ln_c_gamma")
+        self.hyper_ln_c_beta = w((H,), "zeros", name="hyper_ln_c_beta")
+        # embeddings from the hyper output, 4 gates each: zw for x-part, zw and zb for h-part
+        init_gamma = 0.10  # recurrent batch-norm init (Cooijmans et al.), as Magenta
+        self.zw_x_kernel = w((H, 4 * E), "zeros", name="zw_x_kernel")
+        self.zw_x_bias = w((4 * E,), "ones", name="zw_x_bias")
+        self.zw_h_kernel = w((H, 4 * E), "zeros", name="zw_h_kernel")
+        self.zw_h_bias = w((4 * E,), "ones", name="zw_h_bias")
+        self.zb_h_kernel = w((H, 4 * E), keras.initializers.RandomNormal(0.0, 0.01, self._seed),
+                             name="zb_h_kernel")
+        alpha_init = keras.initializers.Constant(init_gamma / E)
+        self.alpha_x = w((4, E, u), alpha_init, name="alpha_x")
+        self.alpha_h = w((4, E, u), alpha_init, name="alpha_h")
+        self.beta_h = w((4, E, u), "zeros", name="beta_h")
+        self.ln_gamma = w((4 * u,), "ones", name="ln_gamma")
+        self.ln_beta = w((4 * u,), "zeros", name="ln_beta")
+        self.ln_c_gamma = w((u,), "ones", name="ln_c_gamma")
+        self.ln_c_beta = w((u,), "zeros", name="ln_c_beta")
+
+    def input_projection(self, x_seq, z=None):
+        """-> (N, B, 4u + 4H): W_xh x (scaled per step later) and the hyper cell's x part."""
+        d = x_seq.shape[-1]
+        w_main, w_hyper = self.kernel, self.hyper_kernel
+        xp = ops.concatenate([ops.matmul(x_seq, w_main[:d]),
+                              ops.matmul(x_seq, w_hyper[:d])], axis=-1)  # (N, B, 4u+4H)
+        if z is not None:
+            d_all = w_main.shape[0]
+            zp = ops.concatenate([ops.matmul(z, w_main[d:]),
+                                  ops.matmul(z, w_hyper[d:d_all])], axis=-1)  # (B, 4u+4H)
+            xp = xp + zp
+        return xp
+
+    def _embed(self, hyper_out, zw_kernel, zw_bias, proj):
+        """hyper_out (B, H) -> per-gate (B, 4u) via embedding (B, 4, E) and proj (4, E, u)."""
+        E = self.embedding_size
+        emb = ops.matmul(hyper_out, zw_kernel)  # (B, 4E)
+        if zw_bias is not None:
+            emb = emb + zw_bias
+        emb = ops.reshape(emb, (-1, 4, E))  # (B, 4, E)
+        out = ops.einsum("bge,geu->bgu", emb, proj)  # (B, 4, u)
+        return ops.reshape(out, (-1, 4 * self.units))
+
+    def step(self, xp_t, states, keep_t=None):
+        h, c, hh, hc = states
+        u = self.units
+        d_all = self.kernel.shape[0]
+        xh_main, xp_hyper = xp_t[:, :4 * u], xp_t[:, 4 * u:]
+        # hyper cell on [x, h]
+        hpre = (xp_hyper + ops.matmul(h, self.hyper_kernel[d_all:])
+                + ops.matmul(hh, self.hyper_recurrent_kernel))  # (B, 4H)
+        hpre = layer_norm(hpre, self.hyper_ln_gamma, self.hyper_ln_beta, groups=4)
+        hi, hf, hg, ho = _split4(hpre)
+        hc = ops.sigmoid(hf + FORGET_BIAS) * hc + ops.sigmoid(hi) * ops.tanh(hg)
+        hh = ops.sigmoid(ho) * ops.tanh(layer_norm(hc, self.hyper_ln_c_gamma,
+                                                   self.hyper_ln_c_beta))
+        # weight scaling from the hyper output
+        alpha_x = self._embed(hh, self.zw_x_kernel, self.zw_x_bias, self.alpha_x)
+        alpha_h = self._embed(hh, self.zw_h_kernel, self.zw_h_bias, self.alpha_h)
+        beta_h = self._embed(hh, self.zb_h_kernel, None, self.beta_h)
+        hh_main = ops.matmul(h, self.recurrent_kernel)  # (B, 4u)
+        pre = alpha_x * xh_main + alpha_h * hh_main + beta_h + self.bias
+        pre = layer_norm(pre, self.ln_gamma, self.ln_beta, groups=4)
+        i, f, g, o = _split4(pre)
+        g = ops.tanh(g)
+        if keep_t is not None:
+            g = g * keep_t
+        c = ops.sigmoid(f + FORGET_BIAS) * c + ops.sigmoid(i) * g
+        h = ops.sigmoid(o) * ops.tanh(layer_norm(c, self.ln_c_gamma, self.ln_c_beta))
+        return h, (h, c, hh, hc)
+
+    def call(self, x):
+        """x (B, T, D) -> hs (B, T, u), zero initial state, no dropout (standalone use)."""
+        xp = self.input_projection(ops.transpose(x, (1, 0, 2)))
+        hs, _ = self.sequence(xp, self.zero_state(ops.shape(x)[0]))
+        return ops.transpose(hs, (1, 0, 2))
+
+
+def make_cell(kind: str, units: int, hps, seed=None, name: str | None = None):
+    """The cell named by hparam enc_model / dec_model."""
+    if kind == "lstm":
+        return LSTM(units, seed=seed, name=name)
+    if kind == "layer_norm":
+        return LayerNormLSTM(units, seed=seed, name=name)
+    if kind == "hyper":
+        return HyperLSTM(units, hps.hyper_num_units, hps.hyper_embedding_size, seed=seed,
+                         name=name)
+    raise ValueError(f"unknown cell type {kind!r}")
+

@@ -1,0 +1,310 @@
+"""The Sketch-RNN model (Ha & Eck 2017): encoder, latent z, decoder, mixture head, loss.
+
+Shapes: B sketches, N_max steps, M mixture components, K = 3 + 6M head outputs.
+Inputs are stroke-5 `strokes` (B, N_max+1, 5) with S_0 = (0, 0, 1, 0, 0) prepended and
+`lengths` (B,), the true number of points after S_0. Inside, sequences are time-major
+(N_max, B, .) because the recurrent loops index time first.
+
+Randomness: every draw during training (z noise, dropout masks) comes from one
+`keras.random.SeedGenerator` whose state is set to a function of (seed, optimizer
+iterations) at the start of each step, so a resumed run needs no saved RNG state.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import keras
+import numpy as np
+from keras import ops
+
+from .cells import make_cell
+from .hparams import HParams
+
+NLL_EPSILON = 1e-6  # inside the log of the mixture density, as Magenta
+_DRAWS_PER_STEP = 8  # RNG state stride per training step (each draw advances it by one)
+_EVAL_STREAM = 2**31 - 8  # RNG counter used when not training (deterministic evaluation)
+
+
+class MixtureParams(NamedTuple):
+    """The head's output, split and transformed (sigma = exp, rho = tanh applied)."""
+
+    pi_logits: object  # (..., M)
+    mu_x: object
+    mu_y: object
+    sigma_x: object
+    sigma_y: object
+    rho: object
+    pen_logits: object  # (..., 3)
+
+
+def split_params(raw) -> MixtureParams:
+    """raw (..., 3+6M), Magenta's layout: pen logits, then pi, mu_x, mu_y, s_x, s_y, rho."""
+    pen_logits = raw[..., :3]
+    pi_logits, mu_x, mu_y, s_x, s_y, rho = ops.split(raw[..., 3:], 6, axis=-1)
+    return MixtureParams(pi_logits, mu_x, mu_y, ops.exp(s_x), ops.exp(s_y), ops.tanh(rho),
+                         pen_logits)
+
+
+def step_losses(raw, target):
+    """Per-step mixture NLL (unmasked) and pen cross-entropy.
+
+    raw (..., K), target (..., 5) -> (nll (...), pen_ce (...)).
+    """
+    p = split_params(raw)
+    dx, dy = target[..., 0:1], target[..., 1:2]
+    n1, n2 = dx - p.mu_x, dy - p.mu_y
+    s1s2 = p.sigma_x * p.sigma_y
+    zz = (ops.square(n1 / p.sigma_x) + ops.square(n2 / p.sigma_y)
+          - 2.0 * p.rho * n1 * n2 / s1s2)
+    one_minus_rho2 = 1.0 - ops.square(p.rho)
+    density = ops.exp(-zz / (2.0 * one_minus_rho2)) / (
+        2.0 * math.pi * s1s2 * ops.sqrt(one_minus_rho2))  # (..., M)
+    pi = ops.softmax(p.pi_logits, axis=-1)
+    nll = -ops.log(ops.sum(pi * density, axis=-1) + NLL_EPSILON)
+    pen_ce = -ops.sum(target[..., 2:] * ops.log_softmax(p.pen_logits, axis=-1), axis=-1)
+    return nll, pen_ce
+
+
+def kl_per_sketch(mu, presig):
+    """Magenta's KL(q(z|S) || N(0, I)), averaged (not summed) over z: (B, z) -> (B,)."""
+    return -0.5 * ops.mean(1.0 + presig - ops.square(mu) - ops.exp(presig), axis=-1)
+
+
+class SketchRNN(keras.Model):
+    """Sketch-RNN VAE (or decoder-only when hps.conditional is False).
+
+    fit() takes x = {"strokes": (B, N_max+1, 5), "lengths": (B,)} and no y.
+    """
+
+    def __init__(self, hps: HParams, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.hps = hps
+        self.seed = int(seed)
+        self.num_outputs = 3 + 6 * hps.num_mixture  # K
+        init_seed = keras.random.SeedGenerator(self.seed)  # initial weights only
+        small = keras.initializers.RandomNormal(0.0, 0.001, seed=init_seed)
+        if hps.conditional:
+            self.encoder_fw = make_cell(hps.enc_model, hps.enc_rnn_size, hps, init_seed,
+                                        "encoder_fw")
+            self.encoder_bw = make_cell(hps.enc_model, hps.enc_rnn_size, hps, init_seed,
+                                        "encoder_bw")
+            self.mu_dense = keras.layers.Dense(hps.z_size, kernel_initializer=small, name="mu")
+            self.presig_dense = keras.layers.Dense(hps.z_size, kernel_initializer=small,
+                                                   name="presig")
+        self.decoder = make_cell(hps.dec_model, hps.dec_rnn_size, hps, init_seed, "decoder")
+        if hps.conditional:
+            self.initial_state_dense = keras.layers.Dense(
+                sum(self.decoder.state_sizes), kernel_initializer=small, name="initial_state")
+        self.head = keras.layers.Dense(
+            self.num_outputs, kernel_initializer=keras.initializers.GlorotUniform(init_seed),
+            name="head")
+        self.kl_weight = keras.Variable(hps.kl_weight_start, trainable=False, dtype="float32",
+                                        name="kl_weight")
+        self.rng = keras.random.SeedGenerator(self.seed, name="train_rng")
+        self._step_override = None
+        self.cost_tracker = keras.metrics.Mean(name="cost")
+        self.recon_tracker = keras.metrics.Mean(name="recon")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.w_kl_tracker = keras.metrics.Mean(name="w_kl")
+        self.build()
+
+    # ------------------------------------------------------------------ building
+    def build(self, input_shape=None) -> None:
+        """Create every weight now, so load_weights works before any call."""
+        hps = self.hps
+        dec_in = 5 + (hps.z_size if hps.conditional else 0)
+        if hps.conditional:
+            self.encoder_fw.build((None, None, 5))
+            self.encoder_bw.build((None, None, 5))
+            self.mu_dense.build((None, 2 * hps.enc_rnn_size))
+            self.presig_dense.build((None, 2 * hps.enc_rnn_size))
+            self.initial_state_dense.build((None, hps.z_size))
+        self.decoder.build((None, None, dec_in))
+        self.head.build((None, hps.dec_rnn_size))
+
+    # ------------------------------------------------------------------ randomness
+    def _train_step_counter(self):
+        """optimizer.iterations of the step being computed (a tracer inside JAX's step)."""
+        if self._step_override is not None:
+            return self._step_override
+        if getattr(self, "optimizer", None) is not None and self.optimizer.built:
+            return self.optimizer.iterations
+        return 0
+
+    def _reset_rng(self, counter) -> None:
+        """Seed the step's draws from (seed, counter): no hidden RNG state to save."""
+        dtype = self.rng.state.dtype
+        base = ops.convert_to_tensor(np.array([self.seed, 0]), dtype=dtype)
+        stride = ops.convert_to_tensor(np.array([0, _DRAWS_PER_STEP]), dtype=dtype)
+        self.rng.state.assign(base + ops.cast(counter, dtype) * stride)
+
+    def _keep_mask(self, shape, keep_prob: float):
+        """Inverted-dropout multiplier: 0 or 1/keep_prob."""
+        u = keras.random.uniform(shape, seed=self.rng)
+        return ops.cast(u < keep_prob, "float32") / keep_prob
+
+    def train_step(self, *args, **kwargs):
+        if keras.backend.backend() == "jax":
+            # JAX's step is stateless: take the iteration count from the optimizer state
+            # it is given, not from the (stale) Python-side variable.
+            optimizer_variables = args[0][2]
+            index = next(i for i, v in enumerate(self.optimizer.variables)
+                         if v is self.optimizer.iterations)
+            self._step_override = optimizer_variables[index]
+            try:
+                return super().train_step(*args, **kwargs)
+            finally:
+                self._step_override = None
+        return super().train_step(*args, **kwargs)
+
+    # ------------------------------------------------------------------ encoder
+    def _encode_tm(self, strokes, lengths, training: bool = False):
+        """strokes (B, N_max+1, 5) -> (mu, presig) (B, z) reading strokes[:, 1:] up to lengths."""
+        hps = self.hps
+        x = strokes[:, 1:]  # (B, N_max, 5)
+        n_max = x.shape[1]
+        lengths = ops.cast(lengths, "int32")
+        t = ops.arange(n_max, dtype="int32")[None, :]  # (1, N_max)
+        rev_idx = ops.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # (B, N_max)
+        x_rev = ops.take_along_axis(x, rev_idx[:, :, None], axis=1)  # (B, N_max, 5)
+        x_fw = ops.transpose(x, (1, 0, 2))  # (N_max, B, 5)
+        x_bw = ops.transpose(x_rev, (1, 0, 2))
+        batch = ops.shape(x)[0]
+        keep_fw = keep_bw = None
+        if training and hps.use_recurrent_dropout:
+            keep_fw = self._keep_mask((n_max, batch, hps.enc_rnn_size),
+                                      hps.recurrent_dropout_prob)
+            keep_bw = self._keep_mask((n_max, batch, hps.enc_rnn_size),
+                                      hps.recurrent_dropout_prob)
+        hs_fw, _ = self.encoder_fw.sequence(self.encoder_fw.input_projection(x_fw),
+                                            self.encoder_fw.zero_state(batch), keep_fw)
+        hs_bw, _ = self.encoder_bw.sequence(self.encoder_bw.input_projection(x_bw),
+                                            self.encoder_bw.zero_state(batch), keep_bw)
+        last = ops.maximum(lengths - 1, 0)[None, :, None]  # (1, B, 1)
+        h_fw = ops.take_along_axis(hs_fw, last, axis=0)[0]  # (B, u_enc)
+        h_bw = ops.take_along_axis(hs_bw, last, axis=0)[0]
+        h = ops.concatenate([h_fw, h_bw], axis=-1)  # (B, 2 u_enc)
+        return self.mu_dense(h), self.presig_dense(h)
+
+    def encode(self, strokes, lengths):
+        """(mu, presig), each (B, z_size); sigma = exp(presig / 2). No dropout."""
+        return self._encode_tm(ops.convert_to_tensor(strokes, "float32"),
+                               ops.convert_to_tensor(lengths, "int32"), training=False)
+
+    # ------------------------------------------------------------------ decoder
+    def initial_state(self, z, batch_size: int | None = None) -> tuple:
+        """h0, c0 (and the hyper cell's) = tanh(Dense(z)); zeros in decoder-only mode."""
+        if not self.hps.conditional or z is None:
+            return self.decoder.zero_state(batch_size)
+        flat = ops.tanh(self.initial_state_dense(z))  # (B, sum(state sizes))
+        sizes = self.decoder.state_sizes
+        bounds = np.cumsum(sizes)[:-1].tolist()
+        return tuple(ops.split(flat, bounds, axis=-1))
+
+    def _decode_tm(self, s_prev_tm, z, states, training: bool = False):
+        """s_prev_tm (N, B, 5) -> raw (N, B, K), teacher-forced from `states`."""
+        hps = self.hps
+        n, batch = s_prev_tm.shape[0], ops.shape(s_prev_tm)[1]
+        if training and hps.use_input_dropout:
+            x = s_prev_tm
+            if z is not None:
+                z_all = ops.broadcast_to(z[None], (n, batch, z.shape[-1]))
+                x = ops.concatenate([x, z_all], axis=-1)  # (N, B, 5+z)
+            x = x * self._keep_mask((n, batch, x.shape[-1]), hps.input_dropout_prob)
+            xp = self.decoder.input_projection(x)
+        else:
+            xp = self.decoder.input_projection(s_prev_tm, z)  # (N, B, P)
+        keep = None
+        if training and hps.use_recurrent_dropout:
+            keep = self._keep_mask((n, batch, hps.dec_rnn_size), hps.recurrent_dropout_prob)
+        hs, _ = self.decoder.sequence(xp, states, keep)  # (N, B, u)
+        if training and hps.use_output_dropout:
+            hs = hs * self._keep_mask((n, batch, hps.dec_rnn_size), hps.output_dropout_prob)
+        return self.head(hs)  # (N, B, K)
+
+    def decode_step(self, s_prev, z, states):
+        """One decoder step: s_prev (B, 5), z (B, z)|None -> (raw (B, K), new states)."""
+        s_prev = ops.convert_to_tensor(s_prev, "float32")
+        z = None if (z is None or not self.hps.conditional) else ops.convert_to_tensor(z)
+        xp = self.decoder.input_projection(s_prev[None], z)[0]  # (B, P)
+        h, states = self.decoder.step(xp, tuple(states))
+        return self.head(h), states
+
+    def decode_sequence(self, strokes, z):
+        """Teacher-forced raw head outputs (B, N_max, K) for inputs strokes[:, :-1]."""
+        strokes = ops.convert_to_tensor(strokes, "float32")
+        z = None if (z is None or not self.hps.conditional) else ops.convert_to_tensor(z)
+        states = self.initial_state(z, ops.shape(strokes)[0])
+        s_prev = ops.transpose(strokes[:, :-1], (1, 0, 2))  # (N_max, B, 5)
+        return ops.transpose(self._decode_tm(s_prev, z, states), (1, 0, 2))
+
+    # ------------------------------------------------------------------ forward + loss
+    def _forward(self, strokes, lengths, training: bool):
+        """-> dict(raw (N_max, B, K) time-major, mu, presig (B, z) or None)."""
+        hps = self.hps
+        strokes = ops.convert_to_tensor(strokes, "float32")
+        lengths = ops.convert_to_tensor(lengths, "int32")
+        counter = self._train_step_counter() if training else _EVAL_STREAM
+        needs_rng = hps.conditional or (training and (
+            hps.use_recurrent_dropout or hps.use_input_dropout or hps.use_output_dropout))
+        if needs_rng:
+            self._reset_rng(counter)
+        batch = ops.shape(strokes)[0]
+        mu = presig = z = None
+        if hps.conditional:
+            mu, presig = self._encode_tm(strokes, lengths, training)
+            eps = keras.random.normal((batch, hps.z_size), seed=self.rng)
+            z = mu + ops.exp(presig / 2.0) * eps  # (B, z)
+        states = self.initial_state(z, batch)
+        s_prev = ops.transpose(strokes[:, :-1], (1, 0, 2))  # (N_max, B, 5)
+        raw = self._decode_tm(s_prev, z, states, training)
+        return {"raw": raw, "mu": mu, "presig": presig}
+
+    def call(self, inputs, training: bool = False):
+        out = self._forward(inputs["strokes"], inputs["lengths"], training)
+        if out["mu"] is None:
+            return {"raw": out["raw"]}
+        return out
+
+    def _terms(self, strokes, lengths, out) -> dict:
+        """Per-sketch stroke (L_s), pen (L_p) and kl terms, each (B,)."""
+        strokes = ops.convert_to_tensor(strokes, "float32")
+        lengths = ops.cast(ops.convert_to_tensor(lengths), "int32")
+        raw = out["raw"]  # (N_max, B, K)
+        n_max = raw.shape[0]
+        target = ops.transpose(strokes[:, 1:], (1, 0, 2))  # (N_max, B, 5)
+        nll, pen_ce = step_losses(raw, target)  # (N_max, B) each
+        mask = ops.cast(ops.arange(n_max, dtype="int32")[:, None] < lengths[None, :], "float32")
+        stroke = ops.sum(nll * mask, axis=0) / n_max  # (B,)
+        pen = ops.sum(pen_ce, axis=0) / n_max
+        if out.get("mu") is not None:
+            kl = kl_per_sketch(out["mu"], out["presig"])
+        else:
+            kl = ops.zeros_like(stroke)
+        return {"stroke": stroke, "pen": pen, "kl": kl}
+
+    def loss_terms(self, strokes, lengths, training: bool = False) -> dict:
+        """Per-sketch (B,) terms whose batch means are L_s, L_p and KL (before the floor)."""
+        out = self._forward(strokes, lengths, training)
+        return self._terms(strokes, lengths, out)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """cost = L_s + L_p + w_KL * max(KL, kl_tolerance); updates the metric trackers."""
+        terms = self._terms(x["strokes"], x["lengths"], y_pred)
+        recon = ops.mean(terms["stroke"]) + ops.mean(terms["pen"])
+        kl = ops.mean(terms["kl"])
+        cost = recon
+        if self.hps.conditional:
+            cost = recon + self.kl_weight * ops.maximum(kl, self.hps.kl_tolerance)
+        self.cost_tracker.update_state(cost)
+        self.recon_tracker.update_state(recon)
+        self.kl_tracker.update_state(kl)
+        self.w_kl_tracker.update_state(self.kl_weight)
+        return cost
+
+    def compile_for_training(self, **kwargs) -> None:
+        """Adam(lr, clipvalue=grad_clip); lr is a variable the LR callback assigns."""
+        optimizer = keras.optimizers.Adam(learning_rate=self.hps.learning_rate,
+                                          clipvalue=self.hps.grad_clip, epsilon=1e-8)
+        self.compile(optimizer=optimizer, **kwargs)
