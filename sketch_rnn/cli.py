@@ -127,7 +127,9 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help="QuickDraw .ndjson/.bin (raw or simplified) -> sketch-rnn .npz")
     p.add_argument("inputs", nargs="+", metavar="IN")
     p.add_argument("-o", "--output", required=True, metavar="OUT.npz")
-    p.add_argument("--max-seq-len", type=int, default=200)
+    p.add_argument("--max-seq-len", type=int, default=200,
+                   help="longer drawings get RDP with rising epsilon until they fit (0: no limit)")
+    p.add_argument("--no-fit", action="store_true", help="drop drawings longer than --max-seq-len")
     p.add_argument("--split", default=None, help='train,valid,test counts or fractions, e.g. "0.9,0.05,0.05"')
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--recognized-only", action="store_true")
