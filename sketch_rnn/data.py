@@ -27,17 +27,22 @@ from .errors import SketchRNNError
 SPLITS = ("train", "valid", "test")
 OFFSET_LIMIT = 1000  # magenta clips |dx|, |dy| to this before normalising
 
+try:  # NumPy 2
+    from numpy._core import multiarray as _multiarray
+except ImportError:  # NumPy 1.x
+    from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]
+
 # --------------------------------------------------------------------------- safe unpickling
 # The only globals a pickled NumPy object array of arrays needs. numpy.core.* is the NumPy 1
-# spelling found in old (Python 2) files; it is resolved to numpy._core without importing the
-# deprecated shim.
+# spelling found in old (Python 2) files; both resolve to the installed module directly, so
+# NumPy 2 never imports its deprecated numpy.core shim.
 _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
 }
 for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-    _ALLOWED_GLOBALS[(_mod, "_reconstruct")] = np._core.multiarray._reconstruct
-    _ALLOWED_GLOBALS[(_mod, "scalar")] = np._core.multiarray.scalar
+    _ALLOWED_GLOBALS[(_mod, "_reconstruct")] = _multiarray._reconstruct
+    _ALLOWED_GLOBALS[(_mod, "scalar")] = _multiarray.scalar
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
@@ -134,12 +139,11 @@ def load_npz(path: str | Path, content: bytes | None = None) -> dict[str, list[n
             content = Path(path).read_bytes()
     except OSError as e:
         raise SketchRNNError(f"{path}: cannot read ({e.strerror or e})") from None
+    _check_zip(path, content)
     try:
         npz = np.load(io.BytesIO(content), allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise SketchRNNError(f"{path}: not a sketch .npz file ({_short(e)})") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise SketchRNNError(f"{path}: not a .npz archive (a single .npy array)")
+        raise SketchRNNError(f"{path}: not a readable .npz archive ({_short(e)})") from None
     with npz:
         missing = [s for s in SPLITS if s not in npz.files]
         if missing:
@@ -155,6 +159,16 @@ def load_npz(path: str | Path, content: bytes | None = None) -> dict[str, list[n
                 raise SketchRNNError(f"{path}: split {split} is unreadable ({_short(e)})") from None
             result[split] = validate_sketches(arr, f"{path}: {split}")
     return result
+
+
+def _check_zip(path: str, content: bytes) -> None:
+    """Name the usual ways a file is not an .npz before NumPy guesses at it."""
+    if content.startswith(b"\x93NUMPY"):
+        raise SketchRNNError(f"{path}: a single .npy array, not a .npz archive")
+    if not content.startswith(b"PK"):
+        raise SketchRNNError(f"{path}: not a .npz file (not a zip archive)")
+    if not zipfile.is_zipfile(io.BytesIO(content)):
+        raise SketchRNNError(f"{path}: truncated or corrupt .npz (zip) archive")
 
 
 def _short(e: BaseException) -> str:
