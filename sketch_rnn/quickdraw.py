@@ -559,34 +559,37 @@ def _category_file(folder: str, word: str) -> str:
     return os.path.join(folder, ("_" + name if name.startswith(".") else name) + ".npz")
 
 
+Plan = dict[str, tuple[dict[str, list[np.ndarray]], int]]  # path -> (splits, sketches kept)
+
+
 def _plan_outputs(by_word: dict[str, list[np.ndarray]], output: str, per_category: bool,
-                  spec: SplitSpec, seed: int) -> dict[str, dict[str, list[np.ndarray]]]:
-    """{output path: splits}; every split is computed before anything is written."""
+                  spec: SplitSpec, seed: int) -> Plan:
+    """{output path: (splits, kept)}; every split is computed before anything is written."""
     if not per_category:
         pooled = [s for sketches in by_word.values() for s in sketches]
-        return {output: split_sketches(pooled, spec, seed, output)}
-    return {_category_file(output, word): split_sketches(sketches, spec, seed, word)
+        return {output: (split_sketches(pooled, spec, seed, output), len(pooled))}
+    return {_category_file(output, word): (split_sketches(sketches, spec, seed, word),
+                                           len(sketches))
             for word, sketches in by_word.items()}
 
 
-def _summary(tally: Tally, plans: dict[str, dict[str, list[np.ndarray]]], options: ConvertOptions
-             ) -> list[str]:
+def _summary(tally: Tally, plans: Plan, options: ConvertOptions) -> list[str]:
+    """The lines printed after a conversion: what was read, kept, dropped (why), written."""
     o = tally.outcomes
-    kept = o["kept"] + o["fitted"]
     lines = [f"read {tally.read} drawings"
              + (f" ({tally.raw} raw, simplified with Google's pipeline)" if tally.raw else "")
              + (f", skipped {tally.bad} bad records (first: {tally.first_bad})" if tally.bad else "")]
     limit = options.max_seq_len or "no limit"
-    lines.append(f"kept {kept}: {o['fitted']} of them simplified further (RDP) to fit "
-                 f"max_seq_len {limit}")
+    lines.append(f"kept {o['kept'] + o['fitted']}" + (
+        f" ({o['fitted']} simplified further with RDP to fit max_seq_len {limit})"
+        if o["fitted"] else ""))
     why = {"not recognized": "not recognized", "too short": f"fewer than {options.min_points} "
            "points", "too long": f"longer than {limit} points"}
     dropped = ", ".join(f"{o[k]} {text}" for k, text in why.items() if o[k])
     lines.append(f"dropped {sum(o[k] for k in why)}" + (f": {dropped}" if dropped else ""))
-    for path, splits in plans.items():
+    for path, (splits, kept) in plans.items():
         sizes = ", ".join(f"{name} {len(splits[name])}" for name in SPLITS)
-        unused = kept if len(plans) == 1 else None
-        rest = (unused - sum(len(v) for v in splits.values())) if unused is not None else 0
+        rest = kept - sum(len(v) for v in splits.values())
         lines.append(f"wrote {path}: {sizes}" + (f" ({rest} left out by --split)" if rest else ""))
     return lines
 
@@ -609,7 +612,7 @@ def convert_command(args: argparse.Namespace) -> int:
     plans = _plan_outputs(by_word, args.output, args.per_category, spec, args.seed)
     if args.per_category:
         os.makedirs(args.output, exist_ok=True)
-    for path, splits in plans.items():
+    for path, (splits, _) in plans.items():
         write_npz(path, splits)
     print("\n".join(_summary(tally, plans, options)))
     return 0

@@ -279,7 +279,8 @@ def test_convert_per_category_and_filters(tmp_path, capsys):
     cat = _load_original_way(out / "cat.npz")
     assert [len(cat[k]) for k in qd.SPLITS] == [10, 2, 2]
     summary = capsys.readouterr().out
-    assert "not recognized" in summary and "left out" not in summary
+    assert "not recognized" in summary
+    assert "cat.npz: train 10, valid 2, test 2 (" in summary and "left out by --split" in summary
 
 
 def test_write_failure_leaves_nothing(tmp_path, monkeypatch):
