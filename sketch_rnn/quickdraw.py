@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import itertools
 import json
 import os
 import secrets
@@ -125,7 +126,7 @@ class Drawing:
 
 
 def _check_strokes(raw: object, where: str) -> list[np.ndarray]:
-    """Validate a JSON `drawing` value -> list of (2|3, n) numeric arrays (empty strokes dropped)."""
+    """Validate a JSON `drawing` -> list of (2|3, n) numeric arrays, empty strokes dropped."""
     if not isinstance(raw, list):
         raise SketchRNNError(f"{where}: 'drawing' is not a list of strokes")
     strokes = []
@@ -234,7 +235,7 @@ def read_bin(path: str, on_bad: OnBad | None = None,
     """
     word = _stem(path)
     with _open(path) as f:
-        for number in range(1, sys.maxsize):
+        for number in itertools.count(1):
             where = f"{path} record {number}"
             try:
                 drawing, size = _read_bin_record(f, where, word)
@@ -416,7 +417,8 @@ def parse_split(text: str | None) -> SplitSpec:
     if text is None:
         return SplitSpec(DEFAULT_SPLIT)
     parts = [p.strip() for p in text.split(",")]
-    usage = f"--split {text!r}: expected three counts (70000,2500,2500) or fractions (0.9,0.05,0.05)"
+    usage = (f"--split {text!r}: expected three counts (70000,2500,2500) "
+             "or fractions (0.9,0.05,0.05)")
     if len(parts) != 3:
         raise SketchRNNError(usage)
     is_fraction = ["." in p or "e" in p.lower() for p in parts]
@@ -576,9 +578,10 @@ def _plan_outputs(by_word: dict[str, list[np.ndarray]], output: str, per_categor
 def _summary(tally: Tally, plans: Plan, options: ConvertOptions) -> list[str]:
     """The lines printed after a conversion: what was read, kept, dropped (why), written."""
     o = tally.outcomes
+    skipped = f", skipped {tally.bad} bad records (first: {tally.first_bad})" if tally.bad else ""
     lines = [f"read {tally.read} drawings"
              + (f" ({tally.raw} raw, simplified with Google's pipeline)" if tally.raw else "")
-             + (f", skipped {tally.bad} bad records (first: {tally.first_bad})" if tally.bad else "")]
+             + skipped]
     limit = options.max_seq_len or "no limit"
     lines.append(f"kept {o['kept'] + o['fitted']}" + (
         f" ({o['fitted']} simplified further with RDP to fit max_seq_len {limit})"

@@ -87,7 +87,8 @@ def test_url_quotes_spaces():
 
 def test_download_success(server, tmp_path, capsys):
     dest = tmp_path / "data"
-    assert _download("cat", "hot air balloon", "--to", str(dest), "--base-url", server + "/ok/") == 0
+    ok = server + "/ok/"
+    assert _download("cat", "hot air balloon", "--to", str(dest), "--base-url", ok) == 0
     assert "/ok/hot%20air%20balloon.npz" in _Storage.requests
     assert sorted(os.listdir(dest)) == ["cat.npz", "hot air balloon.npz"]
     assert (dest / "cat.npz").read_bytes() == _Storage.body
