@@ -115,7 +115,8 @@ def main() -> None:
     parser.add_argument("--data", default="data/aaron_sheep.npz")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--calls", type=int, default=300, help="our batches per repeat")
-    parser.add_argument("--baseline-calls", type=int, default=10, help="reference batches per repeat")
+    parser.add_argument("--baseline-calls", type=int, default=10,
+                        help="reference batches per repeat")
     args = parser.parse_args()
 
     hps = HParams(batch_size=100, max_seq_len=250, random_scale_factor=0.15,

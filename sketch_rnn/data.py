@@ -412,8 +412,8 @@ def _format_stats(report: dict[str, Any]) -> str:
         r = report[s]
         lines.append(
             f"{s:5s}  count {r['count']:6d}  length min/mean/max {r['length_min']}/"
-            f"{r['length_mean']:.1f}/{r['length_max']}  pen lifts {100 * r['pen_lift_fraction']:.1f}%"
-            f" ({r['strokes_mean']:.1f} strokes/sketch)  longer than {report['max_seq_len']}: "
+            f"{r['length_mean']:.1f}/{r['length_max']}  "
+            f"pen lifts {100 * r['pen_lift_fraction']:.1f}% ({r['strokes_mean']:.1f} strokes/sketch)  longer than {report['max_seq_len']}: "
             f"{r['too_long']}")
     lines.append(f"scale factor (train, after the length filter): {report['scale_factor']:.6f}")
     return "\n".join(lines)

@@ -155,7 +155,8 @@ def test_eval_batches_cover_the_split_once(sheep):
     assert weights.sum() == 300 and (weights[:300] == 1).all() and (weights[300:] == 0).all()
     lengths = np.concatenate([l for _, l, _ in batches])[:300]
     np.testing.assert_array_equal(lengths, sheep.valid.lengths())
-    np.testing.assert_array_equal(batches[1][0][5], S.stroke3_to_stroke5(sheep.valid.sketch(133), 250))
+    np.testing.assert_array_equal(batches[1][0][5],
+                                  S.stroke3_to_stroke5(sheep.valid.sketch(133), 250))
     again = list(eval_batches(sheep.valid, hps))
     np.testing.assert_array_equal(batches[2][0], again[2][0])
 
