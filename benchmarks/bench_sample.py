@@ -1,0 +1,96 @@
+"""Sampling speed: the batched compiled sampler vs the original's one-call-per-step loop.
+
+Both decode full-length sketches (N_max = 250 steps at the `paper` preset, no early stop,
+so every sketch costs the same) with the same randomly initialised model in the same run:
+- batched: `run_sampler` on n = 100 and n = 1000 sketches, one framework call per batch;
+- stepwise: `stepwise_decode`, one sketch at a time, one compiled decode_step call per point
+  and NumPy sampling in between, as magenta's `sample()` does with `sess.run`.
+Prints the figures, then one JSON line with "sketches_per_s" (batched, n = 1000) and
+"speedup" (that over the stepwise loop).
+
+    python benchmarks/bench_sample.py [--preset paper] [--n 100 1000] [--stepwise 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _time(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="paper")
+    ap.add_argument("--hparams", default=None, help='overrides, "k=v,..."')
+    ap.add_argument("--n", type=int, nargs="+", default=[100, 1000], help="batch sizes")
+    ap.add_argument("--stepwise", type=int, default=3, help="sketches for the stepwise loop")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    import keras
+    import numpy as np
+
+    from sketch_rnn import sampling
+    from sketch_rnn.hparams import preset
+    from sketch_rnn.model import SketchRNN
+
+    hps = preset(args.preset).with_overrides(args.hparams)
+    steps = hps.max_seq_len
+    model = SketchRNN(hps, seed=args.seed)
+    print(f"backend {keras.backend.backend()}, preset {args.preset}: dec {hps.dec_model} "
+          f"{hps.dec_rnn_size}, M={hps.num_mixture}, z={hps.z_size}, {steps} steps per sketch, "
+          f"cpus {os.cpu_count()}", flush=True)
+
+    def batched(n: int):
+        z = sampling.prior_z(n, hps.z_size, args.seed) if hps.conditional else None
+        noise = sampling.step_noise(n, steps, args.seed)
+        return lambda: sampling.run_sampler(model, z, noise, 0.5, stop_early=False)
+
+    results: dict[str, float] = {}
+    for n in args.n:
+        run = batched(n)
+        compile_s = _time(run)  # first call traces and compiles
+        dt = _time(run)
+        results[f"batched_n{n}"] = n / dt
+        print(f"batched   n={n:5d}: {dt:7.2f} s  {n / dt:9.1f} sketches/s "
+              f"({n * steps / dt:,.0f} points/s; first call {compile_s:.1f} s)", flush=True)
+
+    z = sampling.prior_z(args.stepwise, hps.z_size, args.seed) if hps.conditional else None
+    noise = sampling.step_noise(args.stepwise, steps, args.seed)
+
+    def one(i: int):
+        zi = None if z is None else z[i]
+        return sampling.stepwise_decode(model, zi, noise[i], 0.5, stop_early=False)
+
+    one(0)  # compile the step
+    dt = sum(_time(lambda i=i: one(i)) for i in range(args.stepwise))
+    stepwise = args.stepwise / dt
+    print(f"stepwise  n=1 x {args.stepwise}: {dt:7.2f} s  {stepwise:9.2f} sketches/s "
+          f"({dt / (args.stepwise * steps) * 1e3:.2f} ms per step)", flush=True)
+
+    best_n = max(args.n)
+    report = {
+        "sketches_per_s": round(results[f"batched_n{best_n}"], 1),
+        "speedup": round(results[f"batched_n{best_n}"] / stepwise, 1),
+        **{k: round(v, 1) for k, v in results.items()},
+        "stepwise_sketches_per_s": round(stepwise, 2),
+        "steps_per_sketch": steps,
+        "preset": args.preset,
+        "backend": keras.backend.backend(),
+        "cpus": os.cpu_count(),
+    }
+    print(json.dumps(report, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
