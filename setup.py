@@ -18,6 +18,7 @@ setup(
         "matplotlib>=3.8",
         "pillow>=10",
         "tqdm>=4.66",
+        "tensorboard>=2.16",
     ],
     extras_require={
         "test": ["pytest>=8", "jax==0.10.2", "jaxlib==0.10.2", "nbclient>=0.10",

@@ -1,0 +1,53 @@
+"""Losses over a whole split, the way the paper's Table 1 reports them.
+
+Per-sketch terms from `model.loss_terms` are averaged over every sketch of
+the split exactly once (the padded rows of the last batch carry weight 0):
+- stroke = L_s: mixture NLL summed over the sketch's real points, divided by N_max;
+- pen    = L_p: pen cross-entropy summed over all N_max steps (the end-of-sketch
+  steps after the last point included, as in the original), divided by N_max;
+- recon  = L_R = L_s + L_p;
+- kl     = L_KL before the tolerance floor (0 for decoder-only models);
+- cost   = L_R + w_KL * max(kl, kl_tolerance) with the model's current w_KL.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import keras
+import numpy as np
+
+from .data import SketchSplit, eval_batches
+from .hparams import HParams
+
+
+def evaluate_split(model: Any, split: SketchSplit, hps: HParams) -> dict[str, float]:
+    """Mean L_s, L_p, L_R, KL and cost over the split (deterministic: no augmentation)."""
+    totals = np.zeros(3, dtype=np.float64)  # stroke, pen, kl
+    count = 0.0
+    for strokes, lengths, weights in eval_batches(split, hps):
+        terms = model.loss_terms(strokes, lengths, training=False)
+        for i, key in enumerate(("stroke", "pen", "kl")):
+            totals[i] += float(np.sum(keras.ops.convert_to_numpy(terms[key]) * weights))
+        count += float(np.sum(weights))
+    if count == 0:
+        raise ValueError("empty split")
+    stroke, pen, kl = (totals / count).tolist()
+    w_kl = float(keras.ops.convert_to_numpy(model.kl_weight))
+    floor = max(kl, hps.kl_tolerance) if hps.conditional else 0.0
+    return {"recon": stroke + pen, "stroke": stroke, "pen": pen, "kl": kl,
+            "cost": stroke + pen + w_kl * floor}
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    from .checkpoint import load_run
+    from .data import load_data
+
+    run = load_run(args.run_dir)
+    paths = args.data or run.data_paths
+    data = load_data(paths, run.hps.max_seq_len, scale_factor=run.scale_factor)
+    result = evaluate_split(run.model, data.split(args.split), run.hps)
+    result.update(split=args.split, step=run.step, count=len(data.split(args.split)))
+    print(json.dumps(result, sort_keys=True))
+    return 0

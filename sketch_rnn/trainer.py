@@ -1,0 +1,265 @@
+"""`sketch-rnn train`: new runs, exact resumes, and the training loop around `model.fit`.
+
+Exactness rests on three facts (DESIGN.md §5): batch `i` of the data stream is
+`train_batch(seed, i)`, a pure function; every random draw inside a step is a
+function of (seed, optimizer.iterations); and everything that changes during
+training — model and optimizer variables, the stateful schedule callbacks,
+any Keras RNG state — is in the checkpoint. With TensorFlow op determinism on
+CPU, training to N in one go and training to K, stopping, resuming to N give
+the same bits.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+from . import checkpoint as ckpt_io
+from .callbacks import (CheckpointCallback, KLWeightScheduler, LearningRateSchedulerPerBatch,
+                        StopSignal)
+from .data import SketchData, SketchSplit, load_data, train_batch
+from .errors import SketchRNNError
+from .evaluation import evaluate_split
+from .hparams import ARCHITECTURE_FIELDS, HParams, parse_overrides, preset
+from .model import SketchRNN
+from .schedules import kl_weight_schedule, learning_rate_schedule
+
+DEFAULT_DATA = ("data/aaron_sheep.npz",)
+DEFAULT_PRESET = "small"
+
+
+# --------------------------------------------------------------------------- set-up
+def configure_determinism(seed: int) -> None:
+    """Seed every global RNG and ask TensorFlow for deterministic kernels."""
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def build_model(hps: HParams, seed: int) -> SketchRNN:
+    """A compiled model whose variables (optimizer included) all exist, ready to load weights."""
+    model = SketchRNN(hps, seed=seed)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=hps.learning_rate,
+                                                  clipvalue=hps.grad_clip))
+    n1 = hps.max_seq_len + 1
+    model({"strokes": np.zeros((1, n1, 5), "float32"),  # (1, N_max+1, 5)
+           "lengths": np.full((1,), hps.max_seq_len, "int32")})
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def rng_states(model: keras.Model) -> list[list[int]]:
+    """The states of every keras.random.SeedGenerator in the model (save_weights omits them)."""
+    return [keras.ops.convert_to_numpy(g.state).tolist() for g in _seed_generators(model)]
+
+
+def restore_rng_states(model: keras.Model, states: Sequence[Sequence[int]]) -> None:
+    generators = _seed_generators(model)
+    if len(generators) != len(states):
+        raise SketchRNNError(f"checkpoint holds {len(states)} RNG states, model has {len(generators)}")
+    for g, s in zip(generators, states):
+        g.state.assign(np.asarray(s, dtype=keras.ops.convert_to_numpy(g.state).dtype))
+
+
+def _seed_generators(model: keras.Model) -> list[Any]:
+    found: list[Any] = []
+    for layer in model._flatten_layers(include_self=True):
+        for g in getattr(layer, "_seed_generators", []):
+            if all(g is not f for f in found):
+                found.append(g)
+    return found
+
+
+class TrainStream(keras.utils.PyDataset):
+    """Item i is the batch of global step start + i: the data position is the step."""
+
+    def __init__(self, split: SketchSplit, hps: HParams, seed: int, start: int, stop: int) -> None:
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.split, self.hps, self.seed = split, hps, seed
+        self.start, self.stop = start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        strokes, lengths = train_batch(self.split, self.hps, self.seed, self.start + i)
+        return {"strokes": strokes, "lengths": lengths}  # (B, N_max+1, 5), (B,)
+
+
+# --------------------------------------------------------------------------- the run
+@dataclass
+class RunConfig:
+    run_dir: Path
+    data_paths: list[str]
+    hps: HParams
+    seed: int
+    run_id: str
+    resume_from: ckpt_io.Checkpoint | None
+
+
+def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str | None,
+             overrides: str | None, num_steps: int | None, seed: int | None) -> RunConfig:
+    """Decide between a new run and a resume, and check the arguments against the saved run."""
+    run_dir = Path(run_dir)
+    previous = ckpt_io.newest_checkpoint(run_dir) if run_dir.is_dir() else None
+    if previous is None:
+        hps = preset(preset_name or DEFAULT_PRESET).with_overrides(overrides)
+        if num_steps is not None:
+            hps = hps.replace(num_steps=num_steps)
+        return RunConfig(run_dir, list(data or DEFAULT_DATA), hps, 0 if seed is None else seed,
+                         uuid.uuid4().hex, None)
+    saved = previous.state
+    hps = previous.hps
+    changes = parse_overrides(overrides)
+    if num_steps is not None:
+        changes["num_steps"] = num_steps
+    arch = [k for k in ARCHITECTURE_FIELDS if k in changes and changes[k] != getattr(hps, k)]
+    if arch:
+        raise SketchRNNError(f"{run_dir}: cannot change {', '.join(arch)} of an existing run "
+                             f"(it would change the weights' shapes); use a new --run-dir")
+    if preset_name is not None and _differs_from_preset(hps, preset_name, changes):
+        print(f"note: resuming {run_dir}: its saved hparams win over --preset {preset_name}")
+    differing = sorted(k for k, v in changes.items() if k != "num_steps" and v != getattr(hps, k))
+    if differing:
+        print(f"warning: changing {', '.join(differing)} on resume: the run will no longer match "
+              "an uninterrupted one bit for bit", file=sys.stderr)
+    if seed is not None and seed != saved["seed"]:
+        raise SketchRNNError(f"{run_dir}: the run was started with --seed {saved['seed']}, not {seed}")
+    paths = list(data) if data else list(saved["data"]["paths"])
+    return RunConfig(run_dir, paths, hps.replace(**changes), int(saved["seed"]), saved["run_id"],
+                     previous)
+
+
+def _differs_from_preset(hps: HParams, preset_name: str, changes: dict[str, Any]) -> bool:
+    same_target = {**changes, "num_steps": hps.num_steps}
+    return preset(preset_name).replace(**same_target) != hps.replace(**same_target)
+
+
+class Trainer:
+    """Holds one run's model, data and callbacks; `fit()` trains to hps.num_steps."""
+
+    def __init__(self, config: RunConfig, progress: bool = True) -> None:
+        self.config = config
+        self.hps = config.hps
+        self.progress = progress
+        configure_determinism(config.seed)
+        self.data = load_data(config.data_paths, self.hps.max_seq_len)
+        self._check_data()
+        self.model = build_model(self.hps, config.seed)
+        self.writer = ckpt_io.CheckpointWriter(config.run_dir, self.hps.keep_checkpoints)
+        self.lr_callback, self.kl_callback = self._restore()
+        self.stop = StopSignal()
+
+    # ----------------------------------------------------------------- restore
+    def _check_data(self) -> None:
+        prev = self.config.resume_from
+        if prev is not None and prev.state["data"]["fingerprint"] != self.data.fingerprint:
+            raise SketchRNNError(
+                f"{self.config.run_dir}: --data {' '.join(self.config.data_paths)} is not the data "
+                f"this run was trained on ({' '.join(prev.state['data']['paths'])})")
+
+    def _restore(self) -> tuple[LearningRateSchedulerPerBatch, KLWeightScheduler]:
+        prev, run_id = self.config.resume_from, self.config.run_id
+        lr_schedule, kl_schedule = learning_rate_schedule(self.hps), kl_weight_schedule(self.hps)
+        if prev is None:
+            return (LearningRateSchedulerPerBatch(lr_schedule, run_id),
+                    KLWeightScheduler(kl_schedule, run_id))
+        ckpt_io.quarantine_newer(self.config.run_dir, prev.step)
+        self.model.load_weights(str(prev.path / ckpt_io.WEIGHTS))
+        restore_rng_states(self.model, prev.state.get("rng_states", []))
+        saved = ckpt_io.load_callbacks(prev)
+        lr_cb, kl_cb = saved.get("lr_scheduler"), saved.get("kl_scheduler")
+        for name, cb, cls in (("lr_scheduler", lr_cb, LearningRateSchedulerPerBatch),
+                              ("kl_scheduler", kl_cb, KLWeightScheduler)):
+            if not isinstance(cb, cls):
+                raise SketchRNNError(f"{prev.path / ckpt_io.CALLBACKS}: no {name} callback")
+            if cb.run_id != run_id:
+                raise SketchRNNError(f"{prev.path / ckpt_io.CALLBACKS}: {name} belongs to another "
+                                     f"run ({cb.run_id or '?'}, this run is {run_id})")
+        if lr_cb.schedule != lr_schedule or kl_cb.schedule != kl_schedule:
+            print("warning: the schedules changed with the hparams; continuing from the saved counts "
+                  "with the new schedules", file=sys.stderr)
+            lr_cb.schedule, kl_cb.schedule = lr_schedule, kl_schedule
+        fp = ckpt_io.fingerprint(self.model)
+        if fp != prev.state.get("fingerprint"):
+            raise SketchRNNError(f"{prev.path}: restored variables do not match the saved fingerprint")
+        print(f"resuming {self.config.run_dir} from {prev.name} (step {prev.step})")
+        return lr_cb, kl_cb
+
+    # ----------------------------------------------------------------- saving
+    @property
+    def step(self) -> int:
+        return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def state(self, step: int, valid: dict[str, float]) -> dict[str, Any]:
+        return {
+            "format": ckpt_io.FORMAT_VERSION,
+            "step": step,
+            "seed": self.config.seed,
+            "run_id": self.config.run_id,
+            "data_position": step,
+            "rng_states": rng_states(self.model),
+            "rng": "batches: numpy default_rng([seed, step]); model draws keyed by (seed, step)",
+            "data": {"paths": self.config.data_paths, "fingerprint": self.data.fingerprint,
+                     "scale_factor": self.data.scale_factor, "categories": self.data.categories},
+            "hparams": self.hps.to_dict(),
+            "params": ckpt_io.count_params(self.model),
+            "fingerprint": ckpt_io.fingerprint(self.model),
+            "learning_rate": self.lr_callback.current,
+            "kl_weight": self.kl_callback.current,
+            "valid": valid,
+            "valid_cost": valid.get("cost"),
+            "versions": {"keras": keras.__version__, "backend": keras.backend.backend()},
+        }
+
+    def save(self, step: int) -> Path:
+        valid = evaluate_split(self.model, self.data.valid, self.hps) if len(self.data.valid) else {}
+        callbacks = {"lr_scheduler": self.lr_callback, "kl_scheduler": self.kl_callback}
+        path = self.writer.write(step, self.model, callbacks, self.state(step, valid))
+        self.logger.log_save(step, path, valid)
+        return path
+
+    # ----------------------------------------------------------------- training
+    def fit(self) -> int:
+        """Train to hps.num_steps; returns the process exit code (130/143 after a signal)."""
+        start, stop = self.step, self.hps.num_steps
+        if start >= stop:
+            print(f"{self.config.run_dir}: already at step {start} of {stop}; nothing to do")
+            return 0
+        from .progress import TrainingLogger
+
+        self.logger = TrainingLogger(self.config.run_dir, start, stop, self.lr_callback,
+                                     self.kl_callback, progress=self.progress)
+        saver = CheckpointCallback(self.save, self.hps.save_every, stop, self.stop)
+        stream = TrainStream(self.data.train, self.hps, self.config.seed, start, stop)
+        with self.stop:
+            self.model.fit(stream, epochs=1, verbose=0, shuffle=False,
+                           callbacks=[self.lr_callback, self.kl_callback, saver, self.logger])
+        self.logger.close()
+        self.save_seconds = saver.save_seconds
+        return self.stop.exit_code
+
+
+def train_from_args(args: argparse.Namespace) -> int:
+    if args.distribute:
+        raise SketchRNNError("--distribute is not available in this version")
+    config = plan_run(args.run_dir, args.data, args.preset, args.hparams, args.num_steps, args.seed)
+    trainer = Trainer(config, progress=not args.no_progress)
+    code = trainer.fit()
+    if code:
+        print(f"stopped at step {trainer.step}; run the same command again to resume", file=sys.stderr)
+    else:
+        print(f"done: step {trainer.step} of {trainer.hps.num_steps}; "
+              f"checkpoints in {config.run_dir / 'checkpoints'}")
+    return code

@@ -1,0 +1,230 @@
+"""The heart of the project: a stopped and resumed run ends with the same bits as an uninterrupted one.
+
+Every run here is the `tiny` preset on the bundled sheep data (sketches of at most
+64 points), checkpointing every 10 steps. The fingerprint compared is `info --json`'s:
+the sha256 of all model and optimizer variables.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sketch_rnn import checkpoint as ckpt_io
+from sketch_rnn.callbacks import LearningRateSchedulerPerBatch
+from sketch_rnn.errors import SketchRNNError
+from sketch_rnn.schedules import learning_rate_schedule
+from sketch_rnn.trainer import Trainer, plan_run
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = str(ROOT / "data" / "aaron_sheep.npz")
+HPARAMS = "max_seq_len=64,save_every=10,batch_size=8"
+N = 25
+
+
+def train(run_dir: Path, num_steps: int, seed: int | None = None, hparams: str = HPARAMS,
+          data: str = DATA) -> Trainer:
+    config = plan_run(run_dir, [data], "tiny", hparams, num_steps, seed)
+    trainer = Trainer(config, progress=False)
+    assert trainer.fit() == 0
+    return trainer
+
+
+def fingerprint(run_dir: Path) -> str:
+    return ckpt_io.info(run_dir)["fingerprint"]
+
+
+def lr_column(run_dir: Path) -> dict[int, float]:
+    with open(run_dir / "logs" / "train.csv", newline="") as f:
+        return {int(r["step"]): float(r["lr"]) for r in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> tuple[Path, str]:
+    """The reference: one uninterrupted run to N steps."""
+    run_dir = tmp_path_factory.mktemp("straight") / "run"
+    trainer = train(run_dir, N)
+    fp = fingerprint(run_dir)
+    assert fp == ckpt_io.fingerprint(trainer.model)  # what info reports is the live state
+    return run_dir, fp
+
+
+@pytest.mark.parametrize("k", [15, 11, 19], ids=["mid-way", "just-after-save", "just-before-save"])
+def test_stop_at_k_and_resume_gives_same_fingerprint(straight, tmp_path, k) -> None:
+    run_dir = tmp_path / "run"
+    train(run_dir, k)  # stops at K and saves there, as a Ctrl-C would
+    assert ckpt_io.info(run_dir)["step"] == k
+    resumed = train(run_dir, N)
+    assert resumed.step == N
+    assert fingerprint(run_dir) == straight[1]
+    # The learning rate is continuous across the resume: the step numbered s ran with lr(s - 1).
+    schedule = learning_rate_schedule(resumed.hps)
+    logged = lr_column(run_dir)
+    assert sorted(logged) == list(range(1, N + 1))
+    for s, lr in logged.items():
+        assert lr == pytest.approx(schedule(s - 1), rel=1e-12)
+
+
+def test_same_seed_same_fingerprint_other_seed_differs(straight, tmp_path) -> None:
+    train(tmp_path / "again", N)
+    train(tmp_path / "other", N, seed=1)
+    assert fingerprint(tmp_path / "again") == straight[1]
+    assert fingerprint(tmp_path / "other") != straight[1]
+
+
+def test_fresh_callbacks_jump_back_ours_are_refused(straight, tmp_path) -> None:
+    """The article's failure: callbacks re-created on resume restart their schedule at count 0."""
+    run_dir = tmp_path / "run"
+    train(run_dir, 12)
+    config = plan_run(run_dir, [DATA], "tiny", HPARAMS, N, None)
+    trainer = Trainer(config, progress=False)
+    schedule = learning_rate_schedule(trainer.hps)
+    naive = LearningRateSchedulerPerBatch(schedule, config.run_id)  # what "re-create it" gives
+    naive.set_model(trainer.model)
+    with pytest.raises(SketchRNNError, match="count is 0 but the optimizer has run 12"):
+        naive.on_train_begin()
+    # Without our check the first resumed step would run with lr(0), not lr(12):
+    naive.on_train_batch_begin(0)
+    assert naive.current == pytest.approx(schedule(0)) and schedule(0) > schedule(12) * 1.05
+    # Ours continues exactly where it stopped.
+    assert trainer.lr_callback.count == 12
+    trainer.lr_callback.set_model(trainer.model)
+    trainer.lr_callback.on_train_batch_begin(0)
+    assert trainer.lr_callback.current == pytest.approx(schedule(12), rel=1e-12)
+
+
+def _rewrite_manifest(ckpt_dir: Path) -> None:
+    """Make a tampered file pass the manifest, so that only the unpickler stands in the way."""
+    manifest = json.loads((ckpt_dir / ckpt_io.MANIFEST).read_text())
+    for name in manifest["files"]:
+        manifest["files"][name] = ckpt_io._sha256(ckpt_dir / name)
+    (ckpt_dir / ckpt_io.MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_callback_pickle_from_another_run_is_refused(tmp_path) -> None:
+    train(tmp_path / "a", 10)
+    train(tmp_path / "b", 10)
+    a = ckpt_io.newest_checkpoint(tmp_path / "a").path
+    b = ckpt_io.newest_checkpoint(tmp_path / "b").path
+    shutil.copy(a / ckpt_io.CALLBACKS, b / ckpt_io.CALLBACKS)
+    _rewrite_manifest(b)
+    with pytest.raises(SketchRNNError, match="belongs to another run"):
+        train(tmp_path / "b", 20)
+
+
+def test_tampered_pickle_is_refused_and_nothing_runs(tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    train(run_dir, 10)
+    ckpt = ckpt_io.newest_checkpoint(run_dir).path
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (ckpt / ckpt_io.CALLBACKS).write_bytes(pickle.dumps({"lr_scheduler": Evil()}))
+    _rewrite_manifest(ckpt)
+    result = subprocess.run([sys.executable, "-m", "sketch_rnn", "train", "--run-dir", str(run_dir),
+                             "--num-steps", "20", "--no-progress"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2
+    assert "refused to unpickle" in result.stderr and "Traceback" not in result.stderr
+    assert not marker.exists()
+    assert (ckpt / ckpt_io.CALLBACKS).exists()  # the evidence is left in place
+
+
+def test_truncated_newest_checkpoint_falls_back_to_previous(straight, tmp_path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    train(run_dir, 20)
+    newest = ckpt_io.newest_checkpoint(run_dir).path
+    weights = newest / ckpt_io.WEIGHTS
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    assert ckpt_io.newest_checkpoint(run_dir, warn=False).step == 10
+    train(run_dir, N)
+    assert "skipping checkpoint" in capsys.readouterr().err
+    assert fingerprint(run_dir) == straight[1]
+
+
+def test_info_json_fields(straight) -> None:
+    run_dir, fp = straight
+    out = subprocess.run([sys.executable, "-m", "sketch_rnn", "info", str(run_dir), "--json"],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    info = json.loads(out)
+    assert info["step"] == N and info["fingerprint"] == fp
+    assert info["checkpoint"] == "ckpt-00000025"
+    assert "ckpt-00000025" in info["checkpoints"] and "ckpt-00000020" in info["checkpoints"]
+    assert info["hparams"]["dec_rnn_size"] == 32 and info["params"] > 0
+
+
+def test_architecture_change_and_other_data_are_refused(straight, tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(straight[0], run_dir)
+    with pytest.raises(SketchRNNError, match="cannot change dec_rnn_size"):
+        plan_run(run_dir, None, None, "dec_rnn_size=64", None, None)
+    config = plan_run(run_dir, [str(ROOT / "data" / "kanji_short_kanji.npz")], None, None, 30, None)
+    with pytest.raises(SketchRNNError, match="is not the data"):
+        Trainer(config, progress=False)
+
+
+# --------------------------------------------------------------------------- real signals
+def _cli(run_dir: Path, num_steps: int) -> list[str]:
+    return [sys.executable, "-m", "sketch_rnn", "train", "--data", DATA, "--run-dir", str(run_dir),
+            "--preset", "tiny", "--hparams", HPARAMS, "--num-steps", str(num_steps), "--no-progress"]
+
+
+def _wait_for_step(run_dir: Path, step: int, proc: subprocess.Popen, since: float,
+                   timeout: float = 180) -> None:
+    """Wait until this process (not an earlier, killed one) has logged `step` in train.csv."""
+    csv_path = run_dir / "logs" / "train.csv"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if csv_path.exists() and csv_path.stat().st_mtime > since:
+            lines = csv_path.read_text().splitlines()
+            last = lines[-1].split(",")[0] if len(lines) > 1 else ""
+            if last.isdigit() and int(last) >= step:
+                return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    raise AssertionError("training did not progress")
+
+
+def test_sigterm_saves_and_resume_is_exact(straight, tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    since = time.time()
+    proc = subprocess.Popen(_cli(run_dir, N), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    _wait_for_step(run_dir, 5, proc, since)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    stopped = ckpt_io.info(run_dir)["step"]
+    assert 5 <= stopped < N
+    subprocess.run(_cli(run_dir, N), cwd=ROOT, check=True, capture_output=True)
+    assert fingerprint(run_dir) == straight[1]
+
+
+def test_sigkill_at_random_moments_then_resume_is_exact(straight, tmp_path) -> None:
+    import random
+
+    run_dir = tmp_path / "run"
+    rng = random.Random(1234)
+    for _ in range(3):
+        start = ckpt_io.info(run_dir)["step"] if ckpt_io.newest_checkpoint(run_dir, False) else 0
+        since = time.time()
+        proc = subprocess.Popen(_cli(run_dir, N), cwd=ROOT, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        _wait_for_step(run_dir, start + 1, proc, since)
+        time.sleep(rng.uniform(0.0, 0.6))
+        proc.kill()
+        proc.wait()
+    subprocess.run(_cli(run_dir, N), cwd=ROOT, check=True, capture_output=True)
+    assert fingerprint(run_dir) == straight[1]
