@@ -442,18 +442,23 @@ def _load(args: argparse.Namespace):
 
 
 def _data_sketches(run: Any, path: str, split: str, indices: Sequence[int]) -> list[np.ndarray]:
-    """Sketches of a .npz split in the data's original units (as the file holds them)."""
-    from .data import load_npz
+    """Sketches of a .npz split in the data's original units, clipped as training clips them."""
+    from .data import OFFSET_LIMIT, load_npz
 
     splits = load_npz(path)
     if split not in splits:
         raise SketchRNNError(f"{path}: has no {split!r} split")
-    items = splits[split]
+    items, n_max = splits[split], int(run.hps.max_seq_len)
     out = []
     for i in indices:
         if not 0 <= i < len(items):
             raise SketchRNNError(f"--index {i}: {path} [{split}] holds {len(items)} sketches")
-        out.append(np.asarray(items[i], dtype=np.float32))
+        s = np.asarray(items[i], dtype=np.float32).copy()
+        if len(s) > n_max:
+            raise SketchRNNError(f"--index {i}: {path} [{split}] sketch has {len(s)} points; "
+                                 f"the model takes at most {n_max}")
+        np.clip(s[:, :2], -OFFSET_LIMIT, OFFSET_LIMIT, out=s[:, :2])
+        out.append(s)
     return out
 
 
