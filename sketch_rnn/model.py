@@ -71,6 +71,34 @@ def kl_per_sketch(mu, presig):
     return -0.5 * ops.mean(1.0 + presig - ops.square(mu) - ops.exp(presig), axis=-1)
 
 
+def sketch_loss_terms(raw_tm, strokes, lengths, mu=None, presig=None) -> dict:
+    """Per-sketch stroke (L_s), pen (L_p) and kl terms, each (B,).
+
+    raw_tm (N_max, B, K) time-major head outputs for targets strokes[:, 1:]. As Magenta:
+    L_s is masked after each sketch's end, L_p runs over all N_max steps, and both are
+    summed over steps and divided by N_max (so batch means give Magenta's r_cost parts).
+    """
+    strokes = ops.convert_to_tensor(strokes, "float32")
+    lengths = ops.cast(ops.convert_to_tensor(lengths), "int32")
+    n_max = raw_tm.shape[0]
+    target = ops.transpose(strokes[:, 1:], (1, 0, 2))  # (N_max, B, 5)
+    nll, pen_ce = step_losses(raw_tm, target)  # (N_max, B) each
+    mask = ops.cast(ops.arange(n_max, dtype="int32")[:, None] < lengths[None, :], "float32")
+    stroke = ops.sum(nll * mask, axis=0) / n_max  # (B,)
+    pen = ops.sum(pen_ce, axis=0) / n_max
+    kl = kl_per_sketch(mu, presig) if mu is not None else ops.zeros_like(stroke)
+    return {"stroke": stroke, "pen": pen, "kl": kl}
+
+
+def batch_cost(terms: dict, kl_weight, hps: HParams):
+    """(cost, L_R, KL): cost = L_R + w_KL * max(KL, kl_tolerance); L_R alone if unconditional."""
+    recon = ops.mean(terms["stroke"]) + ops.mean(terms["pen"])
+    kl = ops.mean(terms["kl"])
+    if not hps.conditional:
+        return recon, recon, kl
+    return recon + kl_weight * ops.maximum(kl, hps.kl_tolerance), recon, kl
+
+
 class SketchRNN(keras.Model):
     """Sketch-RNN VAE (or decoder-only when hps.conditional is False).
 
@@ -267,36 +295,16 @@ class SketchRNN(keras.Model):
             return {"raw": out["raw"]}
         return out
 
-    def _terms(self, strokes, lengths, out) -> dict:
-        """Per-sketch stroke (L_s), pen (L_p) and kl terms, each (B,)."""
-        strokes = ops.convert_to_tensor(strokes, "float32")
-        lengths = ops.cast(ops.convert_to_tensor(lengths), "int32")
-        raw = out["raw"]  # (N_max, B, K)
-        n_max = raw.shape[0]
-        target = ops.transpose(strokes[:, 1:], (1, 0, 2))  # (N_max, B, 5)
-        nll, pen_ce = step_losses(raw, target)  # (N_max, B) each
-        mask = ops.cast(ops.arange(n_max, dtype="int32")[:, None] < lengths[None, :], "float32")
-        stroke = ops.sum(nll * mask, axis=0) / n_max  # (B,)
-        pen = ops.sum(pen_ce, axis=0) / n_max
-        if out.get("mu") is not None:
-            kl = kl_per_sketch(out["mu"], out["presig"])
-        else:
-            kl = ops.zeros_like(stroke)
-        return {"stroke": stroke, "pen": pen, "kl": kl}
-
     def loss_terms(self, strokes, lengths, training: bool = False) -> dict:
         """Per-sketch (B,) terms whose batch means are L_s, L_p and KL (before the floor)."""
         out = self._forward(strokes, lengths, training)
-        return self._terms(strokes, lengths, out)
+        return sketch_loss_terms(out["raw"], strokes, lengths, out["mu"], out["presig"])
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """cost = L_s + L_p + w_KL * max(KL, kl_tolerance); updates the metric trackers."""
-        terms = self._terms(x["strokes"], x["lengths"], y_pred)
-        recon = ops.mean(terms["stroke"]) + ops.mean(terms["pen"])
-        kl = ops.mean(terms["kl"])
-        cost = recon
-        if self.hps.conditional:
-            cost = recon + self.kl_weight * ops.maximum(kl, self.hps.kl_tolerance)
+        terms = sketch_loss_terms(y_pred["raw"], x["strokes"], x["lengths"],
+                                  y_pred.get("mu"), y_pred.get("presig"))
+        cost, recon, kl = batch_cost(terms, self.kl_weight, self.hps)
         self.cost_tracker.update_state(cost)
         self.recon_tracker.update_state(recon)
         self.kl_tracker.update_state(kl)
