@@ -21,14 +21,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _time(fn, repeats: int = 1) -> float:
-    """Best of `repeats` wall times: the machine is shared, the minimum is the least disturbed."""
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+def _time(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,13 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hparams", default=None, help='overrides, "k=v,..."')
     ap.add_argument("--n", type=int, nargs="+", default=[100, 1000], help="batch sizes")
     ap.add_argument("--stepwise", type=int, default=3, help="sketches for the stepwise loop")
-    ap.add_argument("--repeats", type=int, default=2, help="timed runs per figure (best kept)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed rounds (best kept)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
     import keras
-    import numpy as np
-
     from sketch_rnn import sampling
     from sketch_rnn.hparams import preset
     from sketch_rnn.model import SketchRNN
@@ -60,27 +54,33 @@ def main(argv: list[str] | None = None) -> int:
         noise = sampling.step_noise(n, steps, args.seed)
         return lambda: sampling.run_sampler(model, z, noise, 0.5, stop_early=False)
 
-    results: dict[str, float] = {}
-    for n in args.n:
-        run = batched(n)
-        compile_s = _time(run)  # first call traces and compiles
-        dt = _time(run, args.repeats)
-        results[f"batched_n{n}"] = n / dt
-        print(f"batched   n={n:5d}: {dt:7.2f} s  {n / dt:9.1f} sketches/s "
-              f"({n * steps / dt:,.0f} points/s; first call {compile_s:.1f} s)", flush=True)
+    def stepwise(n: int):
+        z = sampling.prior_z(n, hps.z_size, args.seed) if hps.conditional else None
+        noise = sampling.step_noise(n, steps, args.seed)
 
-    z = sampling.prior_z(args.stepwise, hps.z_size, args.seed) if hps.conditional else None
-    noise = sampling.step_noise(args.stepwise, steps, args.seed)
+        def run():
+            for i in range(n):
+                sampling.stepwise_decode(model, None if z is None else z[i], noise[i], 0.5,
+                                         stop_early=False)
+        return run
 
-    def one(i: int):
-        zi = None if z is None else z[i]
-        return sampling.stepwise_decode(model, zi, noise[i], 0.5, stop_early=False)
-
-    one(0)  # compile the step
-    dt = sum(_time(lambda i=i: one(i), args.repeats) for i in range(args.stepwise))
-    stepwise = args.stepwise / dt
-    print(f"stepwise  n=1 x {args.stepwise}: {dt:7.2f} s  {stepwise:9.2f} sketches/s "
-          f"({dt / (args.stepwise * steps) * 1e3:.2f} ms per step)", flush=True)
+    runs = {f"batched_n{n}": (n, batched(n)) for n in args.n}
+    runs["stepwise"] = (args.stepwise, stepwise(args.stepwise))
+    for name, (n, run) in runs.items():  # the first call traces and compiles
+        print(f"{name}: first call (compiles) {_time(run):.1f} s", flush=True)
+    # Rounds interleave the variants, so a burst of load from other processes on the
+    # shared machine hits them alike; each keeps its best time.
+    best = {name: float("inf") for name in runs}
+    for _ in range(args.repeats):
+        for name, (n, run) in runs.items():
+            best[name] = min(best[name], _time(run))
+    results = {name: runs[name][0] / dt for name, dt in best.items()}
+    for name, dt in best.items():
+        n = runs[name][0]
+        print(f"{name:14s}: {n:5d} sketches in {dt:6.2f} s = {n / dt:8.1f} sketches/s "
+              f"({dt / steps * 1e3 / (1 if name != 'stepwise' else n):.2f} ms per step)",
+              flush=True)
+    stepwise = results.pop("stepwise")
 
     best_n = max(args.n)
     report = {

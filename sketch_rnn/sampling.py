@@ -110,8 +110,10 @@ def _pick(x, k):
     return ops.take_along_axis(x, k[:, None], axis=-1)[:, 0]  # (B,)
 
 
-def sample_point(params: Any, noise, temperature, greedy: bool):
-    """One stroke-5 row per sketch from the mixture parameters: (B, 5), pen one-hot.
+def sample_point(params: Any, noise: Any, temperature: Any, greedy: bool) -> Any:
+    """One stroke-5 row per sketch from MixtureParams ((B, M) / (B, 3)) and noise (B, 4).
+
+    Returns (B, 5): (dx, dy) and the one-hot pen state.
 
     Greedy: the most likely component's mean and the most likely pen state. Otherwise the
     paper's temperature: softmax(logits / tau) for pi and the pen, sigma * sqrt(tau).
@@ -294,9 +296,11 @@ def decode(model: Any, z: np.ndarray | None, *, n: int | None = None, temperatur
 def sample(model: Any, n: int, temperature: float = 1.0, greedy: bool = False, seed: int = 0,
            z: np.ndarray | None = None, scale_factor: float = 1.0,
            max_len: int | None = None) -> list[np.ndarray]:
-    """n sketches: z from the prior N(0, I) (or the given z, (n, z_size) or (z_size,)).
+    """n stroke-3 sketches (data units): z from the prior N(0, I), or the given z.
 
-    Same arguments, same sketches. Decoder-only models ignore z (passing one is an error).
+    z: (n, z_size), or (z_size,) for n sketches of one code. temperature tau > 0 follows
+    the paper (logits / tau, sigma * sqrt(tau); see the module docstring); greedy=True
+    ignores it and the seed. Same arguments, same sketches. Decoder-only models take no z.
     """
     n = _check_n(n)
     _check_temperature(temperature)
