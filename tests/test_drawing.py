@@ -54,8 +54,8 @@ def test_svg_fits_box_and_colours_strokes(sheep):
     ps = paths(svg)
     assert [p.get("stroke") for p in ps[:3]] == ["red", "blue", "red"]
     assert all(p.get("stroke-width") == "3" for p in ps)
-    coords = np.array([[float(v) for v in tok.split(",")]
-                       for p in ps for tok in p.get("d").replace("M", " ").replace("L", " ").split()])
+    tokens = [t for p in ps for t in p.get("d").replace("M", " ").replace("L", " ").split()]
+    coords = np.array([[float(v) for v in t.split(",")] for t in tokens])
     assert coords.min() >= 5 - 1e-6 and coords.max() <= 95 + 1e-6
     # Fitted: the larger extent fills the inner box.
     extent = coords.max(axis=0) - coords.min(axis=0)
@@ -127,5 +127,6 @@ def test_degenerate_sketches_draw():
 
 
 def test_no_tensorflow_import():
-    code = "import sys, sketch_rnn.drawing; sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    code = ("import sys, sketch_rnn.drawing; "
+            "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

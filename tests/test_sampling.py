@@ -1,4 +1,4 @@
-"""The batched sampler, encode/decode/interpolate and the sample/interpolate commands (tiny preset)."""
+"""The batched sampler, encode/decode/interpolate, the sample/interpolate commands (tiny)."""
 from __future__ import annotations
 
 import io
@@ -37,7 +37,8 @@ def uncond():
 
 
 def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
-    return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b))
+    return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y)
+                                    for x, y in zip(a, b))
 
 
 # --------------------------------------------------------------------------- determinism
@@ -90,7 +91,7 @@ def test_temperature_follows_the_paper():
     np.testing.assert_array_equal(greedy[0], [0.0, 5.0, 0.0, 0.0, 1.0])
 
 
-# --------------------------------------------------------------------------- same function as training
+# --------------------------------------------------------------------------- same as training
 @pytest.mark.parametrize("conditional", [True, False])
 def test_sampler_matches_teacher_forcing(model, uncond, conditional):
     m = model if conditional else uncond
@@ -201,7 +202,8 @@ def test_interpolate():
 # --------------------------------------------------------------------------- bad arguments
 @pytest.mark.parametrize("kwargs, match", [
     (dict(n=0), "n=0"), (dict(n=-3), "n=-3"), (dict(n=2, temperature=0.0), "temperature"),
-    (dict(n=2, temperature=-1.0), "temperature"), (dict(n=2, temperature=float("nan")), "temperature"),
+    (dict(n=2, temperature=-1.0), "temperature"),
+    (dict(n=2, temperature=float("nan")), "temperature"),
     (dict(n=2, z=np.zeros((2, 5))), "z: expected"), (dict(n=3, z=np.zeros((2, 8))), "n=3"),
 ])
 def test_bad_arguments(model, kwargs, match):
