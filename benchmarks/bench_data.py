@@ -94,7 +94,8 @@ def tiled_split(split: SketchSplit, n: int) -> SketchSplit:
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     points = np.tile(split.points, (reps, 1))[: offsets[-1]]
-    return SketchSplit("train", np.ascontiguousarray(points), offsets, np.zeros(n, np.int32))
+    return SketchSplit("train", np.ascontiguousarray(points), offsets, np.zeros(n, np.int32),
+                       split.scale_factor)
 
 
 def per_call_ms(fn: Callable[[int], object], calls: int, repeats: int) -> float:

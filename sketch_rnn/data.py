@@ -1,8 +1,14 @@
 """Sketch datasets: safe .npz loading, validation, packed storage and per-step batches.
 
-Data flows one way: `.npz` file -> validated stroke-3 (int offsets, pen 0/1) -> length filter,
-clipping, normalisation by the training split's scale factor -> packed `SketchSplit` ->
-`train_batch(split, hps, seed, step)` (augmented stroke-5) or `eval_batches` (plain stroke-5).
+Data flows one way: `.npz` file -> validated stroke-3 (int offsets, pen 0/1) -> length filter
+and clipping -> packed raw int16 `SketchSplit` -> `train_batch(split, hps, seed, step)`
+(augmented stroke-5) or `eval_batches` (plain stroke-5), normalised by the scale factor as the
+sketches leave the split.
+
+Memory: a split keeps the raw int16 (dx, dy, pen) points (6 bytes a point, the size of the
+data itself) plus 16 bytes a sketch (offset, length, label); files are read one at a time and
+appended in place, so loading all 345 QuickDraw categories needs about their raw int16 size.
+With `cache_dir` the packed arrays are also saved as .npy files and memory-mapped next time.
 
 Pure NumPy: importing this module never imports TensorFlow or Keras.
 """
@@ -11,8 +17,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import math
-import pickle
+import os
+import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +31,11 @@ import numpy.lib.format as npy_format
 
 from . import strokes as S
 from .errors import SketchRNNError
+from .safepickle import PickleRefused, restricted_loads
 
 SPLITS = ("train", "valid", "test")
 OFFSET_LIMIT = 1000  # magenta clips |dx|, |dy| to this before normalising
+CACHE_FORMAT = 1
 
 try:  # NumPy 2
     from numpy._core import multiarray as _multiarray
@@ -33,32 +43,17 @@ except ImportError:  # NumPy 1.x
     from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]
 
 # --------------------------------------------------------------------------- safe unpickling
-# The only globals a pickled NumPy object array of arrays needs. numpy.core.* is the NumPy 1
-# spelling found in old (Python 2) files; both resolve to the installed module directly, so
-# NumPy 2 never imports its deprecated numpy.core shim.
-_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+# The only globals a pickled NumPy object array of arrays needs, mapped straight to the
+# installed objects: numpy.core.* is the NumPy 1 spelling found in old (Python 2) files, and
+# resolving it here means NumPy 2 never imports its deprecated numpy.core shim.
+SKETCH_PICKLE_ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
 }
 for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-    _ALLOWED_GLOBALS[(_mod, "_reconstruct")] = _multiarray._reconstruct
-    _ALLOWED_GLOBALS[(_mod, "scalar")] = _multiarray.scalar
-
-
-class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """Resolves only NumPy array reconstruction; any other global is refused before it runs."""
-
-    def __init__(self, file: io.BufferedIOBase, source: str) -> None:
-        super().__init__(file, encoding="latin1")
-        self._source = source
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            raise SketchRNNError(
-                f"{self._source}: refused to unpickle {module}.{name} "
-                "(only NumPy arrays are allowed in sketch files)") from None
+    SKETCH_PICKLE_ALLOWED[(_mod, "_reconstruct")] = _multiarray._reconstruct
+    SKETCH_PICKLE_ALLOWED[(_mod, "scalar")] = _multiarray.scalar
+_WHY_REFUSED = "only NumPy arrays are allowed in sketch files"
 
 
 def _read_member(npz: Any, member: str, source: str) -> Any:
@@ -72,7 +67,14 @@ def _read_member(npz: Any, member: str, source: str) -> Any:
         if not dtype.hasobject:
             f.seek(0)
             return npy_format.read_array(f, allow_pickle=False)
-        obj = _ArrayOnlyUnpickler(f, source).load()
+        payload = f.read()
+    try:
+        obj = restricted_loads(payload, SKETCH_PICKLE_ALLOWED, source, why=_WHY_REFUSED,
+                               encoding="latin1")
+    except PickleRefused:
+        raise
+    except SketchRNNError as e:  # truncated or garbled pickle: reported as an unreadable split
+        raise ValueError(str(e).removeprefix(f"{source}: ")) from None
     if not isinstance(obj, np.ndarray) or obj.shape != tuple(shape):
         raise ValueError(f"pickled object does not match its header shape {shape}")
     return obj
@@ -102,27 +104,48 @@ def _check_shapes(sketches: list[np.ndarray], where: str) -> None:
 
 
 def _check_values(points: np.ndarray, offsets: np.ndarray, where: str) -> None:
-    """Finite, integral offsets and pen in {0, 1}; the error names the first bad sketch."""
-    checks = (
-        (~np.isfinite(points).all(axis=1), "non-finite value (NaN or inf)"),
-        ((points[:, :2] != np.round(points[:, :2])).any(axis=1), "non-integral offset"),
-        ((points[:, 2] != 0) & (points[:, 2] != 1), "pen value not 0 or 1"),
-    )
+    """Finite, integral offsets and pen in {0, 1}; the error names the first bad sketch.
+
+    Integer points are finite and integral by construction, so only floats pay for those checks.
+    """
+    checks = []
+    if points.dtype.kind == "f":
+        checks += [(~np.isfinite(points).all(axis=1), "non-finite value (NaN or inf)"),
+                   ((points[:, :2] != np.round(points[:, :2])).any(axis=1), "non-integral offset")]
+    checks.append(((points[:, 2] != 0) & (points[:, 2] != 1), "pen value not 0 or 1"))
     for bad, problem in checks:
         rows = np.flatnonzero(bad)
         if len(rows):
             i = int(np.searchsorted(offsets, rows[0], side="right") - 1)
             row = int(rows[0] - offsets[i])
             raise SketchRNNError(f"{where}[{i}]: {problem} at point {row}: "
-                                 f"{points[rows[0]].tolist()}")
+                                 f"{points[rows[0]].astype(np.float64).tolist()}")
+
+
+def _pack_native(sketches: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Pack in the sketches' own (common) dtype, in one copy: int16 files stay 6 bytes a point."""
+    if not sketches:
+        return np.zeros((0, 3), np.int16), np.zeros(1, np.int64)
+    dtype = np.result_type(*{s.dtype for s in sketches})
+    offsets = np.zeros(len(sketches) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, sketches), np.int64, len(sketches)), out=offsets[1:])
+    return np.concatenate(sketches, dtype=dtype), offsets  # (P, 3), (n + 1,)
+
+
+def validate_packed(arr: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Check every sketch of one split -> packed (points (P, 3) in their dtype, offsets (n+1,))."""
+    sketches = _as_sketch_list(arr, where)
+    _check_shapes(sketches, where)
+    points, offsets = _pack_native(sketches)
+    _check_values(points, offsets, where)
+    return points, offsets
 
 
 def validate_sketches(arr: Any, where: str) -> list[np.ndarray]:
     """Check every sketch of one split; errors name file, split and index."""
     sketches = _as_sketch_list(arr, where)
     _check_shapes(sketches, where)
-    points, offsets = S.pack(sketches, dtype=np.float64)
-    _check_values(points, offsets, where)
+    _check_values(*_pack_native(sketches), where)
     return sketches
 
 
@@ -133,7 +156,16 @@ def load_npz(path: str | Path, content: bytes | None = None) -> dict[str, list[n
     allow-list unpickler, so a crafted file can never run code. Every problem becomes a
     one-line SketchRNNError naming the file.
     """
-    path = str(path)
+    return _read_npz(str(path), content, validate_sketches)
+
+
+def load_npz_packed(path: str | Path, content: bytes | None = None
+                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Like load_npz, but each split packed: (points (P, 3), offsets (n + 1,))."""
+    return _read_npz(str(path), content, validate_packed)
+
+
+def _read_npz(path: str, content: bytes | None, convert: Any) -> dict[str, Any]:
     try:
         if content is None:
             content = Path(path).read_bytes()
@@ -157,7 +189,8 @@ def load_npz(path: str | Path, content: bytes | None = None) -> dict[str, list[n
                 raise
             except Exception as e:  # truncated/garbled member, bad header, broken pickle
                 raise SketchRNNError(f"{path}: split {split} is unreadable ({_short(e)})") from None
-            result[split] = validate_sketches(arr, f"{path}: {split}")
+            result[split] = convert(arr, f"{path}: {split}")
+            del arr  # one split's Python objects at a time
     return result
 
 
@@ -179,40 +212,58 @@ def _short(e: BaseException) -> str:
 # --------------------------------------------------------------------------- packed storage
 @dataclass
 class SketchSplit:
-    """One split of all categories, packed: normalised points + offsets + labels."""
+    """One split of all categories, packed: raw int16 points + offsets + labels.
+
+    Points stay in the data's own integer units (6 bytes a point); dx, dy are divided by
+    `scale_factor` only when sketches leave the split (`sketch`, `gather`), a few thousand
+    points per batch, so memory stays at the raw size however many categories are loaded.
+    """
 
     name: str
-    points: np.ndarray  # (P, 3) float32: dx, dy divided by the scale factor; pen 0/1
+    points: np.ndarray  # (P, 3) int16: dx, dy clipped to +-OFFSET_LIMIT; pen 0/1
     offsets: np.ndarray  # (n + 1,) int64: sketch i is points[offsets[i]:offsets[i+1]]
     labels: np.ndarray  # (n,) int32 category index
+    scale_factor: float = 1.0  # dx, dy are divided by it on the way out
     _lengths: np.ndarray = field(init=False, repr=False)
+    _max_length: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._lengths = np.diff(self.offsets)
+        self._lengths = np.diff(self.offsets).astype(np.int32)  # (n,)
+        self._max_length = int(self._lengths.max()) if len(self._lengths) else 0
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def lengths(self) -> np.ndarray:
-        """(n,) number of points of each sketch."""
+        """(n,) int32 number of points of each sketch."""
         return self._lengths
 
     def max_length(self) -> int:
-        return int(self._lengths.max()) if len(self) else 0
+        return self._max_length
+
+    def normalise(self, raw: np.ndarray) -> np.ndarray:
+        """Raw (T, 3) points -> float32 with dx, dy divided by the scale factor."""
+        out = np.asarray(raw).astype(np.float32)  # (T, 3)
+        out[:, :2] /= np.float32(self.scale_factor)
+        return out
 
     def sketch(self, i: int) -> np.ndarray:
         """(n_i, 3) float32 normalised stroke-3 of sketch i."""
-        return self.points[self.offsets[i]:self.offsets[i + 1]]
+        return self.normalise(self.points[self.offsets[i]:self.offsets[i + 1]])
 
     def gather(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Packed points (T, 3) and lengths (B,) of the sketches idx, in order."""
+        """Normalised float32 points (T, 3) and lengths (B,) of the sketches idx, in order."""
         lengths = self._lengths[idx]
         starts = self.offsets[idx]
         total = int(lengths.sum())
         # flat position of point j of the k-th chosen sketch: starts[k] + j
         shift = starts - (np.cumsum(lengths) - lengths)
         flat = np.repeat(shift, lengths) + np.arange(total)
-        return np.take(self.points, flat, axis=0), lengths  # (T, 3); faster than points[flat]
+        return self.normalise(np.take(self.points, flat, axis=0)), lengths  # (T, 3), (B,)
+
+    def nbytes(self) -> int:
+        """Bytes held by the packed arrays (points, offsets, lengths, labels)."""
+        return sum(a.nbytes for a in (self.points, self.offsets, self._lengths, self.labels))
 
 
 @dataclass
@@ -243,50 +294,158 @@ class SketchData:
                 f"; dropped {drop} sketch(es) longer than max_seq_len={self.max_seq_len} or empty")
 
 
-def _keep_mask(sketches: list[np.ndarray], max_seq_len: int) -> np.ndarray:
-    lengths = np.fromiter((len(s) for s in sketches), dtype=np.int64, count=len(sketches))
-    return (lengths > 0) & (lengths <= max_seq_len)
+# --------------------------------------------------------------------------- building
+class _GrowingArray:
+    """Rows appended in place, so that a load never holds the data twice.
+
+    The buffer starts as a large *reservation* (address space; pages become resident only
+    when written), which makes malloc map it on its own instead of placing it in the heap.
+    Growing it is then a realloc = mremap (no copy) to exactly the size needed, so no spare
+    capacity is ever zero-filled and no freed copies are left to fragment the heap.
+    """
+
+    RESERVE_BYTES = 64 << 20  # above glibc's largest dynamic mmap threshold (32 MiB)
+
+    def __init__(self, dtype: Any, width: int | None = None) -> None:
+        self._tail = () if width is None else (width,)
+        row_bytes = np.dtype(dtype).itemsize * (width or 1)
+        self._buf = np.empty((self.RESERVE_BYTES // row_bytes, *self._tail), dtype)
+        self.n = 0
+
+    def extend(self, rows: np.ndarray) -> None:
+        need = self.n + len(rows)
+        if need > len(self._buf):
+            self._buf.resize((need, *self._tail), refcheck=False)
+        self._buf[self.n:need] = rows
+        self.n = need
+
+    def finish(self) -> np.ndarray:
+        self._buf.resize((self.n, *self._tail), refcheck=False)
+        return self._buf
 
 
-def _pack_split(name: str, per_file: list[list[np.ndarray]], keeps: list[np.ndarray],
-                factor: float) -> SketchSplit:
-    kept: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
-    for label, (sketches, keep) in enumerate(zip(per_file, keeps)):
-        kept.extend(s for s, k in zip(sketches, keep) if k)
-        labels.append(np.full(int(keep.sum()), label, dtype=np.int32))
-    points, offsets = S.pack(kept, dtype=np.float32)
-    np.clip(points[:, :2], -OFFSET_LIMIT, OFFSET_LIMIT, out=points[:, :2])
-    points[:, :2] /= np.float32(factor)
-    return SketchSplit(name, points, offsets, np.concatenate(labels) if labels else
-                       np.zeros(0, np.int32))
+_BLOCK = 1 << 18  # points per block when summing for the scale factor
 
 
-def _train_scale_factor(per_file: list[list[np.ndarray]], keeps: list[np.ndarray]) -> float:
-    """std of all dx, dy of the kept, clipped training sketches (magenta's scale factor)."""
-    kept = [s for sketches, keep in zip(per_file, keeps) for s, k in zip(sketches, keep) if k]
-    if not kept:
-        return 1.0
-    points, _ = S.pack(kept, dtype=np.float64)
-    np.clip(points[:, :2], -OFFSET_LIMIT, OFFSET_LIMIT, out=points[:, :2])
-    factor = S.scale_factor(points)
-    return factor if factor > 0 else 1.0
+def _clipped_int16(points: np.ndarray) -> np.ndarray:
+    """(P, 3) points -> int16 with dx, dy clipped to +-OFFSET_LIMIT (in place when int16)."""
+    rows = points if points.dtype == np.int16 else np.empty(points.shape, np.int16)
+    rows[:, :2] = np.clip(points[:, :2], -OFFSET_LIMIT, OFFSET_LIMIT)
+    if rows is not points:
+        rows[:, 2] = points[:, 2]
+    return rows  # (P, 3)
 
 
-def _read_files(paths: Sequence[str]) -> tuple[list[dict[str, list[np.ndarray]]], str]:
-    """Load every file once; fingerprint = sha256 over the files' sha256s in order."""
+class _SplitBuilder:
+    """One split over all files: keeps the filtered, clipped int16 points and pools stats."""
+
+    def __init__(self, name: str, max_seq_len: int) -> None:
+        self.name, self.max_seq_len = name, max_seq_len
+        self.points = _GrowingArray(np.int16, 3)
+        self.lengths = _GrowingArray(np.int64)
+        self.labels = _GrowingArray(np.int32)
+        self.dropped = 0
+        self.xy_count = self.xy_sum = self.xy_sq = 0  # kept dx, dy: for the scale factor
+        self.stats = {"count": 0, "points": 0, "lifts": 0, "length_min": None, "length_max": 0,
+                      "too_long": 0}
+
+    def add(self, points: np.ndarray, offsets: np.ndarray, label: int) -> None:
+        lengths = np.diff(offsets)  # (n,)
+        self._count(points, lengths)
+        keep = (lengths > 0) & (lengths <= self.max_seq_len)  # (n,)
+        rows = _clipped_int16(points if keep.all() else points[np.repeat(keep, lengths)])
+        for block in range(0, len(rows), _BLOCK):  # exact integer sums, small temporaries
+            xy = rows[block:block + _BLOCK, :2].astype(np.int64)  # (<= _BLOCK, 2)
+            self.xy_count += xy.size
+            self.xy_sum += int(xy.sum())
+            self.xy_sq += int(np.einsum("ij,ij->", xy, xy))
+        self.points.extend(rows)
+        self.lengths.extend(lengths[keep])
+        self.labels.extend(np.full(int(keep.sum()), label, np.int32))
+        self.dropped += int(len(keep) - keep.sum())
+
+    def _count(self, points: np.ndarray, lengths: np.ndarray) -> None:
+        st = self.stats
+        st["count"] += len(lengths)
+        st["points"] += int(lengths.sum())
+        st["lifts"] += int(points[:, 2].sum())
+        st["too_long"] += int((lengths > self.max_seq_len).sum())
+        if len(lengths):
+            low = int(lengths.min())
+            st["length_min"] = low if st["length_min"] is None else min(st["length_min"], low)
+            st["length_max"] = max(st["length_max"], int(lengths.max()))
+
+    def scale_factor(self) -> float:
+        """Population std of all kept dx and dy, from exact integer sums."""
+        n = self.xy_count
+        if n == 0:
+            return 1.0
+        var = (n * self.xy_sq - self.xy_sum * self.xy_sum) / (n * n)
+        return math.sqrt(var) if var > 0 else 1.0
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """-> points (P, 3) int16, offsets (n + 1,) int64, labels (n,) int32."""
+        lengths = self.lengths.finish()
+        offsets = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        del lengths
+        return self.points.finish(), offsets, self.labels.finish()
+
+    def report(self) -> dict[str, Any]:
+        """The `stats` numbers of this split (all sketches, before the length filter)."""
+        st, n = self.stats, self.stats["count"]
+        return {
+            "count": n,
+            "length_min": st["length_min"] or 0,
+            "length_mean": round(st["points"] / n, 2) if n else 0.0,
+            "length_max": st["length_max"],
+            "points": st["points"],
+            "pen_lift_fraction": round(st["lifts"] / st["points"], 4) if st["points"] else 0.0,
+            "strokes_mean": round(st["lifts"] / n, 2) if n else 0.0,
+            "too_long": st["too_long"],
+            "kept": n - self.dropped,
+        }
+
+
+def _file_sha256(path: str) -> bytes:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError as e:
+        raise SketchRNNError(f"{path}: cannot read ({e.strerror or e})") from None
+    return h.digest()
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise SketchRNNError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def _data_fingerprint(files_hash: str, max_seq_len: int) -> str:
+    return hashlib.sha256(f"{files_hash}:max_seq_len={max_seq_len}".encode()).hexdigest()
+
+
+def _scan(paths: list[str], max_seq_len: int) -> tuple[dict[str, _SplitBuilder], str]:
+    """Read every file once, in order, into the split builders -> (builders, fingerprint).
+
+    The fingerprint is sha256 over the files' sha256s in order, and max_seq_len.
+    """
     if not paths:
         raise SketchRNNError("no data files given")
+    builders = {s: _SplitBuilder(s, max_seq_len) for s in SPLITS}
     h = hashlib.sha256()
-    raws = []
-    for p in paths:
-        try:
-            content = Path(p).read_bytes()
-        except OSError as e:
-            raise SketchRNNError(f"{p}: cannot read ({e.strerror or e})") from None
+    for label, path in enumerate(paths):
+        content = _read_bytes(path)
         h.update(hashlib.sha256(content).digest())
-        raws.append(load_npz(p, content))
-    return raws, h.hexdigest()
+        packed = load_npz_packed(path, content)
+        del content
+        for split in SPLITS:
+            builders[split].add(*packed.pop(split), label)
+    return builders, _data_fingerprint(h.hexdigest(), max_seq_len)
 
 
 def categories_of(paths: Sequence[str]) -> list[str]:
@@ -294,29 +453,84 @@ def categories_of(paths: Sequence[str]) -> list[str]:
     return [Path(p).stem for p in paths]
 
 
-def load_data(paths: Sequence[str], max_seq_len: int) -> SketchData:
-    """Load one .npz per category into packed, normalised splits (magenta's preprocessing).
+def load_data(paths: Sequence[str], max_seq_len: int, scale_factor: float | None = None,
+              cache_dir: str | Path | None = None) -> SketchData:
+    """Load one .npz per category into packed splits (magenta's preprocessing).
 
     Sketches longer than max_seq_len (and empty ones) are dropped and counted; offsets are
-    clipped to +-1000; the scale factor comes from the kept training sketches of all files
-    and is applied to every split.
+    clipped to +-1000. The scale factor comes from the kept training sketches of all files
+    unless `scale_factor` is given (evaluating other data with a run's own factor); it is
+    applied to every split. With `cache_dir`, the packed arrays are saved there once and
+    memory-mapped by later loads of the same files (checked by content hash).
     """
     if max_seq_len <= 0:
         raise SketchRNNError(f"max_seq_len={max_seq_len}: must be > 0")
+    if scale_factor is not None and not (math.isfinite(scale_factor) and scale_factor > 0):
+        raise SketchRNNError(f"scale_factor={scale_factor}: must be a positive number")
     paths = [str(p) for p in paths]
-    raws, files_hash = _read_files(paths)
-    return _build_data(paths, raws, files_hash, max_seq_len)
+    if cache_dir is not None:
+        return _load_cached(paths, max_seq_len, scale_factor, Path(cache_dir))
+    builders, fingerprint = _scan(paths, max_seq_len)
+    arrays = {s: builders[s].finish() for s in SPLITS}
+    dropped = {s: builders[s].dropped for s in SPLITS}
+    train_factor = builders["train"].scale_factor()
+    return _assemble(paths, arrays, fingerprint, max_seq_len, dropped,
+                     train_factor if scale_factor is None else scale_factor)
 
 
-def _build_data(paths: list[str], raws: list[dict[str, list[np.ndarray]]], files_hash: str,
-                max_seq_len: int) -> SketchData:
-    keeps = {s: [_keep_mask(r[s], max_seq_len) for r in raws] for s in SPLITS}
-    factor = _train_scale_factor([r["train"] for r in raws], keeps["train"])
-    splits = {s: _pack_split(s, [r[s] for r in raws], keeps[s], factor) for s in SPLITS}
-    dropped = {s: int(sum(len(k) - k.sum() for k in keeps[s])) for s in SPLITS}
-    fingerprint = hashlib.sha256(f"{files_hash}:max_seq_len={max_seq_len}".encode()).hexdigest()
+def _assemble(paths: list[str], arrays: dict[str, tuple[np.ndarray, ...]], fingerprint: str,
+              max_seq_len: int, dropped: dict[str, int], factor: float) -> SketchData:
+    splits = {s: SketchSplit(s, *arrays[s], scale_factor=factor) for s in SPLITS}
     return SketchData(splits["train"], splits["valid"], splits["test"], categories_of(paths),
                       factor, fingerprint, paths, max_seq_len, dropped)
+
+
+# --------------------------------------------------------------------------- cache
+_ARRAY_NAMES = ("points", "offsets", "labels")
+
+
+def _load_cached(paths: list[str], max_seq_len: int, scale_factor: float | None,
+                 cache_dir: Path) -> SketchData:
+    """Memory-map the packed arrays of these files from cache_dir, building them on a miss."""
+    if not paths:
+        raise SketchRNNError("no data files given")
+    files = hashlib.sha256(b"".join(_file_sha256(p) for p in paths)).hexdigest()
+    fingerprint = _data_fingerprint(files, max_seq_len)
+    folder = cache_dir / f"packed-{fingerprint[:32]}"
+    if not (folder / "meta.json").is_file():
+        _write_cache(paths, max_seq_len, folder)
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        if meta.get("format") != CACHE_FORMAT or meta.get("fingerprint") != fingerprint:
+            raise ValueError("stale cache entry")
+        arrays = {s: tuple(np.load(folder / f"{s}-{a}.npy", mmap_mode="r", allow_pickle=False)
+                           for a in _ARRAY_NAMES) for s in SPLITS}
+    except (OSError, ValueError, KeyError) as e:
+        raise SketchRNNError(f"{folder}: unreadable data cache ({e}); delete it to rebuild"
+                             ) from None
+    factor = meta["scale_factor"] if scale_factor is None else scale_factor
+    return _assemble(paths, arrays, fingerprint, max_seq_len, meta["dropped"], factor)
+
+
+def _write_cache(paths: list[str], max_seq_len: int, folder: Path) -> None:
+    """Build the packed arrays and save them into `folder`, complete or not at all."""
+    builders, fingerprint = _scan(paths, max_seq_len)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for s in SPLITS:
+        for name, arr in zip(_ARRAY_NAMES, builders[s].finish()):
+            np.save(tmp / f"{s}-{name}.npy", arr, allow_pickle=False)
+        del arr
+    meta = {"format": CACHE_FORMAT, "fingerprint": fingerprint, "max_seq_len": max_seq_len,
+            "scale_factor": builders["train"].scale_factor(),
+            "dropped": {s: builders[s].dropped for s in SPLITS}}
+    (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    try:
+        os.rename(tmp, folder)
+    except OSError:  # another process finished the same entry first: theirs is as good
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- batches
@@ -377,32 +591,13 @@ def num_eval_batches(split: SketchSplit, batch_size: int) -> int:
 
 
 # --------------------------------------------------------------------------- stats
-def _split_stats(sketches: list[np.ndarray], max_seq_len: int) -> dict[str, Any]:
-    lengths = np.fromiter((len(s) for s in sketches), dtype=np.int64, count=len(sketches))
-    points, _ = S.pack(sketches, dtype=np.float64)
-    lifts = int(points[:, 2].sum())
-    return {
-        "count": len(sketches),
-        "length_min": int(lengths.min()) if len(lengths) else 0,
-        "length_mean": round(float(lengths.mean()), 2) if len(lengths) else 0.0,
-        "length_max": int(lengths.max()) if len(lengths) else 0,
-        "points": int(lengths.sum()),
-        "pen_lift_fraction": round(lifts / len(points), 4) if len(points) else 0.0,
-        "strokes_mean": round(lifts / len(sketches), 2) if len(sketches) else 0.0,
-        "too_long": int((lengths > max_seq_len).sum()),
-        "kept": int(((lengths > 0) & (lengths <= max_seq_len)).sum()),
-    }
-
-
 def dataset_stats(paths: Sequence[str], max_seq_len: int) -> dict[str, Any]:
     """The `stats` report: per split (all files pooled) and the training scale factor."""
     paths = [str(p) for p in paths]
-    raws, files_hash = _read_files(paths)
-    data = _build_data(paths, raws, files_hash, max_seq_len)
-    report: dict[str, Any] = {
-        s: _split_stats([sk for r in raws for sk in r[s]], max_seq_len) for s in SPLITS}
-    report.update(scale_factor=data.scale_factor, max_seq_len=max_seq_len,
-                  categories=data.categories, fingerprint=data.fingerprint)
+    builders, fingerprint = _scan(paths, max_seq_len)
+    report: dict[str, Any] = {s: builders[s].report() for s in SPLITS}
+    report.update(scale_factor=builders["train"].scale_factor(), max_seq_len=max_seq_len,
+                  categories=categories_of(paths), fingerprint=fingerprint)
     return report
 
 
@@ -413,8 +608,8 @@ def _format_stats(report: dict[str, Any]) -> str:
         lines.append(
             f"{s:5s}  count {r['count']:6d}  length min/mean/max {r['length_min']}/"
             f"{r['length_mean']:.1f}/{r['length_max']}  "
-            f"pen lifts {100 * r['pen_lift_fraction']:.1f}% ({r['strokes_mean']:.1f} strokes/sketch)  longer than {report['max_seq_len']}: "
-            f"{r['too_long']}")
+            f"pen lifts {100 * r['pen_lift_fraction']:.1f}% ({r['strokes_mean']:.1f} "
+            f"strokes/sketch)  longer than {report['max_seq_len']}: {r['too_long']}")
     lines.append(f"scale factor (train, after the length filter): {report['scale_factor']:.6f}")
     return "\n".join(lines)
 

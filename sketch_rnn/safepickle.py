@@ -9,29 +9,45 @@ from __future__ import annotations
 
 import io
 import pickle
-from typing import IO, Any, Iterable
+from typing import IO, Any, Iterable, Mapping, Union
 
 from .errors import SketchRNNError
 
+# (module, name) pairs a pickle may name; a Mapping also gives the object each one resolves to.
+AllowList = Union[Iterable[tuple[str, str]], Mapping[tuple[str, str], Any]]
+
+
+class PickleRefused(SketchRNNError):
+    """The pickle named a global outside the allow-list (nothing of it ran)."""
+
 
 class _AllowListUnpickler(pickle.Unpickler):
-    def __init__(self, file: IO[bytes], allowed: frozenset[tuple[str, str]], source: str,
+    def __init__(self, file: IO[bytes], allowed: AllowList, source: str, why: str,
                  **kwargs: Any) -> None:
         super().__init__(file, **kwargs)
         self._allowed = allowed
         self._source = source
+        self._why = why
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self._allowed:
-            raise SketchRNNError(
-                f"{self._source}: refused to unpickle {module}.{name} (not an allowed type)")
+            raise PickleRefused(
+                f"{self._source}: refused to unpickle {module}.{name} ({self._why})")
+        if isinstance(self._allowed, Mapping):  # resolved by the caller: nothing is imported
+            return self._allowed[(module, name)]
         return super().find_class(module, name)
 
 
-def restricted_loads(data: bytes, allowed: Iterable[tuple[str, str]], source: str,
-                     **kwargs: Any) -> Any:
-    """`pickle.loads` that only resolves the (module, name) pairs in `allowed`."""
-    unpickler = _AllowListUnpickler(io.BytesIO(data), frozenset(allowed), source, **kwargs)
+def restricted_loads(data: bytes, allowed: AllowList, source: str,
+                     why: str = "not an allowed type", **kwargs: Any) -> Any:
+    """`pickle.loads` that only resolves the (module, name) pairs in `allowed`.
+
+    `allowed` may map each pair to the object to use, so that old spellings (NumPy 1's
+    `numpy.core.multiarray`) resolve without importing a deprecated module. A refused
+    global raises PickleRefused; unreadable data raises SketchRNNError.
+    """
+    table = allowed if isinstance(allowed, Mapping) else frozenset(allowed)
+    unpickler = _AllowListUnpickler(io.BytesIO(data), table, source, why, **kwargs)
     try:
         return unpickler.load()
     except SketchRNNError:

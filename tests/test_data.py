@@ -49,7 +49,7 @@ def test_scale_factor_and_normalised_points(sheep, sheep_raw):
     # the training scale factor is applied to the other splits too
     np.testing.assert_allclose(sheep.test.sketch(7)[:, :2] * direct,
                                sheep_raw["test"][7][:, :2], atol=1e-3)
-    assert sheep.train.points.dtype == np.float32
+    assert sheep.train.points.dtype == np.int16  # raw units; normalised on the way out
     assert sheep.train.offsets[-1] == len(sheep.train.points)
     np.testing.assert_array_equal(sheep.train.lengths(), [len(s) for s in sheep_raw["train"]])
 
@@ -184,3 +184,66 @@ def test_validation_names_file_split_and_index(tmp_path):
                      test=simple_sketches(2))
     with pytest.raises(SketchRNNError, match=r"frac\.npz: valid\[2\]: non-integral offset"):
         load_npz(path)
+
+
+# --------------------------------------------------------------------------- storage at scale
+def test_packed_storage_keeps_raw_int16(sheep, sheep_raw):
+    """6 bytes a point plus 16 a sketch: the raw size, whatever the number of categories."""
+    train = sheep.train
+    assert train.points.dtype == np.int16 and train.points.shape[1] == 3
+    np.testing.assert_array_equal(train.points[train.offsets[9]:train.offsets[10]],
+                                  sheep_raw["train"][9])
+    assert train.nbytes() == len(train.points) * 6 + len(train) * 16 + 8
+    # what leaves the split is normalised float32, computed per batch
+    out = train.sketch(9)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out[:, :2], sheep_raw["train"][9][:, :2].astype(np.float32)
+                                  / np.float32(sheep.scale_factor))
+
+
+def test_given_scale_factor_is_used_for_every_split(sheep, sheep_raw):
+    other = load_data([str(SHEEP)], 250, scale_factor=10.0)
+    assert other.scale_factor == 10.0 and other.fingerprint == sheep.fingerprint
+    np.testing.assert_allclose(other.test.sketch(3)[:, :2], sheep_raw["test"][3][:, :2] / 10.0,
+                               rtol=1e-6)
+    a, _ = train_batch(other.train, HPS.replace(random_scale_factor=0.0, augment_stroke_prob=0.0),
+                       0, 0)
+    b, _ = train_batch(sheep.train, HPS.replace(random_scale_factor=0.0, augment_stroke_prob=0.0),
+                       0, 0)
+    np.testing.assert_allclose(a[..., :2] * 10.0, b[..., :2] * sheep.scale_factor, atol=1e-3)
+    with pytest.raises(SketchRNNError, match="scale_factor"):
+        load_data([str(SHEEP)], 250, scale_factor=0.0)
+
+
+def test_float_files_are_stored_clipped_as_int16(tmp_path):
+    sketches = [s.astype(np.float64) for s in simple_sketches(4)]
+    sketches[1][0, 0] = 40000.0  # beyond int16: clipped before the cast
+    path = write_npz(tmp_path / "f.npz", train=sketches, valid=sketches[:1], test=sketches[:1])
+    data = load_data([str(path)], 50)
+    assert data.train.points.dtype == np.int16
+    assert data.train.points[data.train.offsets[1], 0] == 1000
+    np.testing.assert_array_equal(data.train.points[: len(sketches[0])], sketches[0])
+
+
+def test_cache_maps_the_same_arrays(tmp_path):
+    a = write_good(tmp_path / "cat.npz", n=(30, 5, 4))
+    b = write_good(tmp_path / "pig.npz", n=(20, 3, 2), seed=9)
+    plain = load_data([str(a), str(b)], 50)
+    built = load_data([str(a), str(b)], 50, cache_dir=tmp_path / "cache")
+    mapped = load_data([str(a), str(b)], 50, cache_dir=tmp_path / "cache")
+    assert isinstance(mapped.train.points, np.memmap)
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    for data in (built, mapped):
+        assert (data.fingerprint, data.scale_factor, data.dropped, data.categories) == \
+            (plain.fingerprint, plain.scale_factor, plain.dropped, plain.categories)
+        for s in ("train", "valid", "test"):
+            for name in ("points", "offsets", "labels"):
+                np.testing.assert_array_equal(getattr(data.split(s), name),
+                                              getattr(plain.split(s), name))
+        hps = HPS.replace(max_seq_len=50)
+        np.testing.assert_array_equal(train_batch(data.train, hps, 4, 2)[0],
+                                      train_batch(plain.train, hps, 4, 2)[0])
+    # other content -> another entry; a given scale factor does not need one
+    write_good(tmp_path / "pig.npz", n=(20, 3, 2), seed=10)
+    load_data([str(a), str(b)], 50, cache_dir=tmp_path / "cache", scale_factor=3.0)
+    assert len(list((tmp_path / "cache").iterdir())) == 2
