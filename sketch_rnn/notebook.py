@@ -1,0 +1,401 @@
+"""The small glue the notebooks in `notebooks/` share: brief errors, parameters, the CLI, figures.
+
+The notebooks only import the package; what they need beyond its public API is here:
+
+* `setup()`: in IPython, a `SketchRNNError` raised by a cell is shown as one line (no
+  traceback) and still stops "Run all", so a notebook pointed at a missing run directory or
+  dataset says so in one clear message; and the drawing module's images get a short
+  plain-text form, so a saved notebook holds each SVG/PNG/GIF once, not also as a repr.
+* `require_file` / `require_run`: those checks, naming the notebook parameter to change.
+* `quiet_tensorflow`: import TensorFlow without its C++ start-up log lines in the notebook.
+* `steps_from_env`: the `SKETCH_RNN_NOTEBOOK_STEPS` environment variable, which CI uses to
+  shrink a notebook's training; without it a notebook runs its real default.
+* `run_cli` / `interrupt_training`: `sketch-rnn ...` in a subprocess (exactly what a user
+  types), the second one stopped by a real SIGINT once it has trained a given step.
+* `read_train_log`, `data_sketches`, `sketch_rows`: a run's per-step CSV log, a split's
+  sketches in data units, and a labelled grid of sketches as a PNG.
+
+Importing this module does not import TensorFlow; only `quiet_tensorflow` does, on purpose.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import SketchRNNError
+
+ENV_STEPS = "SKETCH_RNN_NOTEBOOK_STEPS"
+
+# TensorFlow's C++ (absl) log lines, e.g. "I0000 00:00:17... port.cc:153] oneDNN custom ...".
+_TF_NOISE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+:\d+\]|WARNING: All log messages "
+                       r"before absl::InitializeLog)")
+
+
+# --------------------------------------------------------------------------- brief errors
+def _brief_traceback(shell: Any, etype: type, value: BaseException, tb: Any,
+                     tb_offset: int | None = None) -> list[str]:
+    stb = [f"{etype.__name__}: {value}"]
+    shell._showtraceback(etype, value, stb)  # the error output the front end shows
+    return stb
+
+
+def show_errors_briefly() -> bool:
+    """Show a SketchRNNError raised by any later cell as one line instead of a traceback.
+
+    The cell still ends in an error, so "Run all" stops there. Returns False (and changes
+    nothing) outside IPython.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    shell.set_custom_exc((SketchRNNError,), _brief_traceback)
+    return True
+
+
+def _short_repr(obj: Any, p: Any, cycle: bool) -> None:
+    size = len(getattr(obj, "text", None) or getattr(obj, "data", b""))
+    p.text(f"<{type(obj).__name__}: {size:,} {'characters' if hasattr(obj, 'text') else 'bytes'}>")
+
+
+def setup() -> bool:
+    """Brief errors (`show_errors_briefly`) and a short plain-text form for drawing images.
+
+    Jupyter stores a displayed object's plain-text repr beside its image; for
+    `SVGImage`/`PNGImage`/`GIFImage` that repr is the whole file again, so it is replaced by
+    a one-line summary. Returns False outside IPython.
+    """
+    if not show_errors_briefly():
+        return False
+    from IPython import get_ipython
+
+    from .drawing import GIFImage, PNGImage, SVGImage
+
+    plain = get_ipython().display_formatter.formatters["text/plain"]
+    for cls in (SVGImage, PNGImage, GIFImage):
+        plain.for_type(cls, _short_repr)
+    return True
+
+
+def quiet_tensorflow() -> None:
+    """Import TensorFlow and Keras without their C++ log lines landing in the notebook.
+
+    Jupyter shows everything written to the kernel's stderr, and TensorFlow's C++ logging
+    (oneDNN, XLA and CPU-feature notices) writes there at import and first use. Unless the
+    user set TF_CPP_MIN_LOG_LEVEL, it is set to 3 (errors still raise Python exceptions), and
+    the lines printed during the import itself, before that setting applies, are discarded.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        import keras  # noqa: F401  (imports TensorFlow, the default backend)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+# --------------------------------------------------------------------------- parameters
+def steps_from_env(default: int) -> int:
+    """`SKETCH_RNN_NOTEBOOK_STEPS` when set (CI's short run), else the notebook's real default."""
+    text = os.environ.get(ENV_STEPS, "").strip()
+    if not text:
+        return int(default)
+    try:
+        steps = int(text)
+    except ValueError:
+        steps = 0
+    if steps <= 0:
+        raise SketchRNNError(f"{ENV_STEPS}={text!r}: must be a positive integer")
+    return steps
+
+
+def require_file(path: str | os.PathLike, name: str = "DATA") -> Path:
+    """`path` if it is a file, else one SketchRNNError naming the parameter `name`."""
+    p = Path(path)
+    if not p.is_file():
+        where = f" (from {Path.cwd()})" if not p.is_absolute() else ""
+        raise SketchRNNError(f"{name} = {str(path)!r}: no such file{where}; "
+                             f"set {name} in the parameters cell")
+    return p
+
+
+def require_run(path: str | os.PathLike, name: str = "RUN_DIR") -> Path:
+    """`path` if it holds a complete checkpoint, else one SketchRNNError naming `name`."""
+    from .checkpoint import require_checkpoint
+
+    p = Path(path)
+    try:
+        require_checkpoint(p)
+    except SketchRNNError as e:
+        where = f" (from {Path.cwd()})" if not p.is_absolute() else ""
+        raise SketchRNNError(f"{name} = {str(path)!r}{where}: {str(e).split(': ', 1)[-1]}; "
+                             f"set {name} in the parameters cell to a run directory made by "
+                             "`sketch-rnn train --run-dir DIR`") from None
+    return p
+
+
+# --------------------------------------------------------------------------- the CLI
+def _cli_command(args: Sequence[Any]) -> list[str]:
+    return [sys.executable, "-m", "sketch_rnn", *map(str, args)]
+
+
+def _cli_env() -> dict[str, str]:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+
+
+def _shown(args: Sequence[Any]) -> str:
+    return "$ sketch-rnn " + " ".join(str(a) for a in args)
+
+
+def _noise(line: str) -> bool:
+    return bool(_TF_NOISE.match(line))
+
+
+class _Lines:
+    """A subprocess's merged stdout/stderr, read by a thread, printed by the caller's thread."""
+
+    def __init__(self, proc: subprocess.Popen, echo: bool) -> None:
+        self.lines: list[str] = []
+        self.echo = echo
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def pump(self, wait: float = 0.0) -> bool:
+        """Print what arrived; False once the stream has ended."""
+        try:
+            line = self._queue.get(timeout=wait) if wait else self._queue.get_nowait()
+        except queue.Empty:
+            return True
+        while True:
+            if line is None:
+                return False
+            line = line.split("\r")[-1]  # a progress bar's last state only
+            if line.strip() and not _noise(line):
+                self.lines.append(line)
+                if self.echo:
+                    print(line, flush=True)
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                return True
+
+    def drain(self) -> None:
+        while self.pump(wait=0.5):
+            pass
+
+
+def _start(args: Sequence[Any]) -> subprocess.Popen:
+    return subprocess.Popen(_cli_command(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=_cli_env(), bufsize=1)
+
+
+def _failure(args: Sequence[Any], code: int, lines: list[str]) -> SketchRNNError:
+    last = lines[-1] if lines else "(no output)"
+    return SketchRNNError(f"`sketch-rnn {args[0]}` failed with exit status {code}: {last}")
+
+
+def run_cli(*args: Any, check: bool = True, echo: bool = True) -> tuple[int, list[str]]:
+    """Run `sketch-rnn ARGS...` (as `python -m sketch_rnn`), printing its output as it comes.
+
+    TensorFlow's C++ log lines are left out. Returns (exit status, output lines); with
+    check=True a non-zero status is a SketchRNNError quoting the command's last line.
+    """
+    if echo:
+        print(_shown(args), flush=True)
+    proc = _start(args)
+    out = _Lines(proc, echo)
+    out.drain()
+    code = proc.wait()
+    if check and code != 0:
+        raise _failure(args, code, out.lines)
+    return code, out.lines
+
+
+def _last_logged_step(run_dir: Path) -> int:
+    """The step of the last row of RUN_DIR/logs/train.csv (0 when there is none yet)."""
+    try:
+        with open(run_dir / "logs" / "train.csv", "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            rows = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return 0
+    for row in reversed(rows):
+        head = row.split(",", 1)[0]
+        if head.isdigit():
+            return int(head)
+    return 0
+
+
+@dataclass
+class Interrupted:
+    """What `interrupt_training` saw: the exit status and the step the run saved and stopped at."""
+
+    returncode: int
+    signalled_at: int
+    lines: list[str]
+
+
+def interrupt_training(run_dir: str | os.PathLike, stop_after: int, *args: Any,
+                       sig: int = signal.SIGINT, timeout: float = 600.0,
+                       echo: bool = True) -> Interrupted:
+    """Run `sketch-rnn train ARGS...`; send it `sig` (Ctrl-C) once it has logged `stop_after`.
+
+    The trainer finishes the step it is in, saves a checkpoint and exits with 130 (SIGINT)
+    or 143 (SIGTERM). A run that ends by itself before the signal (too few steps), fails,
+    or runs past `timeout` seconds is a SketchRNNError.
+    """
+    run_dir = Path(run_dir)
+    if echo:
+        print(_shown(args) + f"    # Ctrl-C once step {stop_after} is done", flush=True)
+    proc = _start(args)
+    out = _Lines(proc, echo)
+    started, signalled_at = time.monotonic(), None
+    try:
+        while proc.poll() is None:
+            out.pump()
+            step = _last_logged_step(run_dir)
+            if signalled_at is None and step >= stop_after:
+                proc.send_signal(sig)
+                signalled_at = step
+            if time.monotonic() - started > timeout:
+                raise SketchRNNError(f"`sketch-rnn train` ran past {timeout:.0f} s")
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        code = proc.wait()
+        out.drain()
+    if signalled_at is None:
+        if code == 0:
+            raise SketchRNNError(f"training ended before step {stop_after} could be interrupted "
+                                 "(is --num-steps larger than the stop step?)")
+        raise _failure(args, code, out.lines)
+    return Interrupted(code, signalled_at, out.lines)
+
+
+# --------------------------------------------------------------------------- logs and data
+def read_train_log(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+    """RUN_DIR/logs/train.csv as columns (step, cost, recon, kl, lr, w_kl, wall_s), float64.
+
+    Row `step` holds the learning rate and w_KL that step trained with.
+    """
+    path = Path(run_dir) / "logs" / "train.csv"
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise SketchRNNError(f"{path}: cannot read ({e.strerror})") from None
+    if not rows:
+        raise SketchRNNError(f"{path}: no steps logged")
+    return {k: np.array([float(r[k]) if r[k] else np.nan for r in rows]) for k in rows[0]}
+
+
+def data_sketches(path: str | os.PathLike, split: str = "test",
+                  max_seq_len: int | None = None) -> list[np.ndarray]:
+    """The sketches of one split of a sketch-rnn .npz, in data units, as training sees them.
+
+    Offsets are clipped to +-1000 as in training; sketches longer than max_seq_len (a model
+    takes at most its N_max points) are left out.
+    """
+    from .data import OFFSET_LIMIT, SPLITS, load_npz
+
+    if split not in SPLITS:
+        raise SketchRNNError(f"split={split!r}: choose one of {', '.join(SPLITS)}")
+    out = []
+    for s in load_npz(path)[split]:
+        if max_seq_len is not None and not 0 < len(s) <= max_seq_len:
+            continue
+        s = np.asarray(s, dtype=np.float32).copy()
+        np.clip(s[:, :2], -OFFSET_LIMIT, OFFSET_LIMIT, out=s[:, :2])
+        out.append(s)
+    return out
+
+
+# --------------------------------------------------------------------------- figures
+def sketch_rows(rows: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str] | None = None,
+                titles: Sequence[Sequence[str]] | None = None, cell: float = 1.3, dpi: int = 80,
+                color: str = "black", linewidth: float = 1.2):
+    """Rows of stroke-3 sketches as one PNG: a label left of each row, a title above each cell.
+
+    `titles` is nested like `rows` (give only a first row for column titles). Each sketch
+    is fitted to its own cell (aspect kept, y down). Returns a `sketch_rnn.drawing.PNGImage`,
+    which a notebook shows inline.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from .drawing import PNGImage, polylines
+
+    n_rows = len(rows)
+    n_cols = max((len(r) for r in rows), default=0)
+    if n_rows == 0 or n_cols == 0:
+        raise SketchRNNError("no sketches to draw")
+    left = 0.25 + 0.075 * max(len(label) for label in row_labels) if row_labels else 0.1
+    titled = [r for r in range(n_rows) if titles and r < len(titles) and any(titles[r])]
+    top = 0.3 if 0 in titled else 0.05
+    fig = Figure(figsize=(left + n_cols * cell, top + n_rows * cell), dpi=dpi)
+    FigureCanvasAgg(fig)
+    grid = fig.subplots(n_rows, n_cols, squeeze=False,
+                        gridspec_kw=dict(left=left / (left + n_cols * cell), right=0.99,
+                                         top=1 - top / (top + n_rows * cell), bottom=0.01,
+                                         wspace=0.08, hspace=0.35 if titled else 0.08))
+    for r, row in enumerate(rows):
+        for c in range(n_cols):
+            ax = grid[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_color("#dddddd")
+            if c < len(row):
+                for p in polylines(row[c]):
+                    ax.plot(p[:, 0], p[:, 1], color=color, linewidth=linewidth,
+                            solid_capstyle="round")
+                ax.set_aspect("equal", adjustable="datalim")
+                ax.invert_yaxis()
+            else:
+                ax.set_visible(False)
+            if r in titled and c < len(titles[r]):
+                ax.set_title(titles[r][c], fontsize=8)
+        if row_labels and r < len(row_labels):
+            grid[r][0].set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=9)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return PNGImage(_small_png(buf.getvalue()))
+
+
+def _small_png(data: bytes) -> bytes:
+    """The PNG with a 32-colour palette: line drawings look the same at a third of the size."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    out = io.BytesIO()
+    image.quantize(colors=32, dither=Image.Dither.NONE).save(out, format="PNG", optimize=True)
+    return out.getvalue()
