@@ -85,16 +85,24 @@ def measure_matmul_peak(size: int = 4096, reps: int = 5) -> float:
     return 2 * size**3 / best / 1e9
 
 
-def run_child(preset_name: str, n_max: int, steps: int, overrides: str) -> dict:
+def run_child(preset_name: str, n_max: int, steps: int, overrides: str, tune: str = "") -> dict:
     """Time `steps` training steps after warm-up; report s/step and peak RSS."""
+    knobs = dict(kv.split("=") for kv in tune.split(",") if kv)
+    if "inter_op" in knobs:
+        import tensorflow as tf
+        tf.config.threading.set_inter_op_parallelism_threads(int(knobs["inter_op"]))
     import keras
+    from sketch_rnn import cells
     from sketch_rnn.model import SketchRNN
+    if "xla_loops" in knobs:
+        cells.XLA_LOOPS = knobs["xla_loops"] == "1"
+    compile_kw = {"jit_compile": knobs["jit"] == "1"} if "jit" in knobs else {}
 
     hps = preset(preset_name).replace(max_seq_len=n_max, batch_size=100)
     hps = hps.with_overrides(overrides)
     keras.utils.set_random_seed(0)
     model = SketchRNN(hps, seed=0)
-    model.compile_for_training()
+    model.compile_for_training(**compile_kw)
     x = _synthetic_batch(hps.batch_size, n_max)
     t0 = time.perf_counter()
     model.train_on_batch(x)  # trace / compile
@@ -120,11 +128,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="preset[@N_max] list; N_max defaults to the preset's")
     p.add_argument("--hparams", default="", help="extra k=v overrides for every config")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--tune", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args.child:
         name, n_max = args.child.split("@")
-        print(json.dumps(run_child(name, int(n_max), args.steps, args.hparams)))
+        print(json.dumps(run_child(name, int(n_max), args.steps, args.hparams, args.tune)))
         return 0
 
     assert abs(nominal_flops(preset("paper"), 100, 250) / 1e9 - 287.9) < 0.05
@@ -138,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         name, _, n = cfg.partition("@")
         n_max = int(n) if n else preset(name).max_seq_len
         cmd = [sys.executable, os.path.abspath(__file__), "--child", f"{name}@{n_max}",
-               "--steps", str(args.steps), "--hparams", args.hparams]
+               "--steps", str(args.steps), "--hparams", args.hparams, "--tune", args.tune]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             print(out.stderr[-3000:], file=sys.stderr)

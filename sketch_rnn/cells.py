@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import keras
+import numpy as np
 from keras import ops
 
 FORGET_BIAS = 1.0
@@ -109,10 +110,233 @@ class SequenceCellMixin:
         return scan_sequence(self.step, xp, tuple(states), keep)
 
 
+def _gate_scale(units: int):
+    """(m, k) per gate column: tanh(x) = 2*sigmoid(2x) - 1 lets one sigmoid serve all gates.
+
+    Pre-activations are kept "scaled" (g columns times m = 2), so that
+    act = sigmoid(pre) * m - k gives (i, f, tanh(g), o) in two element-wise ops.
+    """
+    ones, zeros = np.ones(units, np.float32), np.zeros(units, np.float32)
+    m = np.concatenate([ones, ones, 2 * ones, ones])
+    k = np.concatenate([zeros, zeros, ones, zeros])
+    return ops.convert_to_tensor(m), ops.convert_to_tensor(k)
+
+
+def _scan(fn, carry: tuple, xs: tuple, y_shapes: Sequence, reverse: bool = False):
+    """carry, ys = loop of fn(carry, x_t) -> (carry, y_t) over the leading axis of xs.
+
+    Like jax.lax.scan (used on JAX); on TensorFlow a tf.while_loop over TensorArrays,
+    whose per-step outputs need not look like the carry (Keras' TF scan insists they do).
+    `y_shapes` are the per-step output shapes (TensorArray element shapes).
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+        return jax.lax.scan(fn, carry, xs, reverse=reverse)
+    n = xs[0].shape[0]
+    if backend == "tensorflow":
+        import tensorflow as tf
+        xs_ta = [tf.TensorArray(x.dtype, size=n, element_shape=x.shape[1:]).unstack(x)
+                 for x in xs]
+        ys_ta = [tf.TensorArray("float32", size=n, element_shape=shape) for shape in y_shapes]
+
+        def body(i, carry, ys_ta):
+            t = n - 1 - i if reverse else i
+            carry, ys = fn(carry, tuple(ta.read(t) for ta in xs_ta))
+            return i + 1, carry, [ta.write(t, y) for ta, y in zip(ys_ta, ys)]
+
+        _, carry, ys_ta = tf.while_loop(lambda i, *_: i < n, body, (0, carry, ys_ta),
+                                        maximum_iterations=n,
+                                        parallel_iterations=PARALLEL_ITERATIONS)
+        return carry, tuple(ta.stack() for ta in ys_ta)
+    order = range(n - 1, -1, -1) if reverse else range(n)
+    ys = [None] * n
+    for t in order:
+        carry, ys[t] = fn(carry, tuple(x[t] for x in xs))
+    return carry, tuple(ops.stack(y) for y in zip(*ys))
+
+
+def _lstm_cell_forward(xp_t, h, c, w, keep_t, m, k):
+    """One step of one lane: (h_t, c_t, sig_t) with sig the gates' sigmoid (B, 4u)."""
+    sig = ops.sigmoid(xp_t + ops.matmul(h, w))  # (B, 4u)
+    i, f, g, o = ops.split(sig * m - k, 4, axis=-1)  # g = tanh of the unscaled g
+    if keep_t is not None:
+        g = g * keep_t
+    c_new = f * c + i * g
+    return o * ops.tanh(c_new), c_new, sig
+
+
+def _lstm_cell_backward(dh, dc, sig, c_prev, keep_t, w_t, m, k):
+    """Reverse of one step of one lane: (dh_{t-1}, dc_{t-1}, d_pre_t)."""
+    i, f, g, o = ops.split(sig * m - k, 4, axis=-1)
+    g_kept = g if keep_t is None else g * keep_t
+    tc = ops.tanh(f * c_prev + i * g_kept)  # tanh(c_t), recomputed rather than stored
+    dc = dc + dh * o * (1.0 - tc * tc)
+    d_g = dc * i if keep_t is None else dc * i * keep_t
+    d_act = ops.concatenate([dc * g_kept, dc * c_prev, d_g, dh * tc], axis=-1)
+    d_pre = d_act * m * sig * (1.0 - sig)  # (B, 4u), w.r.t. the scaled pre-activation
+    return ops.matmul(d_pre, w_t), dc * f, d_pre
+
+
+def _lanes_forward(n_lanes: int, has_keep: bool):
+    """Forward loop over L independent LSTMs ("lanes") sharing one time loop."""
+    L = n_lanes
+
+    def forward(*args):
+        xps, h0s, c0s, ws = (args[j * L:(j + 1) * L] for j in range(4))
+        keeps = args[4 * L:] if has_keep else (None,) * L
+        scales = [_gate_scale(h.shape[-1]) for h in h0s]
+
+        def step(carry, x):
+            hs, cs, sigs = [], [], []
+            for lane in range(L):
+                keep_t = x[L + lane] if has_keep else None
+                h, c, sig = _lstm_cell_forward(x[lane], carry[lane], carry[L + lane],
+                                               ws[lane], keep_t, *scales[lane])
+                hs.append(h)
+                cs.append(c)
+                sigs.append(sig)
+            # per step: h_t, the incoming c_{t-1} (for the backward), the gates
+            return tuple(hs + cs), tuple(hs) + tuple(carry[L:]) + tuple(sigs)
+
+        xs = tuple(xps) + (tuple(keeps) if has_keep else ())
+        y_shapes = [h.shape for h in h0s] * 2 + [xp.shape[1:] for xp in xps]
+        final, ys = _scan(step, tuple(h0s) + tuple(c0s), xs, y_shapes)
+        hs, c_prev, sigs = ys[:L], ys[L:2 * L], ys[2 * L:]
+        return tuple(hs) + tuple(final), (hs, c_prev, sigs, tuple(h0s), tuple(ws), keeps)
+
+    return forward
+
+
+def _lanes_backward_loop(residuals, d_hs, d_hn, d_cn):
+    """The reverse loop over all lanes: (d_pre per lane (N, B, 4u), dh0s, dc0s)."""
+    hs, c_prev, sigs, h0s, ws, keeps = residuals
+    L = len(hs)
+    has_keep = keeps[0] is not None
+    scales = [_gate_scale(h.shape[-1]) for h in h0s]
+    w_ts = [ops.transpose(w) for w in ws]  # (4u, u)
+
+    def step(carry, x):
+        dhs, dcs, d_pres = [], [], []
+        for lane in range(L):
+            keep_t = x[3 * L + lane] if has_keep else None
+            dh = carry[lane] + x[lane]
+            dh, dc, d_pre = _lstm_cell_backward(dh, carry[L + lane], x[L + lane],
+                                                x[2 * L + lane], keep_t, w_ts[lane],
+                                                *scales[lane])
+            dhs.append(dh)
+            dcs.append(dc)
+            d_pres.append(d_pre)
+        return tuple(dhs + dcs), tuple(d_pres)
+
+    xs = tuple(d_hs) + tuple(sigs) + tuple(c_prev) + (tuple(keeps) if has_keep else ())
+    final, d_pres = _scan(step, tuple(d_hn) + tuple(d_cn), xs, [s.shape[1:] for s in sigs],
+                          reverse=True)
+    return tuple(d_pres), final[:L], final[L:]
+
+
+def _matmul_rows(x, w):
+    """x (..., d) @ w (d, k) as one 2-D matmul (its weight gradient is then one matmul too)."""
+    lead = ops.shape(x)[:-1]
+    y = ops.matmul(ops.reshape(x, (-1, x.shape[-1])), w)
+    return ops.reshape(y, (*lead, w.shape[-1]))
+
+
+def _matmul_tn(a, b):
+    """a^T @ b without materialising a^T where the backend allows (the dW of all steps)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        return tf.linalg.matmul(a, b, transpose_a=True)
+    return ops.einsum("ru,rk->uk", a, b)
+
+
+def _lanes_backward(loop, has_keep: bool):
+    def backward(residuals, *douts):
+        hs, c_prev, sigs, h0s, ws, keeps = residuals
+        L = len(hs)
+        fill = lambda d, like: ops.zeros_like(like) if d is None else d  # noqa: E731
+        d_hs = [fill(d, h) for d, h in zip(douts[:L], hs)]
+        d_hn = [fill(d, h) for d, h in zip(douts[L:2 * L], h0s)]
+        d_cn = [fill(d, h) for d, h in zip(douts[2 * L:], h0s)]
+        d_pres, dh0s, dc0s = loop(residuals, d_hs, d_hn, d_cn)
+        d_ws = []
+        for h, h0, d_pre in zip(hs, h0s, d_pres):
+            u = h0.shape[-1]
+            h_prev = ops.concatenate([h0[None], h[:-1]], axis=0)  # (N, B, u)
+            d_ws.append(_matmul_tn(ops.reshape(h_prev, (-1, u)),
+                                   ops.reshape(d_pre, (-1, 4 * u))))  # one matmul, all steps
+        d_keeps = tuple(ops.zeros_like(kp) for kp in keeps) if has_keep else ()
+        return tuple(d_pres) + tuple(dh0s) + tuple(dc0s) + tuple(d_ws) + d_keeps
+    return backward
+
+
+def _custom_vjp(forward, backward):
+    """f(*args) with a hand-written backward, on TF or JAX (Keras' custom_gradient differs
+    between the two in how tuple outputs receive their upstream gradients)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.custom_gradient
+        def f(*args):
+            # stop_gradient: no tape may record the (XLA) forward itself
+            outs, res = forward(*[tf.stop_gradient(a) for a in args])
+            return outs, lambda *douts: backward(res, *douts)
+        return f
+    if backend == "jax":
+        import jax
+
+        f = jax.custom_vjp(lambda *args: forward(*args)[0])
+        f.defvjp(forward, lambda res, douts: backward(res, *douts))
+        return f
+    return lambda *args: forward(*args)[0]  # other backends: autodiff through the loop
+
+
+# On TensorFlow the two loops run as XLA clusters: XLA fuses each step's ~20 element-wise
+# ops into a few kernels (TF runs them one by one), while the big dW matmuls stay outside
+# on oneDNN, which is several times faster than XLA:CPU at that shape.
+XLA_LOOPS = True
+PARALLEL_ITERATIONS = 1
+_LANES_FNS: dict = {}
+
+
+def _lanes_fn(n_lanes: int, has_keep: bool):
+    """The custom-gradient loop for n_lanes LSTMs (built once per variant and setting)."""
+    key = (n_lanes, has_keep, XLA_LOOPS, keras.backend.backend())
+    if key not in _LANES_FNS:
+        forward, loop = _lanes_forward(n_lanes, has_keep), _lanes_backward_loop
+        if XLA_LOOPS and keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+            forward = tf.function(forward, jit_compile=True, autograph=False)
+            loop = tf.function(loop, jit_compile=True, autograph=False)
+        _LANES_FNS[key] = _custom_vjp(forward, _lanes_backward(loop, has_keep))
+    return _LANES_FNS[key]
+
+
+def lstm_lanes(xps, h0s, c0s, ws, keeps=None):
+    """L independent LSTMs in one time loop, with a hand-written backward.
+
+    Per lane: xp (N, B, 4u) scaled input pre-activations (bias in), h0, c0 (B, u),
+    w (u, 4u) scaled recurrent kernel, keep (N, B, u) recurrent-dropout multiplier.
+    Returns (hs per lane (N, B, u), h_N per lane, c_N per lane).
+    """
+    L = len(xps)
+    args = list(xps) + list(h0s) + list(c0s) + list(ws) + (list(keeps) if keeps else [])
+    outs = _lanes_fn(L, bool(keeps))(*args)
+    return tuple(outs[:L]), tuple(outs[L:2 * L]), tuple(outs[2 * L:])
+
+
+def lstm_sequence(xp, h0, c0, w, keep=None):
+    """One LSTM lane: (hs (N, B, u), h_N, c_N); see `lstm_lanes`."""
+    hs, hn, cn = lstm_lanes([xp], [h0], [c0], [w], None if keep is None else [keep])
+    return hs[0], hn[0], cn[0]
+
+
 class LSTM(SequenceCellMixin, keras.layers.LSTM):
     """Magenta's LSTM cell; weights are a keras.layers.LSTM's (kernel, recurrent_kernel, bias).
 
-    params = (D + u) * 4u + 4u, as Magenta's W_xh, W_hh, bias.
+    params = (D + u) * 4u + 4u, as Magenta's W_xh, W_hh, bias. Its projections are
+    "scaled" (see `_gate_scale`), an internal convention of input_projection/step/sequence.
     """
 
     def __init__(self, units: int, seed: keras.random.SeedGenerator | None = None, **kwargs):
@@ -126,26 +350,47 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
             **kwargs,
         )
 
+    def scaled_weights(self):
+        """(kernel, recurrent_kernel, bias) with the g columns doubled."""
+        m, _ = _gate_scale(self.units)
+        cell = self.cell
+        return cell.kernel * m, cell.recurrent_kernel * m, cell.bias * m
+
     def input_projection(self, x_seq, z=None):
-        """x_seq (N, B, d) [, z (B, D-d)] -> (N, B, 4u); bias folded in."""
-        kernel = self.cell.kernel
+        """x_seq (N, B, d) [, z (B, D-d)] -> (N, B, 4u) scaled; bias folded in."""
+        kernel, _, bias = self.scaled_weights()
         d = x_seq.shape[-1]
-        xp = ops.matmul(x_seq, kernel[:d])  # (N, B, 4u)
-        bias = self.cell.bias
+        xp = _matmul_rows(x_seq, kernel[:d])  # (N, B, 4u)
         if z is not None:
             bias = ops.matmul(z, kernel[d:]) + bias  # (B, 4u): once per sketch
         return xp + bias
 
     def step(self, xp_t, states, keep_t=None):
         h, c = states
-        pre = xp_t + ops.matmul(h, self.cell.recurrent_kernel)  # (B, 4u)
-        i, f, g, o = _split4(pre)
-        g = ops.tanh(g)
+        _, w, _ = self.scaled_weights()
+        m, k = _gate_scale(self.units)
+        act = ops.sigmoid(xp_t + ops.matmul(h, w)) * m - k  # (B, 4u): i, f, tanh(g), o
+        i, f, g, o = _split4(act)
         if keep_t is not None:
             g = g * keep_t
-        c = ops.sigmoid(f) * c + ops.sigmoid(i) * g
-        h = ops.sigmoid(o) * ops.tanh(c)
+        c = f * c + i * g
+        h = o * ops.tanh(c)
         return h, (h, c)
+
+    def sequence(self, xp, states, keep=None):
+        _, w, _ = self.scaled_weights()
+        hs, h, c = lstm_sequence(xp, states[0], states[1], w, keep)
+        return hs, (h, c)
+
+
+def bidirectional_lstm(fw: LSTM, bw: LSTM, x_fw, x_bw, keep_fw=None, keep_bw=None):
+    """Both encoder directions in one time loop (two lanes): -> (hs_fw, hs_bw) (N, B, u)."""
+    zeros = ops.zeros((ops.shape(x_fw)[1], fw.units))  # (B, u)
+    keeps = None if keep_fw is None else [keep_fw, keep_bw]
+    hs, _, _ = lstm_lanes([fw.input_projection(x_fw), bw.input_projection(x_bw)],
+                          [zeros, zeros], [zeros, zeros],
+                          [fw.scaled_weights()[1], bw.scaled_weights()[1]], keeps)
+    return hs
 
 
 class LayerNormLSTM(SequenceCellMixin, keras.layers.Layer):

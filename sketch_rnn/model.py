@@ -18,7 +18,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from .cells import make_cell
+from .cells import LSTM, bidirectional_lstm, make_cell
+from .distribute import replica_slot
 from .hparams import HParams
 
 NLL_EPSILON = 1e-6  # inside the log of the mixture density, as Magenta
@@ -169,8 +170,22 @@ class SketchRNN(keras.Model):
 
     def _keep_mask(self, shape, keep_prob: float):
         """Inverted-dropout multiplier: 0 or 1/keep_prob."""
-        u = keras.random.uniform(shape, seed=self.rng)
+        u = self._draw(keras.random.uniform, shape)
         return ops.cast(u < keep_prob, "float32") / keep_prob
+
+    def _draw(self, draw, shape):
+        """draw(shape, seed=self.rng); every draw here has the batch on axis -2.
+
+        Under tf.distribute each replica draws the values of the whole global batch and
+        keeps its own rows, so every sketch gets the numbers one device would give it.
+        """
+        index, count = replica_slot()
+        if count == 1:
+            return draw(shape, seed=self.rng)
+        full = (*shape[:-2], shape[-2] * count, shape[-1])
+        start = [0] * len(shape)
+        start[-2] = index * shape[-2]
+        return ops.slice(draw(full, seed=self.rng), start, shape)
 
     def train_step(self, *args, **kwargs):
         if keras.backend.backend() == "jax":
@@ -199,19 +214,23 @@ class SketchRNN(keras.Model):
         x_fw = ops.transpose(x, (1, 0, 2))  # (N_max, B, 5)
         x_bw = ops.transpose(x_rev, (1, 0, 2))
         batch = ops.shape(x)[0]
+        u = hps.enc_rnn_size
         keep_fw = keep_bw = None
         if training and hps.use_recurrent_dropout:
-            keep_fw = self._keep_mask((n_max, batch, hps.enc_rnn_size),
-                                      hps.recurrent_dropout_prob)
-            keep_bw = self._keep_mask((n_max, batch, hps.enc_rnn_size),
-                                      hps.recurrent_dropout_prob)
-        hs_fw, _ = self.encoder_fw.sequence(self.encoder_fw.input_projection(x_fw),
-                                            self.encoder_fw.zero_state(batch), keep_fw)
-        hs_bw, _ = self.encoder_bw.sequence(self.encoder_bw.input_projection(x_bw),
-                                            self.encoder_bw.zero_state(batch), keep_bw)
-        last = ops.maximum(lengths - 1, 0)[None, :, None]  # (1, B, 1)
-        h_fw = ops.take_along_axis(hs_fw, last, axis=0)[0]  # (B, u_enc)
-        h_bw = ops.take_along_axis(hs_bw, last, axis=0)[0]
+            keep_fw = self._keep_mask((n_max, batch, u), hps.recurrent_dropout_prob)
+            keep_bw = self._keep_mask((n_max, batch, u), hps.recurrent_dropout_prob)
+        fw, bw = self.encoder_fw, self.encoder_bw
+        if isinstance(fw, LSTM):  # both directions in one time loop
+            hs_fw, hs_bw = bidirectional_lstm(fw, bw, x_fw, x_bw, keep_fw, keep_bw)
+        else:
+            hs_fw, _ = fw.sequence(fw.input_projection(x_fw), fw.zero_state(batch), keep_fw)
+            hs_bw, _ = bw.sequence(bw.input_projection(x_bw), bw.zero_state(batch), keep_bw)
+        # the state after each sketch's last point: a one-hot pick over time (N_max, B, 1),
+        # whose gradient is a multiply, not a scatter
+        last = ops.maximum(lengths - 1, 0)
+        pick = ops.cast(ops.arange(n_max, dtype="int32")[:, None] == last[None, :], "float32")
+        h_fw = ops.sum(hs_fw * pick[:, :, None], axis=0)  # (B, u_enc)
+        h_bw = ops.sum(hs_bw * pick[:, :, None], axis=0)
         h = ops.concatenate([h_fw, h_bw], axis=-1)  # (B, 2 u_enc)
         return self.mu_dense(h), self.presig_dense(h)
 
@@ -282,7 +301,7 @@ class SketchRNN(keras.Model):
         mu = presig = z = None
         if hps.conditional:
             mu, presig = self._encode_tm(strokes, lengths, training)
-            eps = keras.random.normal((batch, hps.z_size), seed=self.rng)
+            eps = self._draw(keras.random.normal, (batch, hps.z_size))
             z = mu + ops.exp(presig / 2.0) * eps  # (B, z)
         states = self.initial_state(z, batch)
         s_prev = ops.transpose(strokes[:, :-1], (1, 0, 2))  # (N_max, B, 5)
@@ -309,7 +328,8 @@ class SketchRNN(keras.Model):
         self.recon_tracker.update_state(recon)
         self.kl_tracker.update_state(kl)
         self.w_kl_tracker.update_state(self.kl_weight)
-        return cost
+        replicas = replica_slot()[1]  # tf.distribute sums the replicas' gradients
+        return cost / replicas if replicas > 1 else cost
 
     def compile_for_training(self, **kwargs) -> None:
         """Adam(lr, clipvalue=grad_clip); lr is a variable the LR callback assigns."""

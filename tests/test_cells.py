@@ -173,3 +173,51 @@ def test_make_cell_uses_hparams_hyper_sizes():
     assert (cell.hyper_units, cell.embedding_size) == (hps.hyper_num_units,
                                                        hps.hyper_embedding_size)
     assert cell.state_sizes == (8, 8, hps.hyper_num_units, hps.hyper_num_units)
+
+
+@pytest.mark.parametrize("with_keep", [True, False])
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_fast_lstm_gradient_equals_autodiff(with_keep, lanes):
+    """lstm_lanes' hand-written backward == TF autodiff through the plain equations."""
+    import tensorflow as tf
+    from sketch_rnn.cells import lstm_lanes
+    rng = np.random.default_rng(6)
+    T = 5
+
+    def const(*shape, scale=1.0):
+        return tf.constant(rng.normal(0, scale, shape).astype("float32"))
+
+    xps = [const(T, B, 4 * U) for _ in range(lanes)]
+    h0s = [const(B, U) for _ in range(lanes)]
+    c0s = [const(B, U) for _ in range(lanes)]
+    ws = [const(U, 4 * U, scale=0.4) for _ in range(lanes)]
+    keeps = ([tf.constant(((rng.random((T, B, U)) < 0.7) / 0.7).astype("float32"))
+              for _ in range(lanes)] if with_keep else None)
+    out_weights = [const(T, B, U), const(B, U), const(B, U)]
+
+    def plain(xps, h0s, c0s, ws):  # the same equations, unrolled, differentiated by TF
+        outs = ([], [], [])
+        for lane in range(lanes):
+            h, c, hs = h0s[lane], c0s[lane], []
+            for t in range(T):
+                i, f, g, o = tf.split(xps[lane][t] + tf.matmul(h, ws[lane]), 4, axis=-1)
+                g = (2 * tf.sigmoid(g) - 1) * (keeps[lane][t] if with_keep else 1.0)
+                c = tf.sigmoid(f) * c + tf.sigmoid(i) * g
+                h = tf.sigmoid(o) * tf.tanh(c)
+                hs.append(h)
+            for seq, val in zip(outs, (tf.stack(hs), h, c)):
+                seq.append(val)
+        return outs
+
+    def run(fn):
+        with tf.GradientTape() as tape:
+            tape.watch([xps, h0s, c0s, ws])
+            outs = fn(xps, h0s, c0s, ws)
+            total = sum(tf.reduce_sum(o * wt) for group, wt in zip(outs, out_weights)
+                        for o in group)
+        return [o for group in outs for o in group] + tape.gradient(total, xps + h0s + c0s + ws)
+
+    fast = run(lambda *a: lstm_lanes(*a, keeps=keeps))
+    ref = run(plain)
+    for got, want in zip(fast, ref):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
