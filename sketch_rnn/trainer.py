@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from . import checkpoint as ckpt_io
+from . import distribute
 from .callbacks import (CheckpointCallback, KLWeightScheduler, LearningRateSchedulerPerBatch,
                         StopSignal)
 from .data import SketchData, SketchSplit, load_data, train_batch
@@ -47,11 +48,12 @@ def configure_determinism(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def build_model(hps: HParams, seed: int) -> SketchRNN:
+def build_model(hps: HParams, seed: int, optimizer: keras.optimizers.Optimizer | None = None
+                ) -> SketchRNN:
     """A compiled model whose variables (optimizer included) all exist, ready to load weights."""
     model = SketchRNN(hps, seed=seed)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=hps.learning_rate,
-                                                  clipvalue=hps.grad_clip))
+    model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate=hps.learning_rate,
+                                                               clipvalue=hps.grad_clip))
     n1 = hps.max_seq_len + 1
     model({"strokes": np.zeros((1, n1, 5), "float32"),  # (1, N_max+1, 5)
            "lengths": np.full((1,), hps.max_seq_len, "int32")})
@@ -149,14 +151,20 @@ def _differs_from_preset(hps: HParams, preset_name: str, changes: dict[str, Any]
 class Trainer:
     """Holds one run's model, data and callbacks; `fit()` trains to hps.num_steps."""
 
-    def __init__(self, config: RunConfig, progress: bool = True) -> None:
+    def __init__(self, config: RunConfig, progress: bool = True,
+                 dist: distribute.Distribution | None = None) -> None:
         self.config = config
         self.hps = config.hps
-        self.progress = progress
+        self.dist = dist or distribute.single_device()
+        self.progress = progress and self.dist.is_chief
+        self.dist.check_batch(self.hps.batch_size)
         configure_determinism(config.seed)
         self.data = load_data(config.data_paths, self.hps.max_seq_len)
         self._check_data()
-        self.model = build_model(self.hps, config.seed)
+        with self.dist.scope():
+            optimizer = self.dist.make_optimizer(self.hps.learning_rate, self.hps.grad_clip)
+            self.model = build_model(self.hps, config.seed, optimizer)
+        self.dist.prepare(self.model)
         self.writer = ckpt_io.CheckpointWriter(config.run_dir, self.hps.keep_checkpoints)
         self.lr_callback, self.kl_callback = self._restore()
         self.stop = StopSignal()
@@ -175,7 +183,9 @@ class Trainer:
         if prev is None:
             return (LearningRateSchedulerPerBatch(lr_schedule, run_id),
                     KLWeightScheduler(kl_schedule, run_id))
-        ckpt_io.quarantine_newer(self.config.run_dir, prev.step)
+        if self.dist.is_chief:
+            ckpt_io.quarantine_newer(self.config.run_dir, prev.step)
+        distribute.check_resume(prev.state.get("distribute"), self.dist)
         self.model.load_weights(str(prev.path / ckpt_io.WEIGHTS))
         restore_rng_states(self.model, prev.state.get("rng_states", []))
         saved = ckpt_io.load_callbacks(prev)
@@ -221,9 +231,12 @@ class Trainer:
             "valid": valid,
             "valid_cost": valid.get("cost"),
             "versions": {"keras": keras.__version__, "backend": keras.backend.backend()},
+            "distribute": self.dist.describe(),
         }
 
-    def save(self, step: int) -> Path:
+    def save(self, step: int) -> Path | None:
+        if not self.dist.is_chief:  # the chief alone writes checkpoints
+            return None
         valid = evaluate_split(self.model, self.data.valid, self.hps) if len(self.data.valid) else {}
         callbacks = {"lr_scheduler": self.lr_callback, "kl_scheduler": self.kl_callback}
         path = self.writer.write(step, self.model, callbacks, self.state(step, valid))
@@ -231,6 +244,11 @@ class Trainer:
         return path
 
     # ----------------------------------------------------------------- training
+    def _progress_note(self) -> str:
+        newest = ckpt_io.newest_checkpoint(self.config.run_dir, warn=False)
+        return (f"after step {self.step} (newest complete checkpoint: "
+                f"{newest.name if newest else 'none'})")
+
     def fit(self) -> int:
         """Train to hps.num_steps; returns the process exit code (130/143 after a signal)."""
         start, stop = self.step, self.hps.num_steps
@@ -239,27 +257,33 @@ class Trainer:
             return 0
         from .progress import TrainingLogger
 
-        self.logger = TrainingLogger(self.config.run_dir, start, stop, self.lr_callback,
-                                     self.kl_callback, progress=self.progress)
-        saver = CheckpointCallback(self.save, self.hps.save_every, stop, self.stop)
-        stream = TrainStream(self.data.train, self.hps, self.config.seed, start, stop)
-        with self.stop:
+        with self.stop, self.dist.failure_guard(self._progress_note):
+            self.dist.check_same_start({"step": start, "seed": self.config.seed,
+                                        "data": self.data.fingerprint[:16],
+                                        "weights": ckpt_io.fingerprint(self.model)[:16]})
+            self.logger = TrainingLogger(self.dist.log_dir(self.config.run_dir), start, stop,
+                                         self.lr_callback, self.kl_callback, progress=self.progress)
+            saver = CheckpointCallback(self.save, self.hps.save_every, stop, self.stop)
+            agree = self.dist.stop_callbacks(self.stop)
+            stream = TrainStream(self.data.train, self.hps, self.config.seed, start, stop)
             self.model.fit(stream, epochs=1, verbose=0, shuffle=False,
-                           callbacks=[self.lr_callback, self.kl_callback, saver, self.logger])
+                           callbacks=[self.lr_callback, self.kl_callback, *agree, saver,
+                                      self.logger])
         self.logger.close()
         self.save_seconds = saver.save_seconds
         return self.stop.exit_code
 
 
 def train_from_args(args: argparse.Namespace) -> int:
-    if args.distribute:
-        raise SketchRNNError("--distribute is not available in this version")
+    dist = distribute.setup(args.distribute, args.cpu_devices)  # before TF sets up devices
     config = plan_run(args.run_dir, args.data, args.preset, args.hparams, args.num_steps, args.seed)
-    trainer = Trainer(config, progress=not args.no_progress)
+    trainer = Trainer(config, progress=not args.no_progress, dist=dist)
     code = trainer.fit()
     if code:
         print(f"stopped at step {trainer.step}; run the same command again to resume", file=sys.stderr)
     else:
         print(f"done: step {trainer.step} of {trainer.hps.num_steps}; "
               f"checkpoints in {config.run_dir / 'checkpoints'}")
+    if dist.kind != "none":  # each worker's own variables, to compare across workers
+        print(f"{dist.task}: fingerprint {ckpt_io.fingerprint(trainer.model)}")
     return code

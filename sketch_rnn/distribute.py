@@ -1,0 +1,331 @@
+"""Training on several devices and hosts with tf.distribute, keeping the one-device guarantees.
+
+`--distribute mirrored` uses tf.distribute.MirroredStrategy over the local GPUs (or over N
+logical CPU devices with `--cpu-devices N`, for testing); `--distribute multi-worker` uses
+MultiWorkerMirroredStrategy with the cluster described by TF_CONFIG. What stays as on one
+device, and where it is done:
+
+* the global batch is `train_batch(seed, step)`, `hps.batch_size` sketches; Keras' fit hands
+  replica r the r-th contiguous slice of it (B/R rows, in order);
+* every random draw in the model (z noise, dropout masks) is drawn for the whole global
+  batch on each replica, which keeps its own rows (`replica_slot`, used by model.py), so each
+  sketch sees the numbers one device would give it;
+* tf.distribute sums the replicas' gradients, so each replica's loss is its batch mean / R
+  (model.compute_loss), and gradient clipping happens after that sum, on the global batch's
+  gradient (`ClipAfterAllReduceAdam`), not on each replica's share;
+* only the chief writes checkpoints (the same atomic directories); every worker runs the same
+  callbacks, so their counters stay equal, and a stop (Ctrl-C, SIGTERM) on any worker stops all
+  of them after the same step (`StopAgreement`), the chief saving it;
+* a worker that dies makes the others fail within a health-check interval; they exit with a
+  `SketchRNNError` saying so, and the same command on every worker resumes from the newest
+  complete checkpoint.
+
+Bitwise equality holds for a resume under the same strategy and replica count (state.json
+stores both); the sum order of R partial gradients differs from one device's sum, so a run
+on R replicas matches a one-device run to float tolerance, not bit for bit.
+
+TensorFlow is imported lazily: model.py imports `replica_slot` on every backend, and
+`--cpu-devices` must be applied before TensorFlow sets up its devices.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import keras
+
+from .errors import SketchRNNError
+
+KINDS = ("mirrored", "multi-worker")
+HEALTH_CHECK_ENV = "SKETCH_RNN_HEALTH_CHECK_S"  # seconds between peer checks (default 30)
+
+
+# --------------------------------------------------------------------------- inside a step
+def replica_slot() -> tuple[Any, int]:
+    """(index, count) of this replica in its sync group; (0, 1) outside tf.distribute."""
+    if keras.backend.backend() != "tensorflow":
+        return 0, 1
+    import tensorflow as tf
+
+    count = tf.distribute.get_strategy().num_replicas_in_sync
+    context = tf.distribute.get_replica_context()
+    if count == 1 or context is None:  # one device, or cross-replica code (evaluation)
+        return 0, 1
+    return context.replica_id_in_sync_group, count
+
+
+class ClipAfterAllReduceAdam(keras.optimizers.Adam):
+    """Adam whose `clipvalue` applies to the all-reduced gradient, as it does on one device.
+
+    Keras' TensorFlow optimizer clips each replica's partial gradient and only then sums
+    them, which changes what clipping means with R replicas; here the sum comes first.
+    """
+
+    def _clip_gradients(self, grads: list[Any]) -> list[Any]:
+        return grads  # see _all_reduce_sum_gradients
+
+    def _all_reduce_sum_gradients(self, grads_and_vars: Any) -> list[tuple[Any, Any]]:
+        reduced = list(super()._all_reduce_sum_gradients(grads_and_vars))
+        clipped = super()._clip_gradients([g for g, _ in reduced])
+        return [(g, v) for g, (_, v) in zip(clipped, reduced)]
+
+
+# --------------------------------------------------------------------------- set-up
+@dataclass
+class Distribution:
+    """The strategy of this process and where it stands in the job."""
+
+    kind: str  # "none" | "mirrored" | "multi-worker"
+    strategy: Any  # a tf.distribute.Strategy (the default one for "none")
+    replicas: int
+    workers: int
+    task: str  # "chief" / "worker-1" ...: names this process in messages and log folders
+    is_chief: bool
+    job: str = ""  # "/job:worker/replica:0/task:1": this process in TensorFlow's messages
+    _sum: Any = field(default=None, repr=False)
+
+    def scope(self) -> Any:
+        return self.strategy.scope() if self.kind != "none" else contextlib.nullcontext()
+
+    def describe(self) -> dict[str, Any]:
+        """What state.json records (a resume compares it)."""
+        return {"kind": self.kind, "replicas": self.replicas, "workers": self.workers}
+
+    def make_optimizer(self, learning_rate: float, clipvalue: float) -> keras.optimizers.Optimizer:
+        cls = keras.optimizers.Adam if self.kind == "none" else ClipAfterAllReduceAdam
+        return cls(learning_rate=learning_rate, clipvalue=clipvalue)
+
+    def prepare(self, model: keras.Model) -> None:
+        """Work around two gaps of Keras 3.15's fit under MultiWorkerMirroredStrategy.
+
+        1. Before training, fit reduces the first batch across workers to build the model
+           symbolically (`_maybe_symbolic_build`); that reduce fails on a dict of PerReplica
+           values. build_model has already built every variable (optimizer included), so
+           there is nothing to build and the step is skipped.
+        2. fit averages each step's logs across workers with reduce(MEAN, axis=0), which
+           fails on scalars; the step returns them as (1,) tensors instead, and the mean
+           over that axis gives the same scalar.
+        """
+        if self.workers == 1:
+            return
+        if not (model.built and model.optimizer.built):
+            raise RuntimeError("build the model and its optimizer before training")
+        model._maybe_symbolic_build = lambda *args, **kwargs: None
+        train_step = model.train_step
+
+        def train_step_with_vector_logs(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            logs = train_step(*args, **kwargs)
+            return {k: keras.ops.reshape(v, (1,)) for k, v in logs.items()}  # () -> (1,)
+
+        model.train_step = train_step_with_vector_logs
+
+    def stop_callbacks(self, stop: Any) -> list[keras.callbacks.Callback]:
+        """Callbacks to run before the checkpoint callback (see StopAgreement)."""
+        return [StopAgreement(stop, self)] if self.workers > 1 else []
+
+    def check_batch(self, batch_size: int) -> None:
+        if batch_size % self.replicas:
+            raise SketchRNNError(f"batch_size={batch_size} does not split evenly over "
+                                 f"{self.replicas} replicas; choose a multiple of {self.replicas}")
+
+    def log_dir(self, run_dir: Path) -> Path:
+        """The chief logs into the run directory; other workers into workers/<task>/."""
+        return Path(run_dir) if self.is_chief else Path(run_dir) / "workers" / self.task
+
+    def any_worker(self, flag: bool) -> bool:
+        """True on every worker when it is True on any one (a collective: all must call it)."""
+        if self.workers == 1:
+            return flag
+        return self._sum_over_replicas(1.0 if flag else 0.0) > 0
+
+    def check_same_start(self, facts: dict[str, Any]) -> None:
+        """Refuse to train when the workers do not start from the same state.
+
+        Each worker loads its run directory on its own; if they see different checkpoints
+        (a --run-dir that is not shared) or different data, mirrored variables would
+        silently diverge. A hash of `facts` is summed over the replicas and compared.
+        """
+        if self.workers == 1:
+            return
+        text = json.dumps(facts, sort_keys=True)
+        digest = int(hashlib.sha256(text.encode()).hexdigest()[:10], 16)  # 40 bits: exact sums
+        if self._sum_over_replicas(float(digest)) != digest * self.replicas:
+            raise SketchRNNError(
+                f"{self.task}: the workers do not start from the same state ({text}); every "
+                "worker needs the same command, the same --data and a --run-dir they all see")
+
+    def _sum_over_replicas(self, value: float) -> float:
+        """All-reduce (sum) of a float64 over every replica of the job."""
+        import tensorflow as tf
+
+        if self._sum is None:  # traced once per distinct value (a stop flag has two)
+            def add_up(x: float) -> Any:
+                return tf.distribute.get_replica_context().all_reduce(
+                    tf.distribute.ReduceOp.SUM, tf.constant(x, tf.float64))
+
+            self._sum = tf.function(lambda x: self.strategy.run(add_up, args=(x,)))
+        total = self._sum(value)
+        return float(self.strategy.experimental_local_results(total)[0])
+
+    @contextlib.contextmanager
+    def failure_guard(self, where: Callable[[], str]) -> Iterator[None]:
+        """A lost peer aborts the collectives: turn that into one clear error.
+
+        `where` says how far training got (called only after a failure).
+        """
+        if self.workers == 1:
+            yield
+            return
+        import tensorflow as tf
+
+        try:
+            yield
+        except (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError,
+                tf.errors.DeadlineExceededError, tf.errors.InternalError) as e:
+            peers = set(re.findall(r"/job:\w+/replica:\d+/task:\d+", str(e.message)))
+            peers.discard(self.job)
+            who = f"worker {', '.join(sorted(peers))}" if peers else "another worker"
+            raise SketchRNNError(
+                f"multi-worker training stopped on {self.task} {where()}: {who} is gone or "
+                f"unreachable ({type(e).__name__}). Restart every worker with the same command: "
+                "they resume from the newest complete checkpoint") from None
+
+
+def single_device() -> Distribution:
+    """No tf.distribute: the plain one-device path (its bits are exactly those of before)."""
+    return Distribution("none", None, 1, 1, "chief", True)
+
+
+def setup(kind: str | None, cpu_devices: int | None = None) -> Distribution:
+    """The Distribution for `--distribute KIND [--cpu-devices N]`; call before any TF work."""
+    if kind is None:
+        if cpu_devices:
+            raise SketchRNNError("--cpu-devices needs --distribute mirrored")
+        return single_device()
+    if kind == "mirrored":
+        return _mirrored(cpu_devices)
+    if kind == "multi-worker":
+        if cpu_devices:
+            raise SketchRNNError("--cpu-devices applies to --distribute mirrored only "
+                                 "(a multi-worker job has one replica per worker and GPU)")
+        return _multi_worker()
+    raise SketchRNNError(f"--distribute {kind}: choose one of {', '.join(KINDS)}")
+
+
+def _mirrored(cpu_devices: int | None) -> Distribution:
+    import tensorflow as tf
+
+    devices = None
+    if cpu_devices is not None:
+        if cpu_devices < 1:
+            raise SketchRNNError(f"--cpu-devices {cpu_devices}: must be >= 1")
+        configure_cpu_devices(cpu_devices)
+        devices = [f"/cpu:{i}" for i in range(cpu_devices)]
+    elif not tf.config.list_physical_devices("GPU"):
+        print("warning: --distribute mirrored found no GPU: one replica on the CPU "
+              "(--cpu-devices N splits the CPU, for testing)", file=sys.stderr)
+    strategy = tf.distribute.MirroredStrategy(devices)
+    return Distribution("mirrored", strategy, strategy.num_replicas_in_sync, 1, "chief", True)
+
+
+def configure_cpu_devices(n: int) -> None:
+    """Split the CPU into n logical devices; TensorFlow allows this only before it starts."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+    except RuntimeError:
+        if len(tf.config.list_logical_devices("CPU")) != n:
+            raise SketchRNNError(f"--cpu-devices {n}: TensorFlow's devices are already set up "
+                                 "in this process; it must be the first thing configured") from None
+
+
+def _multi_worker() -> Distribution:
+    task_type, task_id, workers = _read_tf_config()
+    import tensorflow as tf
+    from tensorflow.python.distribute import collective_all_reduce_strategy as collective
+
+    # A lost peer is noticed by TF's health check, which aborts the pending collectives.
+    interval = float(os.environ.get(HEALTH_CHECK_ENV, "30"))
+    collective.CollectiveAllReduceExtended._check_health_interval = interval
+    collective.CollectiveAllReduceExtended._check_health_timeout = max(1.0, min(10.0, interval))
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    is_chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and
+                                        not _has_chief())
+    task = "chief" if is_chief else f"{task_type}-{task_id}"
+    return Distribution("multi-worker", strategy, strategy.num_replicas_in_sync, workers, task,
+                        is_chief, f"/job:{task_type}/replica:0/task:{task_id}")
+
+
+def _tf_config() -> dict[str, Any]:
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise SketchRNNError("--distribute multi-worker needs TF_CONFIG: a JSON object with "
+                             "\"cluster\" (host:port lists per job) and \"task\" (this process's "
+                             "type and index); see README, 'Several GPUs and hosts'")
+    try:
+        config = json.loads(raw)
+        config["cluster"], config["task"]["type"], int(config["task"]["index"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise SketchRNNError(f"TF_CONFIG is not a valid cluster description ({e})") from None
+    return config
+
+
+def _read_tf_config() -> tuple[str, int, int]:
+    """(task type, task index, number of workers incl. the chief) from TF_CONFIG."""
+    config = _tf_config()
+    cluster, task = config["cluster"], config["task"]
+    workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+    if task["type"] not in ("chief", "worker") or workers == 0:
+        raise SketchRNNError(f"TF_CONFIG: task type {task['type']!r} with jobs "
+                             f"{sorted(cluster)}: this command runs chief and worker tasks")
+    return str(task["type"]), int(task["index"]), workers
+
+
+def _has_chief() -> bool:
+    return bool(_tf_config()["cluster"].get("chief"))
+
+
+# --------------------------------------------------------------------------- training loop
+class StopAgreement(keras.callbacks.Callback):
+    """After every step, all workers learn whether any of them was asked to stop.
+
+    Put it before the checkpoint callback: a Ctrl-C or SIGTERM seen by one worker is copied
+    into every worker's StopSignal, so all stop after the same step and the chief saves it.
+    """
+
+    def __init__(self, stop: Any, dist: Distribution) -> None:
+        super().__init__()
+        self.stop, self.dist = stop, dist
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.dist.any_worker(self.stop.received is not None) and self.stop.received is None:
+            self.stop.received = signal.SIGTERM  # a peer's stop: exit as a SIGTERM would
+            print(f"{self.dist.task}: another worker was asked to stop: finishing this step, "
+                  "then stopping", flush=True)
+
+
+def check_resume(saved: dict[str, Any] | None, dist: Distribution) -> None:
+    """Warn when a run resumes under another strategy or replica count."""
+    before = saved or {"kind": "none", "replicas": 1, "workers": 1}
+    now = dist.describe()
+    if (before.get("kind"), before.get("replicas")) != (now["kind"], now["replicas"]):
+        print(f"warning: this run was trained with {_say(before)} and resumes with {_say(now)}: "
+              "training continues, but bitwise equality with an uninterrupted run no longer "
+              "holds", file=sys.stderr)
+
+
+def _say(d: dict[str, Any]) -> str:
+    if d.get("kind", "none") == "none":
+        return "one device (no --distribute)"
+    return f"--distribute {d['kind']} on {d['replicas']} replica(s)"
