@@ -86,3 +86,14 @@ def test_sample_from_a_trained_run_is_reproducible(conditional_run, tmp_path) ->
         assert result.returncode == 0, result.stderr
         outs.append(out.read_bytes())
     assert outs[0] == outs[1] and outs[0].count(b"<g") >= 4  # one group per sketch
+
+
+def test_shipped_pretrained_model_loads_exactly() -> None:
+    """checkpoints/sheep (trained on JAX) loads on this backend with every variable intact."""
+    from sketch_rnn.checkpoint import fingerprint
+    from sketch_rnn.sampling import sample
+
+    run = load_run(ROOT / "checkpoints" / "sheep")
+    assert fingerprint(run.model) == run.state["fingerprint"]
+    sketches = sample(run.model, 4, temperature=0.25, seed=0, scale_factor=run.scale_factor)
+    assert len(sketches) == 4 and all(s.shape[1] == 3 and len(s) > 1 for s in sketches)
