@@ -77,6 +77,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-steps", type=int, default=None, help="total step target (also on resume)")
     p.add_argument("--seed", type=int, default=None, help="random seed of a new run (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    p.add_argument("--no-samples", action="store_true",
+                   help="do not draw sample sketches into RUN_DIR/samples at each checkpoint")
     p.add_argument("--distribute", default=None, choices=("mirrored", "multi-worker"),
                    help="tf.distribute strategy (default: one device)")
     p.add_argument("--cpu-devices", type=int, default=None,

@@ -36,6 +36,7 @@ from .schedules import kl_weight_schedule, learning_rate_schedule
 
 DEFAULT_DATA = ("data/aaron_sheep.npz",)
 DEFAULT_PRESET = "small"
+SAMPLES_AT_SAVE = 16
 
 
 # --------------------------------------------------------------------------- set-up
@@ -152,8 +153,9 @@ class Trainer:
     """Holds one run's model, data and callbacks; `fit()` trains to hps.num_steps."""
 
     def __init__(self, config: RunConfig, progress: bool = True,
-                 dist: distribute.Distribution | None = None) -> None:
+                 dist: distribute.Distribution | None = None, draw_samples: bool = True) -> None:
         self.config = config
+        self.draw_samples = draw_samples
         self.hps = config.hps
         self.dist = dist or distribute.single_device()
         self.progress = progress and self.dist.is_chief
@@ -241,7 +243,24 @@ class Trainer:
         callbacks = {"lr_scheduler": self.lr_callback, "kl_scheduler": self.kl_callback}
         path = self.writer.write(step, self.model, callbacks, self.state(step, valid))
         self.logger.log_save(step, path, valid)
+        if self.draw_samples and self.dist.kind == "none":
+            self._draw_samples(step)
         return path
+
+    def _draw_samples(self, step: int) -> None:
+        """A grid of SAMPLES_AT_SAVE sketches from the prior, to watch the model learn.
+
+        The sampler draws its noise from its own NumPy generator and changes no
+        variable, so this leaves the training stream untouched.
+        """
+        from .drawing import save_sketches
+        from .sampling import sample
+
+        sketches = sample(self.model, SAMPLES_AT_SAVE, temperature=0.25, seed=0,
+                          scale_factor=self.data.scale_factor)
+        folder = self.config.run_dir / "samples"
+        folder.mkdir(exist_ok=True)
+        save_sketches(str(folder / f"step-{step:08d}.svg"), sketches)
 
     # ----------------------------------------------------------------- training
     def _progress_note(self) -> str:
@@ -277,7 +296,8 @@ class Trainer:
 def train_from_args(args: argparse.Namespace) -> int:
     dist = distribute.setup(args.distribute, args.cpu_devices)  # before TF sets up devices
     config = plan_run(args.run_dir, args.data, args.preset, args.hparams, args.num_steps, args.seed)
-    trainer = Trainer(config, progress=not args.no_progress, dist=dist)
+    trainer = Trainer(config, progress=not args.no_progress, dist=dist,
+                      draw_samples=not args.no_samples)
     code = trainer.fit()
     if code:
         print(f"stopped at step {trainer.step}; run the same command again to resume", file=sys.stderr)

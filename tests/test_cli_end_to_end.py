@@ -22,7 +22,8 @@ HPARAMS = "max_seq_len=64,save_every=10,batch_size=8"
 
 
 def _train(run_dir: Path, hparams: str) -> Path:
-    trainer = Trainer(plan_run(run_dir, [DATA], "tiny", hparams, 10, None), progress=False)
+    trainer = Trainer(plan_run(run_dir, [DATA], "tiny", hparams, 10, None), progress=False,
+                      draw_samples=False)
     assert trainer.fit() == 0
     return run_dir
 

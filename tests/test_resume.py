@@ -34,7 +34,7 @@ N = 25
 def train(run_dir: Path, num_steps: int, seed: int | None = None, hparams: str = HPARAMS,
           data: str = DATA) -> Trainer:
     config = plan_run(run_dir, [data], "tiny", hparams, num_steps, seed)
-    trainer = Trainer(config, progress=False)
+    trainer = Trainer(config, progress=False, draw_samples=False)
     assert trainer.fit() == 0
     return trainer
 
@@ -176,9 +176,10 @@ def test_architecture_change_and_other_data_are_refused(straight, tmp_path) -> N
 
 
 # --------------------------------------------------------------------------- real signals
-def _cli(run_dir: Path, num_steps: int) -> list[str]:
+def _cli(run_dir: Path, num_steps: int, samples: bool = False) -> list[str]:
     return [sys.executable, "-m", "sketch_rnn", "train", "--data", DATA, "--run-dir", str(run_dir),
-            "--preset", "tiny", "--hparams", HPARAMS, "--num-steps", str(num_steps), "--no-progress"]
+            "--preset", "tiny", "--hparams", HPARAMS, "--num-steps", str(num_steps), "--no-progress",
+            *([] if samples else ["--no-samples"])]
 
 
 def _wait_for_step(run_dir: Path, step: int, proc: subprocess.Popen, since: float,
@@ -200,16 +201,18 @@ def _wait_for_step(run_dir: Path, step: int, proc: subprocess.Popen, since: floa
 def test_sigterm_saves_and_resume_is_exact(straight, tmp_path) -> None:
     run_dir = tmp_path / "run"
     since = time.time()
-    proc = subprocess.Popen(_cli(run_dir, N), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    # This run also draws sample sketches at each save: they must not disturb training.
+    proc = subprocess.Popen(_cli(run_dir, N, samples=True), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     _wait_for_step(run_dir, 5, proc, since)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
     stopped = ckpt_io.info(run_dir)["step"]
     assert 5 <= stopped < N
-    subprocess.run(_cli(run_dir, N), cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(_cli(run_dir, N, samples=True), cwd=ROOT, check=True, capture_output=True)
     assert fingerprint(run_dir) == straight[1]
+    assert (run_dir / "samples" / f"step-{N:08d}.svg").read_bytes().startswith(b"<svg")
 
 
 def test_sigkill_at_random_moments_then_resume_is_exact(straight, tmp_path) -> None:
