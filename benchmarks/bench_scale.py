@@ -11,15 +11,15 @@ folder, then loads them with `sketch_rnn.data.load_data` in a fresh subprocess, 
   cache-mmap    the same call again                        memory-mapped .npy files
 
 For each it reports wall time and the process's RSS (baseline after imports, after the
-load, and the peak, VmHWM) against the raw int16 size of the kept points
-(6 bytes a point). Files are read one at a time, so memory = what is kept (which grows with
-the number of files) + one file's transient (which does not). The files are loaded twice,
-K/2 and K of them; the difference of the RSS after the two loads is what a file keeps, and
-the projection to all 345 files scales that and keeps the transient:
+load, and the peak, VmHWM) against the raw int16 size of the kept points (6 bytes a
+point). Files are read one at a time, so the peak = the packed arrays (known exactly; they
+grow with the number of files) + an overhead (interpreter, allocator leftovers, one file's
+transient while it is read), which should hardly grow. The files are loaded twice, K/2 and K
+of them, to measure the overhead and its growth; the projection to all 345 files is
 
-    peak_345 = after_K + (345 - K) * (after_K - after_K/2) / (K/2) + transient
+    peak_345 = packed_K / K * 345 + overhead_K + (345 - K) * growth_per_file
 
-    python benchmarks/bench_scale.py [--files 8] [--train 70000] [--keep DIR]
+    python benchmarks/bench_scale.py [--files 16] [--train 70000] [--keep DIR]
 
 Ends with one JSON line.
 """
@@ -111,22 +111,26 @@ def measure(paths: list[str], cache_dir: str | None) -> dict:
 
 
 def project(small: dict, large: dict, k_small: int, k_large: int) -> dict:
-    """Figures for K files and a straight-line projection of the peak to all 345 files.
+    """Figures for K files and a projection of the peak to all 345 files.
 
-    RSS after a load = a constant (interpreter, allocator leftovers) + K x what one file
-    keeps, so the RSS after loading K/2 and K files gives the per-file slope; the peak adds
-    at most one file's transient (the larger seen in the two runs) on top.
+    Peak RSS over the baseline = the packed arrays (exactly known, proportional to the files)
+    + an overhead: allocator leftovers and one file's transient while it is read. Loading
+    K/2 and K files measures the overhead twice; it is projected with the growth seen
+    between the two (never less than none).
     """
-    after = {k: m["rss_after"] - m["rss_base"] for k, m in ((k_small, small), (k_large, large))}
-    slope = (after[k_large] - after[k_small]) / (k_large - k_small)
-    transient = max(max(m["rss_peak"] - m["rss_after"], 0) for m in (small, large))
+    overhead = {k: m["rss_peak"] - m["rss_base"] - m["packed_bytes"]
+                for k, m in ((k_small, small), (k_large, large))}
+    growth = max(0.0, (overhead[k_large] - overhead[k_small]) / (k_large - k_small))
     raw_per_file = large["raw_bytes"] / k_large
     peak = large["rss_peak"] - large["rss_base"]
-    peak_345 = after[k_large] + (ALL_CATEGORIES - k_large) * slope + transient
+    peak_345 = (large["packed_bytes"] / k_large * ALL_CATEGORIES + overhead[k_large]
+                + (ALL_CATEGORIES - k_large) * growth)
+    after = large["rss_after"] - large["rss_base"]
     return {"seconds": round(large["seconds"], 2),
             "peak_over_raw": round(peak / large["raw_bytes"], 3),
-            "after_over_raw": round(after[k_large] / large["raw_bytes"], 3),
-            "per_file_over_raw": round(slope / raw_per_file, 3),
+            "after_over_raw": round(after / large["raw_bytes"], 3),
+            "overhead_mb": round(overhead[k_large] / 2**20, 1),
+            "overhead_growth_mb_per_file": round(growth / 2**20, 2),
             "projected_345_peak_over_raw": round(peak_345 / (ALL_CATEGORIES * raw_per_file), 3),
             "projected_345_peak_gb": round(peak_345 / 1e9, 2),
             "projected_345_seconds": round(large["seconds"] * ALL_CATEGORIES / k_large, 1),
@@ -141,7 +145,7 @@ def run_modes(paths: list[str], folder: Path) -> dict[str, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=8, help="synthetic category files (K)")
+    parser.add_argument("--files", type=int, default=16, help="synthetic category files (K)")
     parser.add_argument("--train", type=int, default=70000, help="train sketches per file")
     parser.add_argument("--eval", type=int, default=2500, help="valid and test sketches per file")
     parser.add_argument("--keep", default=None, help="write the files here and keep them")
@@ -177,8 +181,9 @@ def main() -> None:
         line = (f"{mode:12s} load {s['seconds']:6.2f} s  peak RSS {s['peak_over_raw']:.3f}x raw "
                 f"(after the load {s['after_over_raw']:.3f}x)  batch {s['batch_ms']:.2f} ms")
         if mode == "memory":
-            line += (f"\n             each more file keeps {s['per_file_over_raw']:.3f}x its raw "
-                     f"size; projected to {ALL_CATEGORIES} files: peak "
+            line += (f"\n             besides the packed arrays: {s['overhead_mb']:.0f} MiB, "
+                     f"growing {s['overhead_growth_mb_per_file']:.2f} MiB a file; "
+                     f"projected to {ALL_CATEGORIES} files: peak "
                      f"{s['projected_345_peak_over_raw']:.3f}x raw = "
                      f"{s['projected_345_peak_gb']:.1f} GB, "
                      f"load {s['projected_345_seconds']:.0f} s")
@@ -189,7 +194,8 @@ def main() -> None:
         "raw_mb": round(first["raw_bytes"] / 2**20, 1),
         "packed_over_raw": round(first["packed_bytes"] / first["raw_bytes"], 4),
         "load_s": mem["seconds"], "peak_over_raw": mem["peak_over_raw"],
-        "per_file_over_raw": mem["per_file_over_raw"],
+        "overhead_mb": mem["overhead_mb"],
+        "overhead_growth_mb_per_file": mem["overhead_growth_mb_per_file"],
         "projected_345_peak_over_raw": mem["projected_345_peak_over_raw"],
         "projected_345_peak_gb": mem["projected_345_peak_gb"],
         "projected_345_load_s": mem["projected_345_seconds"],
