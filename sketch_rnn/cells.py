@@ -23,7 +23,7 @@ the 1.0 at run time as Magenta does, since they have no plain bias on every gate
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import keras
 import numpy as np
@@ -106,14 +106,23 @@ class SequenceCellMixin:
         return tuple(ops.zeros((batch_size, n)) for n in self.state_sizes)
 
     def sequence(self, xp, states: Sequence, keep=None):
-        """xp (N, B, P) -> (hs (N, B, u), final states)."""
+        """xp (N, B, P) -> (hs (N, B, u), final states); keep: dropout multiplier (N, B, u)."""
         return scan_sequence(self.step, xp, tuple(states), keep)
+
+    def run(self, x_seq, z, states: Sequence, mask=None, keep_prob: float = 1.0,
+            x_grad: bool = False):
+        """x_seq (N, B, d) [+ z (B, D-d) for every step] -> (hs (N, B, u), final states).
+
+        mask (N, B, u) bool: recurrent dropout keeps g where True (scaled by 1/keep_prob).
+        """
+        keep = None if mask is None else ops.cast(mask, "float32") / keep_prob
+        return self.sequence(self.input_projection(x_seq, z), states, keep)
 
 
 def _gate_scale(units: int):
     """(m, k) per gate column: tanh(x) = 2*sigmoid(2x) - 1 lets one sigmoid serve all gates.
 
-    Pre-activations are kept "scaled" (g columns times m = 2), so that
+    The LSTM's pre-activations are kept "scaled" (g columns times m = 2), so that
     act = sigmoid(pre) * m - k gives (i, f, tanh(g), o) in two element-wise ops.
     """
     ones, zeros = np.ones(units, np.float32), np.zeros(units, np.float32)
@@ -146,8 +155,7 @@ def _scan(fn, carry: tuple, xs: tuple, y_shapes: Sequence, reverse: bool = False
             return i + 1, carry, [ta.write(t, y) for ta, y in zip(ys_ta, ys)]
 
         _, carry, ys_ta = tf.while_loop(lambda i, *_: i < n, body, (0, carry, ys_ta),
-                                        maximum_iterations=n,
-                                        parallel_iterations=PARALLEL_ITERATIONS)
+                                        maximum_iterations=n, parallel_iterations=1)
         return carry, tuple(ta.stack() for ta in ys_ta)
     order = range(n - 1, -1, -1) if reverse else range(n)
     ys = [None] * n
@@ -156,17 +164,45 @@ def _scan(fn, carry: tuple, xs: tuple, y_shapes: Sequence, reverse: bool = False
     return carry, tuple(ops.stack(y) for y in zip(*ys))
 
 
-def _lstm_cell_forward(xp_t, h, c, w, keep_t, m, k):
-    """One step of one lane: (h_t, c_t, sig_t) with sig the gates' sigmoid (B, 4u)."""
-    sig = ops.sigmoid(xp_t + ops.matmul(h, w))  # (B, 4u)
-    i, f, g, o = ops.split(sig * m - k, 4, axis=-1)  # g = tanh of the unscaled g
+def _matmul_rows(x, w):
+    """x (..., d) @ w (d, k) as one 2-D matmul (its weight gradient is then one matmul too)."""
+    lead = ops.shape(x)[:-1]
+    y = ops.matmul(ops.reshape(x, (-1, x.shape[-1])), w)
+    return ops.reshape(y, (*lead, w.shape[-1]))
+
+
+def _matmul_tn(a, b):
+    """a^T @ b for a (R, p), b (R, q): the weight gradient of all N * B rows at once."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        return tf.linalg.matmul(a, b, transpose_a=True)  # no materialised transpose
+    return ops.einsum("rp,rq->pq", a, b)
+
+
+class LanesSpec(NamedTuple):
+    """Static shape of an `lstm_lanes` call (each variant is traced/compiled once)."""
+
+    n_lanes: int
+    keep_prob: float | None  # recurrent-dropout keep probability; None: no dropout
+    recompute: tuple  # per lane: recompute the gates in the backward (memory) or store them
+    x_grad: bool  # whether the inputs x need a gradient (input dropout on [S, z])
+
+
+def _keep(mask_t, keep_prob):
+    return ops.cast(mask_t, "float32") * (1.0 / keep_prob)
+
+
+def _lane_forward_step(pre_in, h, c, w, keep_t, m, k):
+    """One step of one lane: (h_t, c_t, sig_t), sig the gates' sigmoid (B, 4u)."""
+    sig = ops.sigmoid(pre_in + ops.matmul(h, w))  # (B, 4u)
+    i, f, g, o = ops.split(sig * m - k, 4, axis=-1)  # g: tanh of the unscaled g
     if keep_t is not None:
         g = g * keep_t
     c_new = f * c + i * g
     return o * ops.tanh(c_new), c_new, sig
 
 
-def _lstm_cell_backward(dh, dc, sig, c_prev, keep_t, w_t, m, k):
+def _lane_backward_step(dh, dc, sig, c_prev, keep_t, w_t, m, k):
     """Reverse of one step of one lane: (dh_{t-1}, dc_{t-1}, d_pre_t)."""
     i, f, g, o = ops.split(sig * m - k, 4, axis=-1)
     g_kept = g if keep_t is None else g * keep_t
@@ -178,158 +214,195 @@ def _lstm_cell_backward(dh, dc, sig, c_prev, keep_t, w_t, m, k):
     return ops.matmul(d_pre, w_t), dc * f, d_pre
 
 
-def _lanes_forward(n_lanes: int, has_keep: bool):
-    """Forward loop over L independent LSTMs ("lanes") sharing one time loop."""
-    L = n_lanes
+def _unpack(spec: LanesSpec, args):
+    L = spec.n_lanes
+    groups = [tuple(args[j * L:(j + 1) * L]) for j in range(6)]
+    masks = tuple(args[6 * L:]) if spec.keep_prob is not None else (None,) * L
+    return (*groups, masks)
+
+
+def _lanes_forward(spec: LanesSpec):
+    """The forward loop: every lane's step inside one time loop."""
+    L = spec.n_lanes
 
     def forward(*args):
-        xps, h0s, c0s, ws = (args[j * L:(j + 1) * L] for j in range(4))
-        keeps = args[4 * L:] if has_keep else (None,) * L
+        xs, w_xs, bs, h0s, c0s, ws, masks = _unpack(spec, args)
         scales = [_gate_scale(h.shape[-1]) for h in h0s]
+        stored = [lane for lane in range(L) if not spec.recompute[lane]]
 
-        def step(carry, x):
+        def step(carry, x_t):
             hs, cs, sigs = [], [], []
             for lane in range(L):
-                keep_t = x[L + lane] if has_keep else None
-                h, c, sig = _lstm_cell_forward(x[lane], carry[lane], carry[L + lane],
+                keep_t = None if spec.keep_prob is None else _keep(x_t[L + lane],
+                                                                   spec.keep_prob)
+                pre_in = ops.matmul(x_t[lane], w_xs[lane]) + bs[lane]  # (B, 4u)
+                h, c, sig = _lane_forward_step(pre_in, carry[lane], carry[L + lane],
                                                ws[lane], keep_t, *scales[lane])
                 hs.append(h)
                 cs.append(c)
                 sigs.append(sig)
-            # per step: h_t, the incoming c_{t-1} (for the backward), the gates
-            return tuple(hs + cs), tuple(hs) + tuple(carry[L:]) + tuple(sigs)
+            # per step: h_t, the incoming c_{t-1} (for the backward), the stored gates
+            return tuple(hs + cs), (tuple(hs) + tuple(carry[L:])
+                                    + tuple(sigs[lane] for lane in stored))
 
-        xs = tuple(xps) + (tuple(keeps) if has_keep else ())
-        y_shapes = [h.shape for h in h0s] * 2 + [xp.shape[1:] for xp in xps]
-        final, ys = _scan(step, tuple(h0s) + tuple(c0s), xs, y_shapes)
-        hs, c_prev, sigs = ys[:L], ys[L:2 * L], ys[2 * L:]
-        return tuple(hs) + tuple(final), (hs, c_prev, sigs, tuple(h0s), tuple(ws), keeps)
+        loop_xs = tuple(xs) + (tuple(masks) if spec.keep_prob is not None else ())
+        y_shapes = ([h.shape for h in h0s] * 2
+                    + [(*h0s[lane].shape[:-1], 4 * h0s[lane].shape[-1]) for lane in stored])
+        final, ys = _scan(step, tuple(h0s) + tuple(c0s), loop_xs, y_shapes)
+        hs, c_prev = ys[:L], ys[L:2 * L]
+        sigs = [None] * L
+        for j, lane in enumerate(stored):
+            sigs[lane] = ys[2 * L + j]
+        # the inputs are not returned: an XLA cluster would copy them (masks: 13 MB a lane)
+        return tuple(hs) + tuple(final), (tuple(hs), tuple(c_prev), tuple(sigs))
 
     return forward
 
 
-def _lanes_backward_loop(residuals, d_hs, d_hn, d_cn):
-    """The reverse loop over all lanes: (d_pre per lane (N, B, 4u), dh0s, dc0s)."""
-    hs, c_prev, sigs, h0s, ws, keeps = residuals
-    L = len(hs)
-    has_keep = keeps[0] is not None
-    scales = [_gate_scale(h.shape[-1]) for h in h0s]
-    w_ts = [ops.transpose(w) for w in ws]  # (4u, u)
+def _lanes_backward_loop(spec: LanesSpec):
+    """The reverse loop over all lanes: (d_pre per lane (N, B, 4u), dh0s, dc0s).
 
-    def step(carry, x):
-        dhs, dcs, d_pres = [], [], []
-        for lane in range(L):
-            keep_t = x[3 * L + lane] if has_keep else None
-            dh = carry[lane] + x[lane]
-            dh, dc, d_pre = _lstm_cell_backward(dh, carry[L + lane], x[L + lane],
-                                                x[2 * L + lane], keep_t, w_ts[lane],
-                                                *scales[lane])
-            dhs.append(dh)
-            dcs.append(dc)
-            d_pres.append(d_pre)
-        return tuple(dhs + dcs), tuple(d_pres)
+    A lane without stored gates rebuilds them step by step from h_{t-1} (one more
+    recurrent-sized matmul a step, no extra memory).
+    """
+    L = spec.n_lanes
 
-    xs = tuple(d_hs) + tuple(sigs) + tuple(c_prev) + (tuple(keeps) if has_keep else ())
-    final, d_pres = _scan(step, tuple(d_hn) + tuple(d_cn), xs, [s.shape[1:] for s in sigs],
-                          reverse=True)
-    return tuple(d_pres), final[:L], final[L:]
+    def loop(sigs, c_prev, h_prevs, masks, xs, w_xs, bs, ws, d_hs, d_hn, d_cn):
+        scales = [_gate_scale(h.shape[-1]) for h in d_hn]
+        w_ts = [ops.transpose(w) for w in ws]  # (4u, u)
+        gates_in = [h_prevs[lane] if sigs[lane] is None else sigs[lane] for lane in range(L)]
 
+        def step(carry, x):
+            dhs, dcs, d_pres = [], [], []
+            for lane in range(L):
+                keep_t = None if spec.keep_prob is None else _keep(x[4 * L + lane],
+                                                                   spec.keep_prob)
+                sig = x[L + lane]
+                if sigs[lane] is None:  # x[L + lane] is h_{t-1}: rebuild the gates
+                    sig = ops.sigmoid(ops.matmul(x[3 * L + lane], w_xs[lane]) + bs[lane]
+                                      + ops.matmul(sig, ws[lane]))
+                dh, dc, d_pre = _lane_backward_step(carry[lane] + x[lane], carry[L + lane],
+                                                    sig, x[2 * L + lane], keep_t,
+                                                    w_ts[lane], *scales[lane])
+                dhs.append(dh)
+                dcs.append(dc)
+                d_pres.append(d_pre)
+            return tuple(dhs + dcs), tuple(d_pres)
 
-def _matmul_rows(x, w):
-    """x (..., d) @ w (d, k) as one 2-D matmul (its weight gradient is then one matmul too)."""
-    lead = ops.shape(x)[:-1]
-    y = ops.matmul(ops.reshape(x, (-1, x.shape[-1])), w)
-    return ops.reshape(y, (*lead, w.shape[-1]))
+        loop_xs = (tuple(d_hs) + tuple(gates_in) + tuple(c_prev) + tuple(xs)
+                   + (tuple(masks) if spec.keep_prob is not None else ()))
+        y_shapes = [(*h.shape[:-1], 4 * h.shape[-1]) for h in d_hn]
+        final, d_pres = _scan(step, tuple(d_hn) + tuple(d_cn), loop_xs, y_shapes,
+                              reverse=True)
+        return tuple(d_pres), final[:L], final[L:]
 
-
-def _matmul_tn(a, b):
-    """a^T @ b without materialising a^T where the backend allows (the dW of all steps)."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-        return tf.linalg.matmul(a, b, transpose_a=True)
-    return ops.einsum("ru,rk->uk", a, b)
+    return loop
 
 
-def _lanes_backward(loop, has_keep: bool):
+def _lanes_backward(spec: LanesSpec, loop):
+    """Backward by hand: the reverse loop, then every weight gradient in one matmul."""
+    L = spec.n_lanes
+
     def backward(residuals, *douts):
-        hs, c_prev, sigs, h0s, ws, keeps = residuals
-        L = len(hs)
+        args, (hs, c_prev, sigs) = residuals
+        xs, w_xs, bs, h0s, c0s, ws, masks = _unpack(spec, args)
         fill = lambda d, like: ops.zeros_like(like) if d is None else d  # noqa: E731
         d_hs = [fill(d, h) for d, h in zip(douts[:L], hs)]
         d_hn = [fill(d, h) for d, h in zip(douts[L:2 * L], h0s)]
         d_cn = [fill(d, h) for d, h in zip(douts[2 * L:], h0s)]
-        d_pres, dh0s, dc0s = loop(residuals, d_hs, d_hn, d_cn)
-        d_ws = []
-        for h, h0, d_pre in zip(hs, h0s, d_pres):
-            u = h0.shape[-1]
-            h_prev = ops.concatenate([h0[None], h[:-1]], axis=0)  # (N, B, u)
-            d_ws.append(_matmul_tn(ops.reshape(h_prev, (-1, u)),
-                                   ops.reshape(d_pre, (-1, 4 * u))))  # one matmul, all steps
-        d_keeps = tuple(ops.zeros_like(kp) for kp in keeps) if has_keep else ()
-        return tuple(d_pres) + tuple(dh0s) + tuple(dc0s) + tuple(d_ws) + d_keeps
+        h_prevs = [ops.concatenate([h0[None], h[:-1]], axis=0) for h0, h in zip(h0s, hs)]
+        d_pres, dh0s, dc0s = loop(sigs, c_prev, tuple(h_prevs),
+                                  masks if spec.keep_prob is not None else None,
+                                  xs, w_xs, bs, ws, tuple(d_hs), tuple(d_hn), tuple(d_cn))
+        d_xs, d_wxs, d_bs, d_ws = [], [], [], []
+        for lane in range(L):
+            u = h0s[lane].shape[-1]
+            d_pre = ops.reshape(d_pres[lane], (-1, 4 * u))  # (N * B, 4u)
+            d_ws.append(_matmul_tn(ops.reshape(h_prevs[lane], (-1, u)), d_pre))
+            x = xs[lane]
+            d_wxs.append(_matmul_tn(ops.reshape(x, (-1, x.shape[-1])), d_pre))
+            axes = (0, 1) if len(bs[lane].shape) == 1 else (0,)
+            d_bs.append(ops.sum(d_pres[lane], axis=axes))
+            d_xs.append(_matmul_rows(d_pres[lane], ops.transpose(w_xs[lane]))
+                        if spec.x_grad else None)
+        grads = d_xs + d_wxs + d_bs + list(dh0s) + list(dc0s) + d_ws
+        return tuple(grads) + ((None,) * L if spec.keep_prob is not None else ())
+
     return backward
 
 
 def _custom_vjp(forward, backward):
     """f(*args) with a hand-written backward, on TF or JAX (Keras' custom_gradient differs
-    between the two in how tuple outputs receive their upstream gradients)."""
+    between the two in how tuple outputs receive their upstream gradients).
+
+    forward(*args) -> (outputs, loop residuals); backward((args, loop residuals), *douts).
+    """
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
         @tf.custom_gradient
         def f(*args):
-            # stop_gradient: no tape may record the (XLA) forward itself
-            outs, res = forward(*[tf.stop_gradient(a) for a in args])
-            return outs, lambda *douts: backward(res, *douts)
+            args = [tf.convert_to_tensor(a) for a in args]
+            # stop_gradient: no tape may record the (XLA-compiled) forward itself
+            outs, res = forward(*[tf.stop_gradient(a) if a.dtype.is_floating else a
+                                  for a in args])
+            return outs, lambda *douts: backward((tuple(args), res), *douts)
         return f
     if backend == "jax":
         import jax
 
+        def fwd(*args):
+            outs, res = forward(*args)
+            return outs, (args, res)
+
         f = jax.custom_vjp(lambda *args: forward(*args)[0])
-        f.defvjp(forward, lambda res, douts: backward(res, *douts))
+        f.defvjp(fwd, lambda res, douts: backward(res, *douts))
         return f
     return lambda *args: forward(*args)[0]  # other backends: autodiff through the loop
 
 
-# On TensorFlow the two loops run as XLA clusters: XLA fuses each step's ~20 element-wise
-# ops into a few kernels (TF runs them one by one), while the big dW matmuls stay outside
-# on oneDNN, which is several times faster than XLA:CPU at that shape.
+# On TensorFlow the two loops run as XLA clusters: XLA fuses each step's element-wise ops
+# into a few kernels (TF would run ~30 ops one by one), while the big weight-gradient
+# matmuls stay outside on oneDNN. Measured on 2 cores: whole-step XLA is 3x slower, no XLA
+# about 2x slower.
 XLA_LOOPS = True
-PARALLEL_ITERATIONS = 1
+# The encoder's gates are rebuilt for its backward (two big matmuls, ~5% of a paper step)
+# instead of being kept through the decoder's backward (~200 MB at the paper preset).
+ENCODER_RECOMPUTE = True
 _LANES_FNS: dict = {}
 
 
-def _lanes_fn(n_lanes: int, has_keep: bool):
-    """The custom-gradient loop for n_lanes LSTMs (built once per variant and setting)."""
-    key = (n_lanes, has_keep, XLA_LOOPS, keras.backend.backend())
+def _lanes_fn(spec: LanesSpec):
+    """The custom-gradient loop for one spec (built once per spec and setting)."""
+    key = (spec, XLA_LOOPS, keras.backend.backend())
     if key not in _LANES_FNS:
-        forward, loop = _lanes_forward(n_lanes, has_keep), _lanes_backward_loop
+        forward, loop = _lanes_forward(spec), _lanes_backward_loop(spec)
         if XLA_LOOPS and keras.backend.backend() == "tensorflow":
             import tensorflow as tf
             forward = tf.function(forward, jit_compile=True, autograph=False)
             loop = tf.function(loop, jit_compile=True, autograph=False)
-        _LANES_FNS[key] = _custom_vjp(forward, _lanes_backward(loop, has_keep))
+        _LANES_FNS[key] = _custom_vjp(forward, _lanes_backward(spec, loop))
     return _LANES_FNS[key]
 
 
-def lstm_lanes(xps, h0s, c0s, ws, keeps=None):
-    """L independent LSTMs in one time loop, with a hand-written backward.
+def lstm_lanes(xs, w_xs, bs, h0s, c0s, ws, masks=None, keep_prob: float = 1.0,
+               recompute=None, x_grad: bool = False):
+    """L independent LSTMs ("lanes") in one time loop, with a hand-written backward.
 
-    Per lane: xp (N, B, 4u) scaled input pre-activations (bias in), h0, c0 (B, u),
-    w (u, 4u) scaled recurrent kernel, keep (N, B, u) recurrent-dropout multiplier.
+    Per lane: inputs x (N, B, d), scaled input kernel w_x (d, 4u), scaled bias b (4u,) or
+    (B, 4u) (the decoder's z part goes here, once per sketch), h0, c0 (B, u), scaled
+    recurrent kernel w (u, 4u), and a boolean recurrent-dropout keep mask (N, B, u).
+    `recompute[lane]`: rebuild that lane's gates for the backward from the stored h with
+    one big matmul instead of storing them (4u floats a step), to save memory.
     Returns (hs per lane (N, B, u), h_N per lane, c_N per lane).
     """
-    L = len(xps)
-    args = list(xps) + list(h0s) + list(c0s) + list(ws) + (list(keeps) if keeps else [])
-    outs = _lanes_fn(L, bool(keeps))(*args)
+    L = len(xs)
+    spec = LanesSpec(L, None if masks is None else float(keep_prob),
+                     tuple(recompute) if recompute is not None else (False,) * L, bool(x_grad))
+    args = [*xs, *w_xs, *bs, *h0s, *c0s, *ws, *(masks or [])]
+    outs = _lanes_fn(spec)(*args)
     return tuple(outs[:L]), tuple(outs[L:2 * L]), tuple(outs[2 * L:])
-
-
-def lstm_sequence(xp, h0, c0, w, keep=None):
-    """One LSTM lane: (hs (N, B, u), h_N, c_N); see `lstm_lanes`."""
-    hs, hn, cn = lstm_lanes([xp], [h0], [c0], [w], None if keep is None else [keep])
-    return hs[0], hn[0], cn[0]
 
 
 class LSTM(SequenceCellMixin, keras.layers.LSTM):
@@ -356,14 +429,18 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
         cell = self.cell
         return cell.kernel * m, cell.recurrent_kernel * m, cell.bias * m
 
+    def lane_args(self, x_seq, z=None):
+        """(x, w_x, b, w) of this LSTM as a lane: the z part folded into a per-sketch bias."""
+        kernel, w, bias = self.scaled_weights()
+        d = x_seq.shape[-1]
+        if z is not None and d < kernel.shape[0]:
+            bias = ops.matmul(z, kernel[d:]) + bias  # (B, 4u): once per sketch
+        return x_seq, kernel[:d], bias, w
+
     def input_projection(self, x_seq, z=None):
         """x_seq (N, B, d) [, z (B, D-d)] -> (N, B, 4u) scaled; bias folded in."""
-        kernel, _, bias = self.scaled_weights()
-        d = x_seq.shape[-1]
-        xp = _matmul_rows(x_seq, kernel[:d])  # (N, B, 4u)
-        if z is not None:
-            bias = ops.matmul(z, kernel[d:]) + bias  # (B, 4u): once per sketch
-        return xp + bias
+        x, w_x, b, _ = self.lane_args(x_seq, z)
+        return _matmul_rows(x, w_x) + b
 
     def step(self, xp_t, states, keep_t=None):
         h, c = states
@@ -378,18 +455,29 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
         return h, (h, c)
 
     def sequence(self, xp, states, keep=None):
-        _, w, _ = self.scaled_weights()
-        hs, h, c = lstm_sequence(xp, states[0], states[1], w, keep)
-        return hs, (h, c)
+        """Generic protocol entry (precomputed xp); `run` is the fast path."""
+        return scan_sequence(self.step, xp, tuple(states), keep)
+
+    def run(self, x_seq, z, states, mask=None, keep_prob: float = 1.0, x_grad: bool = False):
+        x, w_x, b, w = self.lane_args(x_seq, z)
+        hs, hn, cn = lstm_lanes([x], [w_x], [b], [states[0]], [states[1]], [w],
+                                None if mask is None else [mask], keep_prob, x_grad=x_grad)
+        return hs[0], (hn[0], cn[0])
 
 
-def bidirectional_lstm(fw: LSTM, bw: LSTM, x_fw, x_bw, keep_fw=None, keep_bw=None):
-    """Both encoder directions in one time loop (two lanes): -> (hs_fw, hs_bw) (N, B, u)."""
+def bidirectional_lstm(fw: LSTM, bw: LSTM, x_fw, x_bw, mask_fw=None, mask_bw=None,
+                       keep_prob: float = 1.0):
+    """Both encoder directions in one time loop (two lanes): -> (hs_fw, hs_bw) (N, B, u).
+
+    Their gates are recomputed in the backward (two big matmuls) rather than stored: they
+    would otherwise sit in memory through the whole decoder backward.
+    """
     zeros = ops.zeros((ops.shape(x_fw)[1], fw.units))  # (B, u)
-    keeps = None if keep_fw is None else [keep_fw, keep_bw]
-    hs, _, _ = lstm_lanes([fw.input_projection(x_fw), bw.input_projection(x_bw)],
-                          [zeros, zeros], [zeros, zeros],
-                          [fw.scaled_weights()[1], bw.scaled_weights()[1]], keeps)
+    lanes = [fw.lane_args(x_fw), bw.lane_args(x_bw)]
+    hs, _, _ = lstm_lanes(*[list(t) for t in zip(*lanes)][:3], [zeros, zeros],
+                          [zeros, zeros], [lanes[0][3], lanes[1][3]],
+                          None if mask_fw is None else [mask_fw, mask_bw], keep_prob,
+                          recompute=(ENCODER_RECOMPUTE,) * 2)
     return hs
 
 

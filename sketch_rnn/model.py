@@ -168,10 +168,13 @@ class SketchRNN(keras.Model):
         stride = ops.convert_to_tensor(np.array([0, _DRAWS_PER_STEP]), dtype=dtype)
         self.rng.state.assign(base + ops.cast(counter, dtype) * stride)
 
+    def _keep_bool(self, shape, keep_prob: float):
+        """Dropout keep mask (True: kept), one byte a unit rather than a float multiplier."""
+        return self._draw(keras.random.uniform, shape) < keep_prob
+
     def _keep_mask(self, shape, keep_prob: float):
         """Inverted-dropout multiplier: 0 or 1/keep_prob."""
-        u = self._draw(keras.random.uniform, shape)
-        return ops.cast(u < keep_prob, "float32") / keep_prob
+        return ops.cast(self._keep_bool(shape, keep_prob), "float32") / keep_prob
 
     def _draw(self, draw, shape):
         """draw(shape, seed=self.rng); every draw here has the batch on axis -2.
@@ -215,16 +218,17 @@ class SketchRNN(keras.Model):
         x_bw = ops.transpose(x_rev, (1, 0, 2))
         batch = ops.shape(x)[0]
         u = hps.enc_rnn_size
-        keep_fw = keep_bw = None
+        p = hps.recurrent_dropout_prob
+        mask_fw = mask_bw = None
         if training and hps.use_recurrent_dropout:
-            keep_fw = self._keep_mask((n_max, batch, u), hps.recurrent_dropout_prob)
-            keep_bw = self._keep_mask((n_max, batch, u), hps.recurrent_dropout_prob)
+            mask_fw = self._keep_bool((n_max, batch, u), p)
+            mask_bw = self._keep_bool((n_max, batch, u), p)
         fw, bw = self.encoder_fw, self.encoder_bw
         if isinstance(fw, LSTM):  # both directions in one time loop
-            hs_fw, hs_bw = bidirectional_lstm(fw, bw, x_fw, x_bw, keep_fw, keep_bw)
+            hs_fw, hs_bw = bidirectional_lstm(fw, bw, x_fw, x_bw, mask_fw, mask_bw, p)
         else:
-            hs_fw, _ = fw.sequence(fw.input_projection(x_fw), fw.zero_state(batch), keep_fw)
-            hs_bw, _ = bw.sequence(bw.input_projection(x_bw), bw.zero_state(batch), keep_bw)
+            hs_fw, _ = fw.run(x_fw, None, fw.zero_state(batch), mask_fw, p)
+            hs_bw, _ = bw.run(x_bw, None, bw.zero_state(batch), mask_bw, p)
         # the state after each sketch's last point: a one-hot pick over time (N_max, B, 1),
         # whose gradient is a multiply, not a scatter
         last = ops.maximum(lengths - 1, 0)
@@ -253,19 +257,17 @@ class SketchRNN(keras.Model):
         """s_prev_tm (N, B, 5) -> raw (N, B, K), teacher-forced from `states`."""
         hps = self.hps
         n, batch = s_prev_tm.shape[0], ops.shape(s_prev_tm)[1]
+        x, x_grad = s_prev_tm, False
         if training and hps.use_input_dropout:
-            x = s_prev_tm
-            if z is not None:
+            if z is not None:  # dropout on [S_{i-1}, z]: z is then part of every step's input
                 z_all = ops.broadcast_to(z[None], (n, batch, z.shape[-1]))
-                x = ops.concatenate([x, z_all], axis=-1)  # (N, B, 5+z)
+                x, x_grad = ops.concatenate([x, z_all], axis=-1), True  # (N, B, 5+z)
             x = x * self._keep_mask((n, batch, x.shape[-1]), hps.input_dropout_prob)
-            xp = self.decoder.input_projection(x)
-        else:
-            xp = self.decoder.input_projection(s_prev_tm, z)  # (N, B, P)
-        keep = None
+        mask = None
         if training and hps.use_recurrent_dropout:
-            keep = self._keep_mask((n, batch, hps.dec_rnn_size), hps.recurrent_dropout_prob)
-        hs, _ = self.decoder.sequence(xp, states, keep)  # (N, B, u)
+            mask = self._keep_bool((n, batch, hps.dec_rnn_size), hps.recurrent_dropout_prob)
+        hs, _ = self.decoder.run(x, None if x_grad else z, states, mask,
+                                 hps.recurrent_dropout_prob, x_grad=x_grad)  # (N, B, u)
         if training and hps.use_output_dropout:
             hs = hs * self._keep_mask((n, batch, hps.dec_rnn_size), hps.output_dropout_prob)
         return self.head(hs)  # (N, B, K)

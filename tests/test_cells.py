@@ -115,22 +115,24 @@ def _reference_step(kind, cell, x, states, keep):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "layer_norm", "hyper"])
-def test_sequence_matches_numpy_reference(kind):
-    """input_projection (z part split off) + sequence == Magenta's equations step by step."""
+def test_run_matches_numpy_reference(kind):
+    """run (z part split off, boolean dropout mask) == Magenta's equations step by step."""
     cell = _cell(kind)
     _randomise(cell)
     rng = np.random.default_rng(1)
     T, d_seq = 5, 3  # the first 3 input columns vary per step, the last D-3 are "z"
     x_seq = rng.normal(size=(T, B, d_seq)).astype("float32")
     z = rng.normal(size=(B, D - d_seq)).astype("float32")
-    keep = (rng.random((T, B, U)) < 0.7) / 0.7
+    mask = rng.random((T, B, U)) < 0.7
     states = tuple(rng.normal(size=(B, n)).astype("float32") for n in cell.state_sizes)
-    xp = cell.input_projection(x_seq, z)
-    hs, final = cell.sequence(xp, states, ops.convert_to_tensor(keep.astype("float32")))
+    hs, final = cell.run(x_seq, z, states, mask, keep_prob=0.7)
+    # ...and the generic path (precomputed projection, float multiplier) agrees with it
+    hs2, _ = cell.sequence(cell.input_projection(x_seq, z), states, (mask / 0.7).astype("float32"))
+    np.testing.assert_allclose(_np(hs2), _np(hs), rtol=2e-5, atol=2e-5)
     ref_states, ref_hs = states, []
     for t in range(T):
         x = np.concatenate([x_seq[t], z], -1)
-        h, ref_states = _reference_step(kind, cell, x, ref_states, keep[t])
+        h, ref_states = _reference_step(kind, cell, x, ref_states, mask[t] / 0.7)
         ref_hs.append(h)
     np.testing.assert_allclose(_np(hs), np.stack(ref_hs), rtol=2e-5, atol=2e-5)
     for got, want in zip(final, ref_states):
@@ -139,14 +141,13 @@ def test_sequence_matches_numpy_reference(kind):
 
 @pytest.mark.parametrize("kind", ["lstm", "layer_norm", "hyper"])
 def test_recurrent_dropout_hits_candidate_only(kind):
-    """keep = 0 everywhere: no new information enters c, so c_t = sigmoid(f) * c_{t-1}."""
+    """All dropped: no new information enters c, so c_t = sigmoid(f) * c_{t-1}."""
     cell = _cell(kind)
     _randomise(cell, seed=2)
     rng = np.random.default_rng(3)
     states = tuple(rng.normal(size=(B, n)).astype("float32") for n in cell.state_sizes)
     x = rng.normal(size=(1, B, D)).astype("float32")
-    zero_keep = np.zeros((1, B, U), "float32")
-    _, with_drop = cell.sequence(cell.input_projection(x), states, zero_keep)
+    _, with_drop = cell.run(x, None, states, np.zeros((1, B, U), bool), keep_prob=0.9)
     _, ref = _reference_step(kind, cell, x[0], states, np.zeros((B, U)))
     np.testing.assert_allclose(_np(with_drop[1]), ref[1], rtol=2e-5, atol=2e-5)
     # ...and it is not the identity: h still changes through o and the decayed c
@@ -161,7 +162,7 @@ def test_lstm_own_loop_equals_keras_lstm_layer():
     x = rng.normal(size=(B, 6, D)).astype("float32")
     h0, c0 = (rng.normal(size=(B, U)).astype("float32") for _ in range(2))
     seq, h_k, c_k = keras.layers.LSTM.call(cell, x, initial_state=[h0, c0])
-    hs, (h, c) = cell.sequence(cell.input_projection(np.transpose(x, (1, 0, 2))), (h0, c0))
+    hs, (h, c) = cell.run(np.transpose(x, (1, 0, 2)), None, (h0, c0))
     np.testing.assert_allclose(_np(hs), np.transpose(_np(seq), (1, 0, 2)), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(_np(c), _np(c_k), rtol=1e-5, atol=1e-5)
 
@@ -175,33 +176,41 @@ def test_make_cell_uses_hparams_hyper_sizes():
     assert cell.state_sizes == (8, 8, hps.hyper_num_units, hps.hyper_num_units)
 
 
-@pytest.mark.parametrize("with_keep", [True, False])
+@pytest.mark.parametrize("variant", ["plain", "dropout", "recompute+dropout", "x_grad"])
 @pytest.mark.parametrize("lanes", [1, 2])
-def test_fast_lstm_gradient_equals_autodiff(with_keep, lanes):
+def test_fast_lstm_gradient_equals_autodiff(variant, lanes):
     """lstm_lanes' hand-written backward == TF autodiff through the plain equations."""
     import tensorflow as tf
     from sketch_rnn.cells import lstm_lanes
     rng = np.random.default_rng(6)
-    T = 5
+    T, d = 5, 3
+    with_keep = "dropout" in variant
+    keep_prob = 0.7
 
     def const(*shape, scale=1.0):
         return tf.constant(rng.normal(0, scale, shape).astype("float32"))
 
-    xps = [const(T, B, 4 * U) for _ in range(lanes)]
+    xs = [const(T, B, d) for _ in range(lanes)]
+    w_xs = [const(d, 4 * U, scale=0.5) for _ in range(lanes)]
+    bs = [const(B, 4 * U) if lane else const(4 * U) for lane in range(lanes)]
     h0s = [const(B, U) for _ in range(lanes)]
     c0s = [const(B, U) for _ in range(lanes)]
     ws = [const(U, 4 * U, scale=0.4) for _ in range(lanes)]
-    keeps = ([tf.constant(((rng.random((T, B, U)) < 0.7) / 0.7).astype("float32"))
-              for _ in range(lanes)] if with_keep else None)
+    masks = ([tf.constant(rng.random((T, B, U)) < keep_prob) for _ in range(lanes)]
+             if with_keep else None)
     out_weights = [const(T, B, U), const(B, U), const(B, U)]
+    inputs = [xs, w_xs, bs, h0s, c0s, ws]
 
-    def plain(xps, h0s, c0s, ws):  # the same equations, unrolled, differentiated by TF
+    def plain(xs, w_xs, bs, h0s, c0s, ws):  # the same equations, unrolled, autodiff
         outs = ([], [], [])
         for lane in range(lanes):
             h, c, hs = h0s[lane], c0s[lane], []
             for t in range(T):
-                i, f, g, o = tf.split(xps[lane][t] + tf.matmul(h, ws[lane]), 4, axis=-1)
-                g = (2 * tf.sigmoid(g) - 1) * (keeps[lane][t] if with_keep else 1.0)
+                pre = xs[lane][t] @ w_xs[lane] + bs[lane] + h @ ws[lane]
+                i, f, g, o = tf.split(pre, 4, axis=-1)
+                g = 2 * tf.sigmoid(g) - 1  # the scaled-g convention
+                if with_keep:
+                    g = g * tf.cast(masks[lane][t], tf.float32) / keep_prob
                 c = tf.sigmoid(f) * c + tf.sigmoid(i) * g
                 h = tf.sigmoid(o) * tf.tanh(c)
                 hs.append(h)
@@ -210,14 +219,21 @@ def test_fast_lstm_gradient_equals_autodiff(with_keep, lanes):
         return outs
 
     def run(fn):
+        flat = [t for group in inputs for t in group]
         with tf.GradientTape() as tape:
-            tape.watch([xps, h0s, c0s, ws])
-            outs = fn(xps, h0s, c0s, ws)
+            tape.watch(flat)
+            outs = fn(*inputs)
             total = sum(tf.reduce_sum(o * wt) for group, wt in zip(outs, out_weights)
                         for o in group)
-        return [o for group in outs for o in group] + tape.gradient(total, xps + h0s + c0s + ws)
+        grads = tape.gradient(total, flat)
+        if variant != "x_grad":
+            grads = grads[lanes:]  # no gradient for x is asked for (data)
+        return [o for group in outs for o in group] + grads
 
-    fast = run(lambda *a: lstm_lanes(*a, keeps=keeps))
+    fast = run(lambda *a: lstm_lanes(*a, masks=masks, keep_prob=keep_prob,
+                                     recompute=[variant.startswith("recompute")] * lanes,
+                                     x_grad=variant == "x_grad"))
     ref = run(plain)
+    assert len(fast) == len(ref)
     for got, want in zip(fast, ref):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
