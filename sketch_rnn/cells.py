@@ -430,7 +430,7 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
         return cell.kernel * m, cell.recurrent_kernel * m, cell.bias * m
 
     def lane_args(self, x_seq, z=None):
-        """(x, w_x, b, w) of this LSTM as a lane: the z part folded into a per-sketch bias."""
+        """(x, w_x, b, w) of this LSTM as a lane (scaled): the z part as a per-sketch bias."""
         kernel, w, bias = self.scaled_weights()
         d = x_seq.shape[-1]
         if z is not None and d < kernel.shape[0]:
@@ -438,20 +438,22 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
         return x_seq, kernel[:d], bias, w
 
     def input_projection(self, x_seq, z=None):
-        """x_seq (N, B, d) [, z (B, D-d)] -> (N, B, 4u) scaled; bias folded in."""
-        x, w_x, b, _ = self.lane_args(x_seq, z)
-        return _matmul_rows(x, w_x) + b
+        """x_seq (N, B, d) [, z (B, D-d)] -> (N, B, 4u), bias folded in (plain, unscaled)."""
+        kernel, bias = self.cell.kernel, self.cell.bias
+        d = x_seq.shape[-1]
+        if z is not None and d < kernel.shape[0]:
+            bias = ops.matmul(z, kernel[d:]) + bias  # (B, 4u)
+        return _matmul_rows(x_seq, kernel[:d]) + bias
 
     def step(self, xp_t, states, keep_t=None):
+        """One step on the variables as they are (the sampler's per-step path)."""
         h, c = states
-        _, w, _ = self.scaled_weights()
-        m, k = _gate_scale(self.units)
-        act = ops.sigmoid(xp_t + ops.matmul(h, w)) * m - k  # (B, 4u): i, f, tanh(g), o
-        i, f, g, o = _split4(act)
+        i, f, g, o = _split4(xp_t + ops.matmul(h, self.cell.recurrent_kernel))  # (B, u) each
+        g = ops.tanh(g)
         if keep_t is not None:
             g = g * keep_t
-        c = f * c + i * g
-        h = o * ops.tanh(c)
+        c = ops.sigmoid(f) * c + ops.sigmoid(i) * g
+        h = ops.sigmoid(o) * ops.tanh(c)
         return h, (h, c)
 
     def sequence(self, xp, states, keep=None):
@@ -459,10 +461,35 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
         return scan_sequence(self.step, xp, tuple(states), keep)
 
     def run(self, x_seq, z, states, mask=None, keep_prob: float = 1.0, x_grad: bool = False):
+        if mask is None and use_cudnn():
+            return self._run_keras(x_seq, z, states)
         x, w_x, b, w = self.lane_args(x_seq, z)
         hs, hn, cn = lstm_lanes([x], [w_x], [b], [states[0]], [states[1]], [w],
                                 None if mask is None else [mask], keep_prob, x_grad=x_grad)
         return hs[0], (hn[0], cn[0])
+
+    def _run_keras(self, x_seq, z, states):
+        """keras.layers.LSTM's own call on the same weights: cuDNN on a GPU."""
+        n, batch = x_seq.shape[0], ops.shape(x_seq)[1]
+        if z is not None and x_seq.shape[-1] < self.cell.kernel.shape[0]:
+            z_all = ops.broadcast_to(z[None], (n, batch, z.shape[-1]))
+            x_seq = ops.concatenate([x_seq, z_all], axis=-1)  # (N, B, D)
+        seq, h, c = keras.layers.LSTM.call(self, ops.transpose(x_seq, (1, 0, 2)),
+                                           initial_state=[states[0], states[1]])
+        return ops.transpose(seq, (1, 0, 2)), (h, c)
+
+
+USE_CUDNN = "auto"  # "auto": on a TensorFlow GPU when no recurrent dropout; True; False
+
+
+def use_cudnn() -> bool:
+    """Whether the decoder LSTM without dropout runs as keras.layers.LSTM (cuDNN)."""
+    if USE_CUDNN in (True, False):
+        return USE_CUDNN
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+    return bool(tf.config.list_logical_devices("GPU"))
 
 
 def bidirectional_lstm(fw: LSTM, bw: LSTM, x_fw, x_bw, mask_fw=None, mask_bw=None,

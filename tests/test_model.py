@@ -222,10 +222,15 @@ def test_overfits_one_batch(cell, conditional):
     assert start > 2.0 and end < start - 3.0, (start, end)
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_gradients_reach_every_variable(cell):
+@pytest.mark.parametrize("cell, dropout", [("lstm", "recurrent"), ("layer_norm", "recurrent"),
+                                           ("hyper", "recurrent"), ("lstm", "input+output"),
+                                           ("lstm", "none")])
+def test_gradients_reach_every_variable(cell, dropout):
     import tensorflow as tf
-    hps = tiny(enc_model=cell, dec_model=cell, num_mixture=2)
+    hps = tiny(enc_model=cell, dec_model=cell, num_mixture=2,
+               use_recurrent_dropout=dropout == "recurrent",
+               use_input_dropout=dropout == "input+output",
+               use_output_dropout=dropout == "input+output")
     model = SketchRNN(hps, seed=4)
     model.kl_weight.assign(1.0)
     rng = np.random.default_rng(0)
@@ -257,6 +262,28 @@ def test_decode_sequence_equals_stepping(cell, conditional):
         steps.append(_np(raw))
     assert seq.shape == (3, 7, 3 + 6 * 3)
     np.testing.assert_allclose(np.stack(steps, 1), seq, rtol=1e-5, atol=1e-6)
+
+
+def test_keras_lstm_layer_path_equals_fast_path():
+    """Without recurrent dropout the decoder may run as keras.layers.LSTM (cuDNN on a GPU):
+    the loss and every gradient equal those of our own loop on the same weights."""
+    import tensorflow as tf
+    from sketch_rnn import cells
+    model = SketchRNN(tiny(use_recurrent_dropout=False), seed=12)
+    x = make_batch(3, 9, seed=14)
+
+    def cost_and_grads(use_keras_layer):
+        cells.USE_CUDNN = use_keras_layer
+        try:
+            with tf.GradientTape() as tape:
+                y = model(x, training=True)
+                cost = model.compute_loss(x, None, y)
+            return [cost] + tape.gradient(cost, model.trainable_variables)
+        finally:
+            cells.USE_CUDNN = "auto"
+
+    for a, b in zip(cost_and_grads(True), cost_and_grads(False)):
+        np.testing.assert_allclose(_np(a), _np(b), rtol=1e-4, atol=1e-6)
 
 
 def test_save_load_weights_gives_identical_outputs(tmp_path):
