@@ -153,9 +153,9 @@ def _start_workers(run_dir: Path, num_steps: int, logs: Path) -> list[subprocess
         env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster,
                                                 "task": {"type": "worker", "index": i}})}
         out = open(logs / f"worker{i}.log", "w")
-        procs.append(subprocess.Popen(_train_cmd(run_dir, num_steps, "--distribute", "multi-worker"),
-                                      cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                      text=True))
+        cmd = _train_cmd(run_dir, num_steps, "--distribute", "multi-worker")
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out,
+                                      stderr=subprocess.STDOUT, text=True))
     return procs
 
 
@@ -204,7 +204,7 @@ def test_multi_worker_writes_one_set_of_checkpoints(multi_worker_straight) -> No
     assert state["distribute"] == {"kind": "multi-worker", "replicas": 2, "workers": 2}
 
 
-def _wait_for_step(run_dir: Path, step: int, procs: list[subprocess.Popen],
+def _wait_for_step(run_dir: Path, step: int, procs: list[subprocess.Popen], logs: Path,
                    timeout: float = 180) -> None:
     csv_path = run_dir / "logs" / "train.csv"
     deadline = time.time() + timeout
@@ -214,7 +214,9 @@ def _wait_for_step(run_dir: Path, step: int, procs: list[subprocess.Popen],
             last = lines[-1].split(",")[0] if len(lines) > 1 else ""
             if last.isdigit() and int(last) >= step:
                 return
-        assert all(p.poll() is None for p in procs), "a worker ended early"
+        if any(p.poll() is not None for p in procs):
+            tails = [(logs / f"worker{i}.log").read_text()[-2000:] for i in range(len(procs))]
+            raise AssertionError(f"a worker ended early: {tails}")
         time.sleep(0.02)
     raise AssertionError("training did not progress")
 
@@ -224,7 +226,7 @@ def test_killed_worker_stops_the_job_and_a_restart_resumes_exactly(multi_worker_
     run_dir = tmp_path / "run"
     procs = _start_workers(run_dir, 16, tmp_path)
     try:
-        _wait_for_step(run_dir, 7, procs)  # past the checkpoint at step 5
+        _wait_for_step(run_dir, 7, procs, tmp_path)  # past the checkpoint at step 5
         procs[1].send_signal(signal.SIGKILL)
     finally:
         outputs = _finish(procs, tmp_path, timeout=120)
