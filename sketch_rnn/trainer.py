@@ -170,6 +170,7 @@ class Trainer:
         self.writer = ckpt_io.CheckpointWriter(config.run_dir, self.hps.keep_checkpoints)
         self.lr_callback, self.kl_callback = self._restore()
         self.stop = StopSignal()
+        self.logger = None  # a TrainingLogger while fit() runs
 
     # ----------------------------------------------------------------- restore
     def _check_data(self) -> None:
@@ -242,7 +243,8 @@ class Trainer:
         valid = evaluate_split(self.model, self.data.valid, self.hps) if len(self.data.valid) else {}
         callbacks = {"lr_scheduler": self.lr_callback, "kl_scheduler": self.kl_callback}
         path = self.writer.write(step, self.model, callbacks, self.state(step, valid))
-        self.logger.log_save(step, path, valid)
+        if self.logger is not None:
+            self.logger.log_save(step, path, valid)
         if self.draw_samples and self.dist.kind == "none":
             self._draw_samples(step)
         return path
@@ -289,6 +291,7 @@ class Trainer:
                            callbacks=[self.lr_callback, self.kl_callback, *agree, saver,
                                       self.logger])
         self.logger.close()
+        self.logger = None
         self.save_seconds = saver.save_seconds
         return self.stop.exit_code
 
