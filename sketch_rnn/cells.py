@@ -2,19 +2,27 @@
 
 Three cells, all in keras.ops so that they run on TensorFlow and JAX:
 
-- `LSTM`: a `keras.layers.LSTM` (so that cuDNN serves it on a GPU when no recurrent
-  dropout is used) plus our own sequence loop with recurrent dropout on the candidate g
-  only (Semeniuta et al. 2016, "without memory loss"), as Magenta does.
-- `LayerNormLSTM`: layer norm on each gate's pre-activation and on c (Magenta style: no bias).
+- `LSTM`: a `keras.layers.LSTM` (cuDNN serves it on a TensorFlow GPU when no recurrent
+  dropout is used) plus our own fast loop with recurrent dropout on the candidate g only
+  (Semeniuta et al. 2016, "without memory loss"), as Magenta does.
+- `LayerNormLSTM`: layer norm on each gate's pre-activation and on c (Magenta: no bias).
 - `HyperLSTM`: a small layer-norm LSTM (the hyper cell) whose output scales the main
   LSTM's weight rows through a small embedding (Ha et al. 2016, as in Magenta).
 
-Every cell speaks the same small protocol, which is what the model needs to be fast:
+The protocol the model uses (all time-major):
 
-- `input_projection(x_seq, z)`: the input part of the gate pre-activations for every
-  step in one matmul; the z part is computed once per sketch instead of once per step.
-- `step(xp_t, states, keep_t)`: one step given that step's precomputed projection.
-- `sequence(xp, states, keep)`: the whole loop, time-major.
+- `run(x_seq, z, states, mask, keep_prob)`: the whole loop. z (B, .) is part of every
+  step's input [S_{i-1}, z]; its projection is computed once per sketch, not per step.
+  mask (N, B, u) bool is the recurrent-dropout keep mask, drawn for all steps at once.
+- `input_projection(x_seq, z)` + `step(xp_t, states)`: one step at a time (sampling).
+- `sequence(xp, states, keep)`: the generic loop over precomputed projections
+  (keras.ops.scan); LayerNormLSTM and HyperLSTM train with it, autodiff for the backward.
+
+The LSTM trains with `lstm_lanes`: forward and backward written by hand, several LSTMs
+("lanes": the encoder's two directions) in one time loop, per step only the recurrent
+matmul and a few fused element-wise ops; every weight gradient is summed in the loop or
+taken for all N * B rows in one matmul afterwards. On TensorFlow both loops are XLA
+clusters, the rest of the step is not (measured fastest, see XLA_LOOPS).
 
 Gates are ordered (i, f, g, o) as in `keras.layers.LSTM`. The LSTM stores its forget
 bias of 1.0 in the bias variable (Keras' `unit_forget_bias`, identical in value to
@@ -71,21 +79,19 @@ def _split4(x):
 
 
 def scan_sequence(step, xp, states: tuple, keep=None):
-    """Run `step` over time-major `xp` (N, B, P) with keras.ops.scan.
+    """Run `step` over time-major `xp` (N, B, P); autodiff gives the backward.
 
     Returns (hs (N, B, u), final states). `keep` is the recurrent-dropout multiplier per
-    step (N, B, u) or None. The per-step output is the whole state (h first), because
-    Keras' TensorFlow scan wants outputs shaped like the carry.
+    step (N, B, u) or None.
     """
     xs = (xp,) if keep is None else (xp, keep)
 
     def body(carry, x):
-        keep_t = x[1] if keep is not None else None
-        _, new_states = step(x[0], carry, keep_t)
-        return new_states, new_states
+        h, new_states = step(x[0], carry, x[1] if keep is not None else None)
+        return new_states, (h,)
 
-    final, all_states = ops.scan(body, tuple(states), xs)
-    return all_states[0], final
+    final, (hs,) = _scan(body, tuple(states), xs, [states[0].shape])
+    return hs, final
 
 
 class SequenceCellMixin:
@@ -260,10 +266,11 @@ def _lanes_forward(spec: LanesSpec):
 
 
 def _lanes_backward_loop(spec: LanesSpec):
-    """The reverse loop over all lanes: (d_pre per lane (N, B, 4u), dh0s, dc0s).
+    """The reverse loop over all lanes: (d_pre per lane (N, B, 4u), dh0s, dc0s, d_bs, d_wxs).
 
-    A lane without stored gates rebuilds them step by step from h_{t-1} (one more
-    recurrent-sized matmul a step, no extra memory).
+    The bias and input-kernel gradients are summed inside the loop (fused, nearly free)
+    rather than by two more passes over d_pre afterwards. A lane without stored gates
+    rebuilds them step by step from h_{t-1} (one more recurrent-sized matmul a step).
     """
     L = spec.n_lanes
 
@@ -273,34 +280,40 @@ def _lanes_backward_loop(spec: LanesSpec):
         gates_in = [h_prevs[lane] if sigs[lane] is None else sigs[lane] for lane in range(L)]
 
         def step(carry, x):
-            dhs, dcs, d_pres = [], [], []
+            dhs, dcs, d_bs, d_wxs, d_pres = [], [], [], [], []
             for lane in range(L):
                 keep_t = None if spec.keep_prob is None else _keep(x[4 * L + lane],
                                                                    spec.keep_prob)
-                sig = x[L + lane]
+                x_t, sig = x[3 * L + lane], x[L + lane]
                 if sigs[lane] is None:  # x[L + lane] is h_{t-1}: rebuild the gates
-                    sig = ops.sigmoid(ops.matmul(x[3 * L + lane], w_xs[lane]) + bs[lane]
+                    sig = ops.sigmoid(ops.matmul(x_t, w_xs[lane]) + bs[lane]
                                       + ops.matmul(sig, ws[lane]))
                 dh, dc, d_pre = _lane_backward_step(carry[lane] + x[lane], carry[L + lane],
                                                     sig, x[2 * L + lane], keep_t,
                                                     w_ts[lane], *scales[lane])
                 dhs.append(dh)
                 dcs.append(dc)
+                d_b = d_pre if len(bs[lane].shape) == 2 else ops.sum(d_pre, axis=0)
+                d_bs.append(carry[2 * L + lane] + d_b)
+                d_wxs.append(carry[3 * L + lane] + ops.matmul(ops.transpose(x_t), d_pre))
                 d_pres.append(d_pre)
-            return tuple(dhs + dcs), tuple(d_pres)
+            return tuple(dhs + dcs + d_bs + d_wxs), tuple(d_pres)
 
         loop_xs = (tuple(d_hs) + tuple(gates_in) + tuple(c_prev) + tuple(xs)
                    + (tuple(masks) if spec.keep_prob is not None else ()))
         y_shapes = [(*h.shape[:-1], 4 * h.shape[-1]) for h in d_hn]
-        final, d_pres = _scan(step, tuple(d_hn) + tuple(d_cn), loop_xs, y_shapes,
-                              reverse=True)
-        return tuple(d_pres), final[:L], final[L:]
+        init = (tuple(d_hn) + tuple(d_cn) + tuple(ops.zeros_like(b) for b in bs)
+                + tuple(ops.zeros_like(w) for w in w_xs))
+        final, d_pres = _scan(step, init, loop_xs, y_shapes, reverse=True)
+        return (tuple(d_pres), final[:L], final[L:2 * L], final[2 * L:3 * L],
+                final[3 * L:])
 
     return loop
 
 
 def _lanes_backward(spec: LanesSpec, loop):
-    """Backward by hand: the reverse loop, then every weight gradient in one matmul."""
+    """Backward by hand: the reverse loop, then each recurrent kernel's gradient for all
+    N * B rows in one matmul."""
     L = spec.n_lanes
 
     def backward(residuals, *douts):
@@ -311,21 +324,17 @@ def _lanes_backward(spec: LanesSpec, loop):
         d_hn = [fill(d, h) for d, h in zip(douts[L:2 * L], h0s)]
         d_cn = [fill(d, h) for d, h in zip(douts[2 * L:], h0s)]
         h_prevs = [ops.concatenate([h0[None], h[:-1]], axis=0) for h0, h in zip(h0s, hs)]
-        d_pres, dh0s, dc0s = loop(sigs, c_prev, tuple(h_prevs),
-                                  masks if spec.keep_prob is not None else None,
-                                  xs, w_xs, bs, ws, tuple(d_hs), tuple(d_hn), tuple(d_cn))
-        d_xs, d_wxs, d_bs, d_ws = [], [], [], []
+        d_pres, dh0s, dc0s, d_bs, d_wxs = loop(
+            sigs, c_prev, tuple(h_prevs), masks if spec.keep_prob is not None else None,
+            xs, w_xs, bs, ws, tuple(d_hs), tuple(d_hn), tuple(d_cn))
+        d_xs, d_ws = [], []
         for lane in range(L):
             u = h0s[lane].shape[-1]
             d_pre = ops.reshape(d_pres[lane], (-1, 4 * u))  # (N * B, 4u)
             d_ws.append(_matmul_tn(ops.reshape(h_prevs[lane], (-1, u)), d_pre))
-            x = xs[lane]
-            d_wxs.append(_matmul_tn(ops.reshape(x, (-1, x.shape[-1])), d_pre))
-            axes = (0, 1) if len(bs[lane].shape) == 1 else (0,)
-            d_bs.append(ops.sum(d_pres[lane], axis=axes))
             d_xs.append(_matmul_rows(d_pres[lane], ops.transpose(w_xs[lane]))
                         if spec.x_grad else None)
-        grads = d_xs + d_wxs + d_bs + list(dh0s) + list(dc0s) + d_ws
+        grads = d_xs + list(d_wxs) + list(d_bs) + list(dh0s) + list(dc0s) + d_ws
         return tuple(grads) + ((None,) * L if spec.keep_prob is not None else ())
 
     return backward
@@ -496,8 +505,8 @@ def bidirectional_lstm(fw: LSTM, bw: LSTM, x_fw, x_bw, mask_fw=None, mask_bw=Non
                        keep_prob: float = 1.0):
     """Both encoder directions in one time loop (two lanes): -> (hs_fw, hs_bw) (N, B, u).
 
-    Their gates are recomputed in the backward (two big matmuls) rather than stored: they
-    would otherwise sit in memory through the whole decoder backward.
+    Their gates are rebuilt in the backward loop rather than stored: they would otherwise
+    sit in memory through the whole decoder backward.
     """
     zeros = ops.zeros((ops.shape(x_fw)[1], fw.units))  # (B, u)
     lanes = [fw.lane_args(x_fw), bw.lane_args(x_bw)]

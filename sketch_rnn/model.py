@@ -81,14 +81,18 @@ def sketch_loss_terms(raw_tm, strokes, lengths, mu=None, presig=None) -> dict:
     """
     strokes = ops.convert_to_tensor(strokes, "float32")
     lengths = ops.cast(ops.convert_to_tensor(lengths), "int32")
+    stroke, pen = _reconstruction_terms(raw_tm, strokes, lengths)
+    kl = kl_per_sketch(mu, presig) if mu is not None else ops.zeros_like(stroke)
+    return {"stroke": stroke, "pen": pen, "kl": kl}
+
+
+def _reconstruction_terms(raw_tm, strokes, lengths):
+    """(stroke (B,), pen (B,)): the masked mixture NLL and the pen cross-entropy."""
     n_max = raw_tm.shape[0]
     target = ops.transpose(strokes[:, 1:], (1, 0, 2))  # (N_max, B, 5)
     nll, pen_ce = step_losses(raw_tm, target)  # (N_max, B) each
     mask = ops.cast(ops.arange(n_max, dtype="int32")[:, None] < lengths[None, :], "float32")
-    stroke = ops.sum(nll * mask, axis=0) / n_max  # (B,)
-    pen = ops.sum(pen_ce, axis=0) / n_max
-    kl = kl_per_sketch(mu, presig) if mu is not None else ops.zeros_like(stroke)
-    return {"stroke": stroke, "pen": pen, "kl": kl}
+    return ops.sum(nll * mask, axis=0) / n_max, ops.sum(pen_ce, axis=0) / n_max
 
 
 def batch_cost(terms: dict, kl_weight, hps: HParams):
