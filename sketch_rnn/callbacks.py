@@ -53,30 +53,34 @@ class StatefulCallback(keras.callbacks.Callback):
         self.count += 1
 
 
-class LearningRateSchedulerPerBatch(StatefulCallback):
+class _PerBatchSchedule(StatefulCallback):
+    """Assigns schedule(count) to a variable (see `_target`) before every batch."""
+
+    def __init__(self, schedule: Callable[[int], float], run_id: str = "", count: int = 0) -> None:
+        super().__init__(run_id, count)
+        self.schedule = schedule
+        self.current = float(schedule(count))
+
+    def _target(self) -> Any:
+        raise NotImplementedError
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        self.current = float(self.schedule(self.count))
+        self._target().assign(self.current)
+
+
+class LearningRateSchedulerPerBatch(_PerBatchSchedule):
     """Sets the optimizer's learning rate to schedule(count) before every batch."""
 
-    def __init__(self, schedule: Callable[[int], float], run_id: str = "", count: int = 0) -> None:
-        super().__init__(run_id, count)
-        self.schedule = schedule
-        self.current = float(schedule(count))
-
-    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        self.current = float(self.schedule(self.count))
-        self.model.optimizer.learning_rate.assign(self.current)
+    def _target(self) -> Any:
+        return self.model.optimizer.learning_rate
 
 
-class KLWeightScheduler(StatefulCallback):
+class KLWeightScheduler(_PerBatchSchedule):
     """Sets the model's w_KL variable (`model.kl_weight`) to schedule(count) before every batch."""
 
-    def __init__(self, schedule: Callable[[int], float], run_id: str = "", count: int = 0) -> None:
-        super().__init__(run_id, count)
-        self.schedule = schedule
-        self.current = float(schedule(count))
-
-    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        self.current = float(self.schedule(self.count))
-        self.model.kl_weight.assign(self.current)
+    def _target(self) -> Any:
+        return self.model.kl_weight
 
 
 class StopSignal:
