@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -193,6 +194,9 @@ def run(argv: Sequence[str] | None, parser: argparse.ArgumentParser | None = Non
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # TensorFlow's C++ start-up notices (oneDNN, CPU features) are not for users of a CLI;
+    # warnings and errors still show. An explicit TF_CPP_MIN_LOG_LEVEL wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return run(argv)
 
 
