@@ -315,6 +315,10 @@ class SketchRNN(keras.Model):
         return {"raw": raw, "mu": mu, "presig": presig}
 
     def call(self, inputs, training: bool = False):
+        """{"raw": (N_max, B, K) TIME-major head outputs[, "mu", "presig": (B, z)]}.
+
+        What compute_loss takes; for batch-major outputs use decode_sequence.
+        """
         out = self._forward(inputs["strokes"], inputs["lengths"], training)
         if out["mu"] is None:
             return {"raw": out["raw"]}
