@@ -264,29 +264,34 @@ class Interrupted:
 
 
 def interrupt_training(run_dir: str | os.PathLike, stop_after: int, *args: Any,
-                       sig: int = signal.SIGINT, timeout: float = 600.0,
+                       sig: int = signal.SIGINT, timeout: float = 600.0, grace: float = 120.0,
                        echo: bool = True) -> Interrupted:
     """Run `sketch-rnn train ARGS...`; send it `sig` (Ctrl-C) once it has logged `stop_after`.
 
     The trainer finishes the step it is in, saves a checkpoint and exits with 130 (SIGINT)
     or 143 (SIGTERM). A run that ends by itself before the signal (too few steps), fails,
-    or runs past `timeout` seconds is a SketchRNNError.
+    runs past `timeout` seconds, or is still running `grace` seconds after the signal is a
+    SketchRNNError (and the process is killed).
     """
     run_dir = Path(run_dir)
     if echo:
         print(_shown(args) + f"    # Ctrl-C once step {stop_after} is done", flush=True)
     proc = _start(args)
     out = _Lines(proc, echo)
-    started, signalled_at = time.monotonic(), None
+    started, signalled_at, signalled_time = time.monotonic(), None, 0.0
     try:
         while proc.poll() is None:
             out.pump()
             step = _last_logged_step(run_dir)
             if signalled_at is None and step >= stop_after:
                 proc.send_signal(sig)
-                signalled_at = step
-            if time.monotonic() - started > timeout:
+                signalled_at, signalled_time = step, time.monotonic()
+            now = time.monotonic()
+            if now - started > timeout:
                 raise SketchRNNError(f"`sketch-rnn train` ran past {timeout:.0f} s")
+            if signalled_at is not None and now - signalled_time > grace:
+                raise SketchRNNError(f"`sketch-rnn train` did not stop within {grace:.0f} s of "
+                                     f"{signal.Signals(sig).name} (after step {step})")
             time.sleep(0.02)
     finally:
         if proc.poll() is None:
