@@ -78,6 +78,19 @@ def _split4(x):
     return ops.split(x, 4, axis=-1)
 
 
+def _normalised_update(cell, pre, c, keep_t):
+    """The layer-norm LSTM's (and HyperLSTM's) update from gate pre-activations (B, 4u):
+    layer norm per gate, recurrent dropout on g, layer norm on c before its tanh."""
+    pre = layer_norm(pre, cell.ln_gamma, cell.ln_beta, groups=4)
+    i, f, g, o = _split4(pre)
+    g = ops.tanh(g)
+    if keep_t is not None:
+        g = g * keep_t
+    c = ops.sigmoid(f + FORGET_BIAS) * c + ops.sigmoid(i) * g
+    h = ops.sigmoid(o) * ops.tanh(layer_norm(c, cell.ln_c_gamma, cell.ln_c_beta))
+    return h, c
+
+
 def scan_sequence(step, xp, states: tuple, keep=None):
     """Run `step` over time-major `xp` (N, B, P); autodiff gives the backward.
 
@@ -549,13 +562,7 @@ class LayerNormLSTM(SequenceCellMixin, keras.layers.Layer):
     def step(self, xp_t, states, keep_t=None):
         h, c = states
         pre = xp_t + ops.matmul(h, self.recurrent_kernel)  # (B, 4u)
-        pre = layer_norm(pre, self.ln_gamma, self.ln_beta, groups=4)
-        i, f, g, o = _split4(pre)
-        g = ops.tanh(g)
-        if keep_t is not None:
-            g = g * keep_t
-        c = ops.sigmoid(f + FORGET_BIAS) * c + ops.sigmoid(i) * g
-        h = ops.sigmoid(o) * ops.tanh(layer_norm(c, self.ln_c_gamma, self.ln_c_beta))
+        h, c = _normalised_update(self, pre, c, keep_t)
         return h, (h, c)
 
     def call(self, x):
@@ -670,13 +677,7 @@ class HyperLSTM(SequenceCellMixin, keras.layers.Layer):
         beta_h = self._embed(hh, self.zb_h_kernel, None, self.beta_h)
         hh_main = ops.matmul(h, self.recurrent_kernel)  # (B, 4u)
         pre = alpha_x * xh_main + alpha_h * hh_main + beta_h + self.bias
-        pre = layer_norm(pre, self.ln_gamma, self.ln_beta, groups=4)
-        i, f, g, o = _split4(pre)
-        g = ops.tanh(g)
-        if keep_t is not None:
-            g = g * keep_t
-        c = ops.sigmoid(f + FORGET_BIAS) * c + ops.sigmoid(i) * g
-        h = ops.sigmoid(o) * ops.tanh(layer_norm(c, self.ln_c_gamma, self.ln_c_beta))
+        h, c = _normalised_update(self, pre, c, keep_t)
         return h, (h, c, hh, hc)
 
     def call(self, x):
