@@ -177,24 +177,32 @@ class _Lines:
     def __init__(self, proc: subprocess.Popen, echo: bool) -> None:
         self.lines: list[str] = []
         self.echo = echo
+        self.ended = False
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
         self._thread.start()
 
     def _read(self, proc: subprocess.Popen) -> None:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            self._queue.put(line.rstrip("\n"))
-        self._queue.put(None)
+        try:
+            for line in proc.stdout:
+                self._queue.put(line.rstrip("\n"))
+        except (OSError, ValueError) as e:
+            self._queue.put(f"(reading the output failed: {e})")
+        finally:
+            self._queue.put(None)  # the end, whatever happened
 
     def pump(self, wait: float = 0.0) -> bool:
-        """Print what arrived; False once the stream has ended."""
+        """Print what arrived; False once the stream has ended (and from then on)."""
+        if self.ended:
+            return False
         try:
             line = self._queue.get(timeout=wait) if wait else self._queue.get_nowait()
         except queue.Empty:
             return True
         while True:
             if line is None:
+                self.ended = True
                 return False
             line = line.split("\r")[-1]  # a progress bar's last state only
             if line.strip() and not _noise(line):
@@ -213,7 +221,8 @@ class _Lines:
 
 def _start(args: Sequence[Any]) -> subprocess.Popen:
     return subprocess.Popen(_cli_command(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=_cli_env(), bufsize=1)
+                            text=True, encoding="utf-8", errors="replace", env=_cli_env(),
+                            bufsize=1)
 
 
 def _failure(args: Sequence[Any], code: int, lines: list[str]) -> SketchRNNError:

@@ -144,3 +144,20 @@ def test_interrupting_a_run_that_cannot_start_is_one_error(tmp_path) -> None:
         nb_helpers.interrupt_training(tmp_path / "run", 5, "train", "--data", "no_such.npz",
                                       "--run-dir", tmp_path / "run", "--preset", "tiny",
                                       echo=False)
+
+
+def test_output_reader_ends_even_when_the_end_is_seen_early() -> None:
+    """The end of a command's output may be read before the process is seen to exit."""
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", "print('one'); print('two')"],
+                            stdout=subprocess.PIPE, text=True)
+    out = nb_helpers._Lines(proc, echo=False)
+    started = time.monotonic()
+    while out.pump(wait=0.1):
+        assert time.monotonic() - started < 30
+    proc.wait()
+    out.drain()  # returned at once: the end was already consumed by pump()
+    assert out.lines == ["one", "two"]
