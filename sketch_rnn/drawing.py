@@ -18,7 +18,7 @@ import base64
 import io
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -36,7 +36,7 @@ SAVE_EXTENSIONS = (".svg", ".png", ".gif", ".npz")
 class SVGImage:
     """SVG text; shown inline by Jupyter."""
 
-    text: str
+    text: str = field(repr=False)
 
     def _repr_svg_(self) -> str:
         return self.text
@@ -49,7 +49,7 @@ class SVGImage:
 class PNGImage:
     """PNG bytes; shown inline by Jupyter."""
 
-    data: bytes
+    data: bytes = field(repr=False)
 
     def _repr_png_(self) -> bytes:
         return self.data
@@ -62,7 +62,7 @@ class PNGImage:
 class GIFImage:
     """Animated GIF bytes; Jupyter has no GIF repr, so it is shown as an HTML <img>."""
 
-    data: bytes
+    data: bytes = field(repr=False)
 
     def _repr_html_(self) -> str:
         return f'<img src="data:image/gif;base64,{base64.b64encode(self.data).decode()}"/>'

@@ -43,9 +43,9 @@ def fingerprint(run_dir: Path) -> str:
     return ckpt_io.info(run_dir)["fingerprint"]
 
 
-def lr_column(run_dir: Path) -> dict[int, float]:
+def log_column(run_dir: Path, name: str) -> dict[int, float]:
     with open(run_dir / "logs" / "train.csv", newline="") as f:
-        return {int(r["step"]): float(r["lr"]) for r in csv.DictReader(f)}
+        return {int(r["step"]): float(r[name]) for r in csv.DictReader(f)}
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +68,14 @@ def test_stop_at_k_and_resume_gives_same_fingerprint(straight, tmp_path, k) -> N
     assert fingerprint(run_dir) == straight[1]
     # The learning rate is continuous across the resume: the step numbered s ran with lr(s - 1).
     schedule = learning_rate_schedule(resumed.hps)
-    logged = lr_column(run_dir)
+    logged = log_column(run_dir, "lr")
     assert sorted(logged) == list(range(1, N + 1))
     for s, lr in logged.items():
         assert lr == pytest.approx(schedule(s - 1), rel=1e-12)
+    # The logged cost is each step's own, so the log reads like the uninterrupted run's.
+    cost, straight_cost = log_column(run_dir, "cost"), log_column(straight[0], "cost")
+    for s in range(1, N + 1):
+        assert cost[s] == pytest.approx(straight_cost[s], rel=1e-4)
 
 
 def test_same_seed_same_fingerprint_other_seed_differs(straight, tmp_path) -> None:
