@@ -258,11 +258,14 @@ class Trainer:
         from .drawing import save_sketches
         from .sampling import sample
 
-        sketches = sample(self.model, SAMPLES_AT_SAVE, temperature=0.25, seed=0,
-                          scale_factor=self.data.scale_factor)
-        folder = self.config.run_dir / "samples"
-        folder.mkdir(exist_ok=True)
-        save_sketches(str(folder / f"step-{step:08d}.svg"), sketches)
+        path = self.config.run_dir / "samples" / f"step-{step:08d}.svg"
+        try:
+            sketches = sample(self.model, SAMPLES_AT_SAVE, temperature=0.25, seed=0,
+                              scale_factor=self.data.scale_factor)
+            path.parent.mkdir(exist_ok=True)
+            save_sketches(str(path), sketches)
+        except Exception as e:  # a drawing must never end a training run; the checkpoint is safe
+            print(f"warning: could not draw {path}: {type(e).__name__}: {e}", file=sys.stderr)
 
     # ----------------------------------------------------------------- training
     def _progress_note(self) -> str:
