@@ -19,6 +19,13 @@ DEFAULT_DATA = "data/aaron_sheep.npz"
 
 # --------------------------------------------------------------------------- handlers
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.hparams == "help":  # list the fields without importing TensorFlow
+        from .hparams import HParams, describe
+
+        defaults = HParams().to_dict()
+        for name, why in describe().items():
+            print(f"{name:24s} {defaults[name]!s:12s} {why}")
+        return 0
     from .trainer import train_from_args
 
     return train_from_args(args)
@@ -191,6 +198,9 @@ def run(argv: Sequence[str] | None, parser: argparse.ArgumentParser | None = Non
     except KeyboardInterrupt:
         print(f"sketch-rnn {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away, e.g. `sketch-rnn info RUN | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
