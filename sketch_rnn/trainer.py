@@ -183,11 +183,11 @@ class Trainer:
     def _restore(self) -> tuple[LearningRateSchedulerPerBatch, KLWeightScheduler]:
         prev, run_id = self.config.resume_from, self.config.run_id
         lr_schedule, kl_schedule = learning_rate_schedule(self.hps), kl_weight_schedule(self.hps)
+        if self.dist.is_chief:  # unreadable checkpoints past the resume point move aside
+            ckpt_io.quarantine_newer(self.config.run_dir, prev.step if prev else -1)
         if prev is None:
             return (LearningRateSchedulerPerBatch(lr_schedule, run_id),
                     KLWeightScheduler(kl_schedule, run_id))
-        if self.dist.is_chief:
-            ckpt_io.quarantine_newer(self.config.run_dir, prev.step)
         distribute.check_resume(prev.state.get("distribute"), self.dist)
         self.model.load_weights(str(prev.path / ckpt_io.WEIGHTS))
         restore_rng_states(self.model, prev.state.get("rng_states", []))

@@ -235,3 +235,13 @@ def test_sigkill_at_random_moments_then_resume_is_exact(straight, tmp_path) -> N
         proc.wait()
     subprocess.run(_cli(run_dir, N), cwd=ROOT, check=True, capture_output=True)
     assert fingerprint(run_dir) == straight[1]
+
+
+def test_run_dir_with_only_unreadable_checkpoints_starts_over_and_keeps_them(tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    train(run_dir, 10)
+    first = ckpt_io.newest_checkpoint(run_dir).path
+    (first / ckpt_io.STATE).write_text("{not json")
+    train(run_dir, 10)  # nothing readable: a new run, the broken checkpoint moved aside
+    assert (run_dir / "checkpoints" / "corrupt-ckpt-00000010" / ckpt_io.STATE).read_text() == "{not json"
+    assert ckpt_io.info(run_dir)["step"] == 10
