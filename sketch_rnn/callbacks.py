@@ -12,7 +12,6 @@ caught before it trains anything.
 from __future__ import annotations
 
 import signal
-import time
 from typing import Any, Callable
 
 import keras
@@ -120,9 +119,9 @@ class StopSignal:
 class CheckpointCallback(keras.callbacks.Callback):
     """Validates and writes a checkpoint every `save_every` steps, at the end, and on a stop signal.
 
-    The article's "ModelCheckpointEnhanced" for Keras 3: besides model and
-    optimizer it stores the pickled stateful callbacks (`stateful`), so that
-    a resumed run continues every schedule exactly where it stopped.
+    The article's "ModelCheckpointEnhanced" for Keras 3: `save(step)` (the
+    trainer's) stores the pickled stateful callbacks beside model and optimizer,
+    so that a resumed run continues every schedule exactly where it stopped.
     """
 
     def __init__(self, save: Callable[[int], None], save_every: int, num_steps: int,
@@ -133,7 +132,6 @@ class CheckpointCallback(keras.callbacks.Callback):
         self.num_steps = num_steps
         self.stop = stop
         self.saved_step = -1
-        self.save_seconds = 0.0
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
@@ -146,7 +144,5 @@ class CheckpointCallback(keras.callbacks.Callback):
     def save(self, step: int) -> None:
         if step == self.saved_step:
             return
-        started = time.perf_counter()
         self._save(step)
-        self.save_seconds += time.perf_counter() - started
         self.saved_step = step

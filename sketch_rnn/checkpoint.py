@@ -8,7 +8,7 @@ Layout of a run directory:
                                    state.json        (step, seed, data position, hparams, ...)
                                    MANIFEST.json     (sha256 of each file above)
       latest                       name of the newest checkpoint (replaced atomically)
-      best                         name of the checkpoint with the lowest validation cost
+      best                         {"checkpoint": name, "valid_cost": c} of the lowest validation cost
       logs/train.csv, logs/tensorboard/
 
 A checkpoint is written into a temporary directory, every file fsynced, then
@@ -132,17 +132,23 @@ def verify(path: Path) -> Checkpoint:
     try:
         manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
         files = manifest["files"]
+        if not isinstance(files, dict):
+            raise TypeError("'files' is not an object")
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise SketchRNNError(f"{path}: unreadable manifest ({e})") from None
     for required in (WEIGHTS, CALLBACKS, STATE):
         if required not in files:
             raise SketchRNNError(f"{path}: manifest does not list {required}")
     for name, digest in files.items():
+        if Path(name).name != name:  # only files inside this checkpoint
+            raise SketchRNNError(f"{path}: manifest names a file outside it ({name!r})")
         file = path / name
-        if not file.is_file():
-            raise SketchRNNError(f"{path}: {name} is missing")
-        if _sha256(file) != digest:
-            raise SketchRNNError(f"{path}: {name} does not match its sha256 in the manifest")
+        try:
+            ok = file.is_file() and _sha256(file) == digest
+        except OSError as e:
+            raise SketchRNNError(f"{path}: cannot read {name} ({e.strerror})") from None
+        if not ok:
+            raise SketchRNNError(f"{path}: {name} is missing or does not match its sha256")
     try:
         state = json.loads((path / STATE).read_text(encoding="utf-8"))
         int(state["step"])
@@ -238,11 +244,13 @@ class CheckpointWriter:
                                                                 "valid_cost": cost}) + "\n")
 
     def best(self) -> tuple[str, float | None] | None:
+        """(name, valid cost) of the best checkpoint, if the `best` file names one that exists."""
         try:
             data = json.loads((self.run_dir / "best").read_text(encoding="utf-8"))
-            return str(data["checkpoint"]), data.get("valid_cost")
+            name, cost = str(data["checkpoint"]), data.get("valid_cost")
         except (OSError, ValueError, KeyError, TypeError):
             return None
+        return (name, cost) if (self.root / name).is_dir() else None
 
     def _prune(self) -> None:
         best = self.best()
@@ -265,8 +273,9 @@ def quarantine_newer(run_dir: Path, step: int) -> None:
         s = _step_of(path.name)
         if s is not None and s > step:
             target = path.with_name(f"corrupt-{path.name}")
-            if target.exists():
-                shutil.rmtree(target)
+            n = 1
+            while target.exists():  # an earlier one of the same step stays too
+                target, n = path.with_name(f"corrupt-{path.name}.{n}"), n + 1
             os.rename(path, target)
             print(f"warning: moved unreadable checkpoint {path} to {target}", file=sys.stderr)
 
@@ -329,9 +338,11 @@ def info(run_dir: str | Path) -> dict[str, Any]:
 
 
 def info_command(args: Any) -> int:
+    from .cli import print_json
+
     summary = info(args.run_dir)
     if args.json:
-        print(json.dumps(summary, sort_keys=True))
+        print_json(summary)
         return 0
     print(f"run:         {summary['run_dir']}")
     print(f"step:        {summary['step']}  (checkpoint {summary['checkpoint']})")

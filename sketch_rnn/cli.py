@@ -12,9 +12,9 @@ import os
 import sys
 from typing import Callable, Sequence
 
+from .data import DEFAULT_DATA
 from .errors import SketchRNNError
 
-DEFAULT_DATA = "data/aaron_sheep.npz"
 
 
 # --------------------------------------------------------------------------- handlers
@@ -74,6 +74,17 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- parsers
+def _seed(text: str) -> int:
+    """A random seed: an integer in [0, 2**32), what NumPy and Keras both accept."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"{value} is not in [0, 2**32)")
+    return value
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train (or resume) a model; Ctrl-C saves and stops")
     p.add_argument("--data", nargs="+", default=None,
@@ -83,7 +94,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="hyperparameter preset for a new run (default: small)")
     p.add_argument("--hparams", default=None, help='overrides, "k=v,k=v" (see --hparams help)')
     p.add_argument("--num-steps", type=int, default=None, help="total step target (also on resume)")
-    p.add_argument("--seed", type=int, default=None, help="random seed of a new run (default 0)")
+    p.add_argument("--seed", type=_seed, default=None, help="random seed of a new run (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.add_argument("--no-samples", action="store_true",
                    help="do not draw sample sketches into RUN_DIR/samples at each checkpoint")
@@ -100,7 +111,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, default=16, help="number of sketches")
     p.add_argument("--temperature", type=float, default=0.5)
     p.add_argument("--greedy", action="store_true", help="most likely component and its mean")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", default="samples.svg", help="output .svg, .png, .gif or .npz")
     p.add_argument("--from", dest="from_data", default=None,
                    help="reconstruct sketches of this .npz instead of sampling z from the prior")
@@ -120,7 +131,7 @@ def _add_interpolate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="slerp", choices=("slerp", "lerp"))
     p.add_argument("--temperature", type=float, default=0.1)
     p.add_argument("--greedy", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", default="interpolation.svg")
     p.set_defaults(func=_cmd_interpolate)
 
@@ -141,7 +152,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                    help="longer drawings get RDP with rising epsilon until they fit (0: no limit)")
     p.add_argument("--no-fit", action="store_true", help="drop drawings longer than --max-seq-len")
     p.add_argument("--split", default=None, help='train,valid,test counts or fractions, e.g. "0.9,0.05,0.05"')
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--recognized-only", action="store_true")
     p.add_argument("--min-points", type=int, default=2)
     p.add_argument("--per-category", action="store_true", help="one output per word (OUT is a folder)")

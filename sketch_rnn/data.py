@@ -34,6 +34,7 @@ from .errors import SketchRNNError
 from .safepickle import PickleRefused, restricted_loads
 
 SPLITS = ("train", "valid", "test")
+DEFAULT_DATA = "data/aaron_sheep.npz"  # the original's default data set, bundled
 OFFSET_LIMIT = 1000  # magenta clips |dx|, |dy| to this before normalising
 CACHE_FORMAT = 1
 
@@ -505,11 +506,12 @@ def _load_cached(paths: list[str], max_seq_len: int, scale_factor: float | None,
             raise ValueError("stale cache entry")
         arrays = {s: tuple(np.load(folder / f"{s}-{a}.npy", mmap_mode="r", allow_pickle=False)
                            for a in _ARRAY_NAMES) for s in SPLITS}
-    except (OSError, ValueError, KeyError) as e:
+        cached_factor, dropped = meta["scale_factor"], meta["dropped"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
         raise SketchRNNError(f"{folder}: unreadable data cache ({e}); delete it to rebuild"
                              ) from None
-    factor = meta["scale_factor"] if scale_factor is None else scale_factor
-    return _assemble(paths, arrays, fingerprint, max_seq_len, meta["dropped"], factor)
+    factor = cached_factor if scale_factor is None else scale_factor
+    return _assemble(paths, arrays, fingerprint, max_seq_len, dropped, factor)
 
 
 def _write_cache(paths: list[str], max_seq_len: int, folder: Path) -> None:
@@ -584,10 +586,6 @@ def eval_batches(split: SketchSplit, hps: Any
         weights = (idx < n).astype(np.float32)  # (B,)
         strokes, lengths = batch_from_indices(split, idx % n, hps.max_seq_len)
         yield strokes, lengths, weights
-
-
-def num_eval_batches(split: SketchSplit, batch_size: int) -> int:
-    return math.ceil(len(split) / batch_size)
 
 
 # --------------------------------------------------------------------------- stats

@@ -101,7 +101,9 @@ class Distribution:
 
     def make_optimizer(self, learning_rate: float, clipvalue: float) -> keras.optimizers.Optimizer:
         cls = keras.optimizers.Adam if self.kind == "none" else ClipAfterAllReduceAdam
-        return cls(learning_rate=learning_rate, clipvalue=clipvalue)
+        from .model import ADAM_EPSILON  # model imports this module
+
+        return cls(learning_rate=learning_rate, clipvalue=clipvalue, epsilon=ADAM_EPSILON)
 
     def prepare(self, model: keras.Model) -> None:
         """Work around two gaps of Keras 3.15's fit under MultiWorkerMirroredStrategy.

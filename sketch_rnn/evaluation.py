@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from .data import SketchSplit, eval_batches
+from .errors import SketchRNNError
 from .hparams import HParams
 
 
@@ -32,7 +33,7 @@ def evaluate_split(model: Any, split: SketchSplit, hps: HParams) -> dict[str, fl
             totals[i] += float(np.sum(keras.ops.convert_to_numpy(terms[key]) * weights))
         count += float(np.sum(weights))
     if count == 0:
-        raise ValueError("empty split")
+        raise SketchRNNError(f"the {split.name} split has no sketches (after the max_seq_len filter)")
     stroke, pen, kl = (totals / count).tolist()
     w_kl = float(keras.ops.convert_to_numpy(model.kl_weight))
     floor = max(kl, hps.kl_tolerance) if hps.conditional else 0.0

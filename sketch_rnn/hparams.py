@@ -116,10 +116,6 @@ class HParams:
         """Apply a "k=v,k=v" string (CLI --hparams)."""
         return self.replace(**parse_overrides(overrides))
 
-    def architecture(self) -> dict[str, Any]:
-        """The fields that decide the weights' shapes: these cannot change on resume."""
-        return {k: getattr(self, k) for k in ARCHITECTURE_FIELDS}
-
 
 ARCHITECTURE_FIELDS = ("enc_rnn_size", "dec_rnn_size", "z_size", "num_mixture", "enc_model",
                        "dec_model", "hyper_num_units", "hyper_embedding_size", "conditional")

@@ -22,6 +22,7 @@ from .cells import LSTM, bidirectional_lstm, make_cell
 from .distribute import replica_slot
 from .hparams import HParams
 
+ADAM_EPSILON = 1e-8  # Magenta's (TF1 AdamOptimizer's default); Keras' default is 1e-7
 NLL_EPSILON = 1e-6  # inside the log of the mixture density, as Magenta
 _DRAWS_PER_STEP = 8  # RNG state stride per training step (each draw advances it by one)
 _EVAL_STREAM = 2**31 - 8  # RNG counter used when not training (deterministic evaluation)
@@ -334,15 +335,16 @@ class SketchRNN(keras.Model):
         terms = sketch_loss_terms(y_pred["raw"], x["strokes"], x["lengths"],
                                   y_pred.get("mu"), y_pred.get("presig"))
         cost, recon, kl = batch_cost(terms, self.kl_weight, self.hps)
-        self.cost_tracker.update_state(cost)
-        self.recon_tracker.update_state(recon)
-        self.kl_tracker.update_state(kl)
-        self.w_kl_tracker.update_state(self.kl_weight)
+        for tracker, value in ((self.cost_tracker, cost), (self.recon_tracker, recon),
+                               (self.kl_tracker, kl), (self.w_kl_tracker, self.kl_weight)):
+            if training:  # fit's logs then hold this step's values, not a mean since fit began
+                tracker.reset_state()
+            tracker.update_state(value)
         replicas = replica_slot()[1]  # tf.distribute sums the replicas' gradients
         return cost / replicas if replicas > 1 else cost
 
     def compile_for_training(self, **kwargs) -> None:
         """Adam(lr, clipvalue=grad_clip); lr is a variable the LR callback assigns."""
         optimizer = keras.optimizers.Adam(learning_rate=self.hps.learning_rate,
-                                          clipvalue=self.hps.grad_clip, epsilon=1e-8)
+                                          clipvalue=self.hps.grad_clip, epsilon=ADAM_EPSILON)
         self.compile(optimizer=optimizer, **kwargs)

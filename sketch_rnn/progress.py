@@ -41,7 +41,6 @@ class TrainingLogger(keras.callbacks.Callback):
         self.bar = tqdm(total=stop, initial=start, unit="step", dynamic_ncols=True,
                         disable=not progress, file=sys.stderr, desc="train", smoothing=0.1)
         self.last: dict[str, float] = {}
-        self._means: dict[str, float] = {}  # the previous step's running means
 
     def _truncate_csv(self, start: int) -> None:
         """Keep the header and the rows of steps <= start (later rows were never checkpointed)."""
@@ -58,7 +57,9 @@ class TrainingLogger(keras.callbacks.Callback):
         step = self.start + batch + 1
         row = {"step": step, "lr": self.lr.current, "w_kl": self.kl.current,
                "wall_s": round(time.perf_counter() - self._t0, 3)}
-        row.update(self._step_values(batch + 1, logs))
+        for key in ("cost", "recon", "kl"):  # the model logs each step's own values
+            if key in logs:
+                row[key] = float(logs[key])
         self.last = row
         self._rows.writerow([row.get(k, "") for k in CSV_FIELDS])
         self._csv.flush()
@@ -69,21 +70,6 @@ class TrainingLogger(keras.callbacks.Callback):
             f"kl={row.get('kl', float('nan')):.3f} lr={row['lr']:.2e} w_KL={row['w_kl']:.3f}",
             refresh=False)
         self.bar.update(1)
-
-    def _step_values(self, n: int, logs: dict) -> dict[str, float]:
-        """This step's cost, recon and kl from Keras' running means over the n steps of this fit.
-
-        fit() reports means since it started, which restart on resume; the step's own value
-        is n * mean_n - (n - 1) * mean_(n-1), so the log reads like one uninterrupted run
-        (to float32 rounding of the means).
-        """
-        values = {}
-        for key in ("cost", "recon", "kl"):
-            if key in logs:
-                mean = float(logs[key])
-                values[key] = n * mean - (n - 1) * self._means.get(key, 0.0)
-                self._means[key] = mean
-        return values
 
     def log_save(self, step: int, path: Path, valid: dict[str, float]) -> None:
         self._csv.flush()

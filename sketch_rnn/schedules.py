@@ -2,7 +2,8 @@
 
 They are plain frozen dataclasses (not lambdas or closures) so that the
 callbacks holding them can be pickled with every checkpoint and compared on
-resume: a pickle whose schedule differs from the run's hparams is refused.
+resume (a saved schedule that differs from the run's hparams is replaced, with
+a warning).
 Both are computed in float64 from the integer step, so the value for a step
 never depends on how many steps ran before it in this process.
 """

@@ -27,16 +27,17 @@ from . import checkpoint as ckpt_io
 from . import distribute
 from .callbacks import (CheckpointCallback, KLWeightScheduler, LearningRateSchedulerPerBatch,
                         StopSignal)
-from .data import SketchData, SketchSplit, load_data, train_batch
+from .data import DEFAULT_DATA, SketchData, SketchSplit, load_data, train_batch
 from .errors import SketchRNNError
 from .evaluation import evaluate_split
 from .hparams import ARCHITECTURE_FIELDS, HParams, parse_overrides, preset
 from .model import SketchRNN
 from .schedules import kl_weight_schedule, learning_rate_schedule
 
-DEFAULT_DATA = ("data/aaron_sheep.npz",)
 DEFAULT_PRESET = "small"
 SAMPLES_AT_SAVE = 16
+# hparams that change when and what is saved, never the weights: free to change on resume
+BOOKKEEPING_FIELDS = ("num_steps", "save_every", "keep_checkpoints")
 
 
 # --------------------------------------------------------------------------- set-up
@@ -53,8 +54,9 @@ def build_model(hps: HParams, seed: int, optimizer: keras.optimizers.Optimizer |
                 ) -> SketchRNN:
     """A compiled model whose variables (optimizer included) all exist, ready to load weights."""
     model = SketchRNN(hps, seed=seed)
-    model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate=hps.learning_rate,
-                                                               clipvalue=hps.grad_clip))
+    if optimizer is None:
+        optimizer = distribute.single_device().make_optimizer(hps.learning_rate, hps.grad_clip)
+    model.compile(optimizer=optimizer)
     n1 = hps.max_seq_len + 1
     model({"strokes": np.zeros((1, n1, 5), "float32"),  # (1, N_max+1, 5)
            "lengths": np.full((1,), hps.max_seq_len, "int32")})
@@ -120,20 +122,22 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
         hps = preset(preset_name or DEFAULT_PRESET).with_overrides(overrides)
         if num_steps is not None:
             hps = hps.replace(num_steps=num_steps)
-        return RunConfig(run_dir, list(data or DEFAULT_DATA), hps, 0 if seed is None else seed,
+        return RunConfig(run_dir, list(data or [DEFAULT_DATA]), hps, 0 if seed is None else seed,
                          uuid.uuid4().hex, None)
     saved = previous.state
     hps = previous.hps
     changes = parse_overrides(overrides)
     if num_steps is not None:
         changes["num_steps"] = num_steps
-    arch = [k for k in ARCHITECTURE_FIELDS if k in changes and changes[k] != getattr(hps, k)]
+    arch = [k for k in (*ARCHITECTURE_FIELDS, "max_seq_len")
+            if k in changes and changes[k] != getattr(hps, k)]
     if arch:
         raise SketchRNNError(f"{run_dir}: cannot change {', '.join(arch)} of an existing run "
-                             f"(it would change the weights' shapes); use a new --run-dir")
+                             f"(the weights' shapes or the training sketches); use a new --run-dir")
     if preset_name is not None and _differs_from_preset(hps, preset_name, changes):
         print(f"note: resuming {run_dir}: its saved hparams win over --preset {preset_name}")
-    differing = sorted(k for k, v in changes.items() if k != "num_steps" and v != getattr(hps, k))
+    differing = sorted(k for k, v in changes.items()
+                       if k not in BOOKKEEPING_FIELDS and v != getattr(hps, k))
     if differing:
         print(f"warning: changing {', '.join(differing)} on resume: the run will no longer match "
               "an uninterrupted one bit for bit", file=sys.stderr)
@@ -290,12 +294,13 @@ class Trainer:
             saver = CheckpointCallback(self.save, self.hps.save_every, stop, self.stop)
             agree = self.dist.stop_callbacks(self.stop)
             stream = TrainStream(self.data.train, self.hps, self.config.seed, start, stop)
-            self.model.fit(stream, epochs=1, verbose=0, shuffle=False,
-                           callbacks=[self.lr_callback, self.kl_callback, *agree, saver,
-                                      self.logger])
-        self.logger.close()
-        self.logger = None
-        self.save_seconds = saver.save_seconds
+            try:
+                self.model.fit(stream, epochs=1, verbose=0, shuffle=False,
+                               callbacks=[self.lr_callback, self.kl_callback, *agree, saver,
+                                          self.logger])
+            finally:
+                self.logger.close()
+                self.logger = None
         return self.stop.exit_code
 
 

@@ -98,3 +98,9 @@ def test_shipped_pretrained_model_loads_exactly() -> None:
     assert fingerprint(run.model) == run.state["fingerprint"]
     sketches = sample(run.model, 4, temperature=0.25, seed=0, scale_factor=run.scale_factor)
     assert len(sketches) == 4 and all(s.shape[1] == 3 and len(s) > 1 for s in sketches)
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "x"])
+def test_bad_seed_is_a_usage_error(seed) -> None:
+    result = _cli("sample", "--run-dir", "nowhere", "--seed", seed)
+    assert result.returncode == 2 and "--seed" in result.stderr and "Traceback" not in result.stderr

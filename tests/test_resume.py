@@ -174,6 +174,8 @@ def test_architecture_change_and_other_data_are_refused(straight, tmp_path) -> N
     shutil.copytree(straight[0], run_dir)
     with pytest.raises(SketchRNNError, match="cannot change dec_rnn_size"):
         plan_run(run_dir, None, None, "dec_rnn_size=64", None, None)
+    with pytest.raises(SketchRNNError, match="cannot change max_seq_len"):
+        plan_run(run_dir, None, None, "max_seq_len=80", None, None)
     config = plan_run(run_dir, [str(ROOT / "data" / "kanji_short_kanji.npz")], None, None, 30, None)
     with pytest.raises(SketchRNNError, match="is not the data"):
         Trainer(config, progress=False)
