@@ -189,8 +189,8 @@ def parse_overrides(text: str | None) -> dict[str, Any]:
 PRESETS: dict[str, dict[str, Any]] = {
     # The paper / Magenta defaults.
     "paper": {},
-    # The first run: a model that learns sheep in about an hour on 2 CPU cores (5000 steps;
-    # both schedules decay 5x faster than the paper's so that they settle within the run).
+    # The first run: about half an hour on 2 CPU cores (5000 steps; both schedules decay 5x
+    # faster than the paper's so that they settle within the run).
     "small": dict(enc_rnn_size=128, dec_rnn_size=256, z_size=64, num_mixture=20, batch_size=100,
                   max_seq_len=250, save_every=250, num_steps=5000, decay_rate=0.9995,
                   kl_decay_rate=0.9995),
