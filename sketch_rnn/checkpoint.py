@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from .data import file_sha256
 from .errors import SketchRNNError
 from .hparams import HParams
 from .safepickle import restricted_loads
@@ -68,11 +69,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path).hex()
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -143,11 +140,7 @@ def verify(path: Path) -> Checkpoint:
         if Path(name).name != name:  # only files inside this checkpoint
             raise SketchRNNError(f"{path}: manifest names a file outside it ({name!r})")
         file = path / name
-        try:
-            ok = file.is_file() and _sha256(file) == digest
-        except OSError as e:
-            raise SketchRNNError(f"{path}: cannot read {name} ({e.strerror})") from None
-        if not ok:
+        if not (file.is_file() and _sha256(file) == digest):
             raise SketchRNNError(f"{path}: {name} is missing or does not match its sha256")
     try:
         state = json.loads((path / STATE).read_text(encoding="utf-8"))

@@ -408,7 +408,8 @@ class _SplitBuilder:
         }
 
 
-def _file_sha256(path: str) -> bytes:
+def file_sha256(path: str | Path) -> bytes:
+    """The file's sha256 digest, read in blocks; an unreadable file is a SketchRNNError."""
     h = hashlib.sha256()
     try:
         with open(path, "rb") as f:
@@ -495,7 +496,7 @@ def _load_cached(paths: list[str], max_seq_len: int, scale_factor: float | None,
     """Memory-map the packed arrays of these files from cache_dir, building them on a miss."""
     if not paths:
         raise SketchRNNError("no data files given")
-    files = hashlib.sha256(b"".join(_file_sha256(p) for p in paths)).hexdigest()
+    files = hashlib.sha256(b"".join(file_sha256(p) for p in paths)).hexdigest()
     fingerprint = _data_fingerprint(files, max_seq_len)
     folder = cache_dir / f"packed-{fingerprint[:32]}"
     if not (folder / "meta.json").is_file():
