@@ -35,7 +35,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import SketchRNNError
+from .core.errors import SketchRNNError
 
 ENV_STEPS = "SKETCH_RNN_NOTEBOOK_STEPS"
 
@@ -85,7 +85,7 @@ def setup() -> bool:
         return False
     from IPython import get_ipython
 
-    from .drawing import GIFImage, PNGImage, SVGImage
+    from .generation.drawing import GIFImage, PNGImage, SVGImage
 
     plain = get_ipython().display_formatter.formatters["text/plain"]
     for cls in (SVGImage, PNGImage, GIFImage):
@@ -141,7 +141,7 @@ def require_file(path: str | os.PathLike, name: str = "DATA") -> Path:
 
 def require_run(path: str | os.PathLike, name: str = "RUN_DIR") -> Path:
     """`path` if it holds a complete checkpoint, else one SketchRNNError naming `name`."""
-    from .checkpoint import require_checkpoint
+    from .training.checkpoint import require_checkpoint
 
     p = Path(path)
     try:
@@ -339,7 +339,8 @@ def data_sketches(path: str | os.PathLike, split: str = "test",
     Offsets are clipped to +-1000 as in training; sketches longer than max_seq_len (a model
     takes at most its N_max points) are left out.
     """
-    from .data import OFFSET_LIMIT, SPLITS, load_npz
+    from .core.strokes import SPLITS
+    from .data import OFFSET_LIMIT, load_npz
 
     if split not in SPLITS:
         raise SketchRNNError(f"split={split!r}: choose one of {', '.join(SPLITS)}")
@@ -366,7 +367,7 @@ def sketch_rows(rows: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str] 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .drawing import PNGImage, polylines
+    from .generation.drawing import PNGImage, polylines
 
     n_rows = len(rows)
     n_cols = max((len(r) for r in rows), default=0)

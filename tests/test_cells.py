@@ -5,8 +5,8 @@ import pytest
 import keras
 from keras import ops
 
-from sketch_rnn.cells import HyperLSTM, LayerNormLSTM, LSTM, GatewiseOrthogonal
-from sketch_rnn.hparams import preset
+from sketch_rnn.model.cells import HyperLSTM, LayerNormLSTM, LSTM, GatewiseOrthogonal
+from sketch_rnn.core.hparams import preset
 
 D, U, H, E, B = 7, 6, 5, 3, 4
 
@@ -168,7 +168,7 @@ def test_lstm_own_loop_equals_keras_lstm_layer():
 
 
 def test_make_cell_uses_hparams_hyper_sizes():
-    from sketch_rnn.cells import make_cell
+    from sketch_rnn.model.cells import make_cell
     hps = preset("tiny")
     cell = make_cell("hyper", 8, hps)
     assert (cell.hyper_units, cell.embedding_size) == (hps.hyper_num_units,
@@ -181,7 +181,7 @@ def test_make_cell_uses_hparams_hyper_sizes():
 def test_fast_lstm_gradient_equals_autodiff(variant, lanes):
     """lstm_lanes' hand-written backward == TF autodiff through the plain equations."""
     import tensorflow as tf
-    from sketch_rnn.cells import lstm_lanes
+    from sketch_rnn.model.cells import lstm_lanes
     rng = np.random.default_rng(6)
     T, d = 5, 3
     with_keep = "dropout" in variant

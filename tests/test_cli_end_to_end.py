@@ -11,10 +11,10 @@ import keras
 import numpy as np
 import pytest
 
-from sketch_rnn.checkpoint import load_run
+from sketch_rnn.training.runs import load_run
 from sketch_rnn.data import load_data
-from sketch_rnn.evaluation import evaluate_split
-from sketch_rnn.trainer import Trainer, plan_run
+from sketch_rnn.training.validation import evaluate_split
+from sketch_rnn.training.trainer import Trainer, plan_run
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = str(ROOT / "data" / "aaron_sheep.npz")
@@ -22,8 +22,7 @@ HPARAMS = "max_seq_len=64,save_every=10,batch_size=8"
 
 
 def _train(run_dir: Path, hparams: str) -> Path:
-    trainer = Trainer(plan_run(run_dir, [DATA], "tiny", hparams, 10, None), progress=False,
-                      draw_samples=False)
+    trainer = Trainer(plan_run(run_dir, [DATA], "tiny", hparams, 10, None), progress=False)
     assert trainer.fit() == 0
     return run_dir
 
@@ -91,8 +90,8 @@ def test_sample_from_a_trained_run_is_reproducible(conditional_run, tmp_path) ->
 
 def test_shipped_pretrained_model_loads_exactly() -> None:
     """checkpoints/sheep (trained on JAX) loads on this backend with every variable intact."""
-    from sketch_rnn.checkpoint import fingerprint
-    from sketch_rnn.sampling import sample
+    from sketch_rnn.training.checkpoint import fingerprint
+    from sketch_rnn.generation.sampling import sample
 
     run = load_run(ROOT / "checkpoints" / "sheep")
     assert fingerprint(run.model) == run.state["fingerprint"]

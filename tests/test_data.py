@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from npz_helpers import REPO, SHEEP, simple_sketches, write_evil, write_good, write_npz
 
-from sketch_rnn import strokes as S
+from sketch_rnn.core import strokes as S
 from sketch_rnn.data import eval_batches, load_data, load_npz, train_batch
-from sketch_rnn.errors import SketchRNNError
-from sketch_rnn.hparams import HParams
+from sketch_rnn.core.errors import SketchRNNError
+from sketch_rnn.core.hparams import HParams
 
 HPS = HParams(batch_size=16, max_seq_len=250, random_scale_factor=0.15, augment_stroke_prob=0.1)
 
@@ -129,7 +129,7 @@ def test_train_batch_augments(sheep):
 def _batch_digest(seed: int, step: int) -> str:
     code = (
         "import hashlib, sys; from sketch_rnn.data import load_data, train_batch;"
-        "from sketch_rnn.hparams import HParams;"
+        "from sketch_rnn.core.hparams import HParams;"
         f"d = load_data([{str(SHEEP)!r}], 250);"
         "h = HParams(batch_size=16, random_scale_factor=0.15, augment_stroke_prob=0.1);"
         f"s, l = train_batch(d.train, h, {seed}, {step});"

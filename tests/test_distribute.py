@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from sketch_rnn import checkpoint as ckpt_io
-from sketch_rnn import distribute
-from sketch_rnn.errors import SketchRNNError
+from sketch_rnn.training import checkpoint as ckpt_io
+from sketch_rnn.training import runs
+from sketch_rnn.training import distribute
+from sketch_rnn.core.errors import SketchRNNError
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = str(ROOT / "data" / "aaron_sheep.npz")
@@ -41,7 +42,7 @@ def _train(run_dir: Path, num_steps: int, *extra: str) -> subprocess.CompletedPr
 
 
 def _fingerprint(run_dir: Path) -> str:
-    return ckpt_io.info(run_dir)["fingerprint"]
+    return runs.info(run_dir)["fingerprint"]
 
 
 MIRRORED = ("--distribute", "mirrored", "--cpu-devices", "2")
@@ -50,17 +51,18 @@ MIRRORED = ("--distribute", "mirrored", "--cpu-devices", "2")
 # --------------------------------------------------------------------------- mirrored
 FIRST_STEP = r"""
 import json, sys
-from sketch_rnn import distribute
+from sketch_rnn.training import distribute
 dist = distribute.setup("mirrored", 2)
 import keras, numpy as np
 from sketch_rnn.data import load_data
-from sketch_rnn.hparams import preset
-from sketch_rnn.trainer import TrainStream, build_model, configure_determinism
+from sketch_rnn.core.hparams import preset
+from sketch_rnn.model.build import build_model
+from sketch_rnn.training.trainer import TrainStream, configure_determinism
 
 def first_step(d, hps, data):
     configure_determinism(0)
     with d.scope():
-        model = build_model(hps, 0, d.make_optimizer(hps.learning_rate, hps.grad_clip))
+        model = build_model(hps, 0, d.make_optimizer(hps))
     grabbed = {}
     class Grab(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
@@ -117,7 +119,7 @@ def mirrored_straight(tmp_path_factory) -> tuple[Path, str]:
 def test_mirrored_resume_is_exact_and_recorded(mirrored_straight, tmp_path) -> None:
     run_dir = tmp_path / "run"
     _train(run_dir, 7, *MIRRORED)  # stops at 7 and saves there, as a Ctrl-C would
-    assert ckpt_io.info(run_dir)["step"] == 7
+    assert runs.info(run_dir)["step"] == 7
     _train(run_dir, 16, *MIRRORED)
     assert _fingerprint(run_dir) == mirrored_straight[1]
     state = ckpt_io.newest_checkpoint(run_dir).state
@@ -130,7 +132,7 @@ def test_other_replica_count_resumes_with_a_warning(mirrored_straight, tmp_path)
     out = _train(run_dir, 18)  # one device now
     assert "trained with --distribute mirrored on 2 replica(s)" in out.stderr
     assert "bitwise equality with an uninterrupted run no longer holds" in out.stderr
-    assert ckpt_io.info(run_dir)["step"] == 18
+    assert runs.info(run_dir)["step"] == 18
     assert ckpt_io.newest_checkpoint(run_dir).state["distribute"]["kind"] == "none"
 
 
@@ -235,7 +237,7 @@ def test_killed_worker_stops_the_job_and_a_restart_resumes_exactly(multi_worker_
     assert "multi-worker training stopped on chief" in message
     assert "/job:worker/replica:0/task:1 is gone or unreachable" in message
     assert "Restart every worker with the same command" in message
-    stopped = ckpt_io.info(run_dir)["step"]
+    stopped = runs.info(run_dir)["step"]
     assert 5 <= stopped < 16
     procs = _start_workers(run_dir, 16, tmp_path)
     outputs = _finish(procs, tmp_path)

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from sketch_rnn import quickdraw as qd
+from sketch_rnn.cli import data_commands as data_cmds
 from sketch_rnn.cli import build_parser
 from sketch_rnn.data import load_npz
-from sketch_rnn.errors import SketchRNNError
+from sketch_rnn.core.errors import SketchRNNError
 
 ROOT = Path(__file__).resolve().parents[1]
 SIMPLIFIED = ROOT / "data" / "quickdraw_simplified_344x25.ndjson"
@@ -68,7 +69,7 @@ def server(tmp_path_factory):
 
 
 def _download(*argv: str) -> int:
-    return qd.download_command(build_parser().parse_args(["download", *argv, "--no-progress"]))
+    return data_cmds.cmd_download(build_parser().parse_args(["download", *argv, "--no-progress"]))
 
 
 def test_category_list_is_the_345_names(capsys):
@@ -115,7 +116,7 @@ def test_failed_download_leaves_no_file(server, tmp_path, mode, message):
 def test_unknown_category_is_refused_before_any_request(tmp_path):
     with pytest.raises(SketchRNNError, match="unknown category 'unicorn'"):
         _download("unicorn", "--to", str(tmp_path))
-    assert qd._canonical_category("the eiffel tower") == "The Eiffel Tower"
+    assert qd.canonical_category("the eiffel tower") == "The Eiffel Tower"
 
 
 def test_cli_404_is_one_line_exit_2(server, tmp_path):

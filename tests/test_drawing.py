@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sketch_rnn import drawing
-from sketch_rnn.errors import SketchRNNError
+from sketch_rnn.generation import drawing
+from sketch_rnn.core.errors import SketchRNNError
 
 ROOT = Path(__file__).resolve().parents[1]
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -127,6 +127,6 @@ def test_degenerate_sketches_draw():
 
 
 def test_no_tensorflow_import():
-    code = ("import sys, sketch_rnn.drawing; "
+    code = ("import sys, sketch_rnn.generation.drawing; "
             "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

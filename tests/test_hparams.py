@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from sketch_rnn.errors import SketchRNNError
-from sketch_rnn.hparams import HParams, describe, field_names, parse_overrides, preset
+from sketch_rnn.core.errors import SketchRNNError
+from sketch_rnn.core.hparams import HParams, describe, field_names, parse_overrides, preset
 
 
 def test_paper_defaults():

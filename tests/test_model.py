@@ -8,11 +8,10 @@ import textwrap
 import numpy as np
 import pytest
 
-import keras
 from keras import ops
 
-from sketch_rnn.hparams import preset
-from sketch_rnn.model import SketchRNN, batch_cost, sketch_loss_terms, split_params
+from sketch_rnn.core.hparams import preset
+from sketch_rnn.model.vae import SketchRNN, sketch_loss_terms, split_params
 
 CELLS = ["lstm", "layer_norm", "hyper"]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -268,19 +267,16 @@ def test_keras_lstm_layer_path_equals_fast_path():
     """Without recurrent dropout the decoder may run as keras.layers.LSTM (cuDNN on a GPU):
     the loss and every gradient equal those of our own loop on the same weights."""
     import tensorflow as tf
-    from sketch_rnn import cells
-    model = SketchRNN(tiny(use_recurrent_dropout=False), seed=12)
+    from sketch_rnn.model.options import FastPath
+    hps = tiny(use_recurrent_dropout=False)
     x = make_batch(3, 9, seed=14)
 
     def cost_and_grads(use_keras_layer):
-        cells.USE_CUDNN = use_keras_layer
-        try:
-            with tf.GradientTape() as tape:
-                y = model(x, training=True)
-                cost = model.compute_loss(x, None, y)
-            return [cost] + tape.gradient(cost, model.trainable_variables)
-        finally:
-            cells.USE_CUDNN = "auto"
+        model = SketchRNN(hps, seed=12, options=FastPath(use_cudnn=use_keras_layer))
+        with tf.GradientTape() as tape:
+            y = model(x, training=True)
+            cost = model.compute_loss(x, None, y)
+        return [cost] + tape.gradient(cost, model.trainable_variables)
 
     for a, b in zip(cost_and_grads(True), cost_and_grads(False)):
         np.testing.assert_allclose(_np(a), _np(b), rtol=1e-4, atol=1e-6)
@@ -332,7 +328,7 @@ _DETERMINISM_SCRIPT = textwrap.dedent("""
     import sys, numpy as np, keras, tensorflow as tf
     sys.path.insert(0, {tests!r})
     from test_model import make_batch, tiny
-    from sketch_rnn.model import SketchRNN
+    from sketch_rnn.model.vae import SketchRNN
     tf.config.experimental.enable_op_determinism()
 
     def data(step):

@@ -13,7 +13,7 @@ _SCRIPT = textwrap.dedent("""
     assert keras.backend.backend() == "jax", keras.backend.backend()
     sys.path.insert(0, {tests!r})
     from test_model import make_batch, tiny
-    from sketch_rnn.model import SketchRNN
+    from sketch_rnn.model.vae import SketchRNN
 
     x = make_batch(4, 16)
     steps = 40

@@ -16,7 +16,7 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 from sketch_rnn import notebook as nb_helpers  # noqa: E402
-from sketch_rnn.errors import SketchRNNError  # noqa: E402
+from sketch_rnn.core.errors import SketchRNNError  # noqa: E402
 from sketch_rnn.notebook import ENV_STEPS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

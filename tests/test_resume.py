@@ -19,28 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from sketch_rnn import checkpoint as ckpt_io
-from sketch_rnn.callbacks import LearningRateSchedulerPerBatch
-from sketch_rnn.errors import SketchRNNError
-from sketch_rnn.schedules import learning_rate_schedule
-from sketch_rnn.trainer import Trainer, plan_run
+from sketch_rnn.training import checkpoint as ckpt_io
+from sketch_rnn.training import runs
+from sketch_rnn.training.callbacks import LearningRateSchedulerPerBatch
+from sketch_rnn.core.errors import SketchRNNError
+from sketch_rnn.training.schedules import learning_rate_schedule
+from sketch_rnn.training.trainer import Trainer, plan_run
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = str(ROOT / "data" / "aaron_sheep.npz")
-HPARAMS = "max_seq_len=64,save_every=10,batch_size=8"
+from conftest import ROOT, SHEEP as DATA, TINY_HPARAMS as HPARAMS, fingerprint, train_cmd
+from conftest import train_tiny as train
+from conftest import wait_for_step
+
 N = 25
-
-
-def train(run_dir: Path, num_steps: int, seed: int | None = None, hparams: str = HPARAMS,
-          data: str = DATA) -> Trainer:
-    config = plan_run(run_dir, [data], "tiny", hparams, num_steps, seed)
-    trainer = Trainer(config, progress=False, draw_samples=False)
-    assert trainer.fit() == 0
-    return trainer
-
-
-def fingerprint(run_dir: Path) -> str:
-    return ckpt_io.info(run_dir)["fingerprint"]
 
 
 def log_column(run_dir: Path, name: str) -> dict[int, float]:
@@ -62,7 +52,7 @@ def straight(tmp_path_factory) -> tuple[Path, str]:
 def test_stop_at_k_and_resume_gives_same_fingerprint(straight, tmp_path, k) -> None:
     run_dir = tmp_path / "run"
     train(run_dir, k)  # stops at K and saves there, as a Ctrl-C would
-    assert ckpt_io.info(run_dir)["step"] == k
+    assert runs.info(run_dir)["step"] == k
     resumed = train(run_dir, N)
     assert resumed.step == N
     assert fingerprint(run_dir) == straight[1]
@@ -182,61 +172,52 @@ def test_architecture_change_and_other_data_are_refused(straight, tmp_path) -> N
 
 
 # --------------------------------------------------------------------------- real signals
-def _cli(run_dir: Path, num_steps: int, samples: bool = False) -> list[str]:
-    return [sys.executable, "-m", "sketch_rnn", "train", "--data", DATA, "--run-dir", str(run_dir),
-            "--preset", "tiny", "--hparams", HPARAMS, "--num-steps", str(num_steps), "--no-progress",
-            *([] if samples else ["--no-samples"])]
-
-
-def _wait_for_step(run_dir: Path, step: int, proc: subprocess.Popen, since: float,
-                   timeout: float = 180) -> None:
-    """Wait until this process (not an earlier, killed one) has logged `step` in train.csv."""
-    csv_path = run_dir / "logs" / "train.csv"
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if csv_path.exists() and csv_path.stat().st_mtime > since:
-            lines = csv_path.read_text().splitlines()
-            last = lines[-1].split(",")[0] if len(lines) > 1 else ""
-            if last.isdigit() and int(last) >= step:
-                return
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
-    raise AssertionError("training did not progress")
-
-
+@pytest.mark.slow
 def test_sigterm_saves_and_resume_is_exact(straight, tmp_path) -> None:
     run_dir = tmp_path / "run"
     since = time.time()
     # This run also draws sample sketches at each save: they must not disturb training.
-    proc = subprocess.Popen(_cli(run_dir, N, samples=True), cwd=ROOT, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(train_cmd(run_dir, N, samples=True), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    _wait_for_step(run_dir, 5, proc, since)
+    wait_for_step(run_dir, 5, proc, since)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
-    stopped = ckpt_io.info(run_dir)["step"]
+    stopped = runs.info(run_dir)["step"]
     assert 5 <= stopped < N
-    subprocess.run(_cli(run_dir, N, samples=True), cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(train_cmd(run_dir, N, samples=True), cwd=ROOT, check=True, capture_output=True)
     assert fingerprint(run_dir) == straight[1]
     assert (run_dir / "samples" / f"step-{N:08d}.svg").read_bytes().startswith(b"<svg")
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_is_exact(straight, tmp_path) -> None:
+    """Each kill hits a live trainer (checked before the signal and by the exit status), and
+    the run resumes from a checkpoint in the middle of the run, not from its start or end."""
     import random
 
     run_dir = tmp_path / "run"
     rng = random.Random(1234)
-    for _ in range(3):
-        start = ckpt_io.info(run_dir)["step"] if ckpt_io.newest_checkpoint(run_dir, False) else 0
+    mid_run_kills = 0
+    for attempt in range(4):
+        start = runs.info(run_dir)["step"] if ckpt_io.newest_checkpoint(run_dir, False) else 0
         since = time.time()
-        proc = subprocess.Popen(_cli(run_dir, N), cwd=ROOT, stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(train_cmd(run_dir, N), cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        _wait_for_step(run_dir, start + 1, proc, since)
+        # the first attempt runs past the first checkpoint, so later ones resume mid-run
+        wait_for_step(run_dir, 11 if attempt == 0 else start + 1, proc, since)
         time.sleep(rng.uniform(0.0, 0.6))
+        assert proc.poll() is None, "the trainer ended before it could be killed"
         proc.kill()
-        proc.wait()
-    subprocess.run(_cli(run_dir, N), cwd=ROOT, check=True, capture_output=True)
+        assert proc.wait() == -signal.SIGKILL
+        newest = ckpt_io.newest_checkpoint(run_dir, False)
+        mid_run_kills += newest is not None and 0 < newest.step < N
+    assert mid_run_kills >= 1
+    resume_from = ckpt_io.newest_checkpoint(run_dir, False).step
+    assert 0 < resume_from < N, f"the resume point {resume_from} is not mid-run"
+    subprocess.run(train_cmd(run_dir, N), cwd=ROOT, check=True, capture_output=True)
     assert fingerprint(run_dir) == straight[1]
+    assert not list((run_dir / "checkpoints").glob("corrupt-*"))
 
 
 def test_run_dir_with_only_unreadable_checkpoints_starts_over_and_keeps_them(tmp_path) -> None:
@@ -246,4 +227,4 @@ def test_run_dir_with_only_unreadable_checkpoints_starts_over_and_keeps_them(tmp
     (first / ckpt_io.STATE).write_text("{not json")
     train(run_dir, 10)  # nothing readable: a new run, the broken checkpoint moved aside
     assert (run_dir / "checkpoints" / "corrupt-ckpt-00000010" / ckpt_io.STATE).read_text() == "{not json"
-    assert ckpt_io.info(run_dir)["step"] == 10
+    assert runs.info(run_dir)["step"] == 10

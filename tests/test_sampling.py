@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sketch_rnn import cli, sampling
-from sketch_rnn.errors import SketchRNNError
-from sketch_rnn.hparams import preset
+from sketch_rnn import cli
+from sketch_rnn.cli import model_commands as model_cmds
+from sketch_rnn.core import strokes as S
+from sketch_rnn.generation import reference, sampling
+from sketch_rnn.core.errors import SketchRNNError
+from sketch_rnn.core.hparams import preset
 
 ROOT = Path(__file__).resolve().parents[1]
 SHEEP = str(ROOT / "data" / "aaron_sheep.npz")
@@ -21,7 +24,7 @@ B = 16
 
 
 def make_model(**overrides):
-    from sketch_rnn.model import SketchRNN
+    from sketch_rnn.model.vae import SketchRNN
 
     return SketchRNN(preset("tiny").replace(**{"max_seq_len": N_MAX, **overrides}), seed=3)
 
@@ -73,7 +76,7 @@ def test_temperature_follows_the_paper():
     """pi and pen logits / tau; sigma * sqrt(tau) (covariance * tau), not magenta's tau^2."""
     from keras import ops
 
-    from sketch_rnn.model import MixtureParams
+    from sketch_rnn.model.vae import MixtureParams
 
     n, tau = 40000, 0.25
     col = lambda *v: ops.convert_to_tensor(np.tile(np.array(v, np.float32), (n, 1)))
@@ -98,7 +101,7 @@ def test_sampler_matches_teacher_forcing(model, uncond, conditional):
     z = sampling.prior_z(B, m.hps.z_size, 2) if conditional else None
     strokes, raw = sampling.run_sampler(m, z, sampling.step_noise(B, N_MAX, 2), 0.9,
                                         stop_early=False, record=True)
-    inputs = np.concatenate([np.tile(sampling.S_0, (B, 1, 1)), strokes], axis=1)  # (B, N+1, 5)
+    inputs = np.concatenate([np.tile(S.S_0, (B, 1, 1)), strokes], axis=1)  # (B, N+1, 5)
     forced = np.asarray(m.decode_sequence(inputs, z))  # (B, N_max, 3+6M)
     assert raw.shape == forced.shape == (B, N_MAX, 3 + 6 * m.hps.num_mixture)
     np.testing.assert_allclose(raw, forced, atol=2e-5)
@@ -109,7 +112,7 @@ def test_batched_matches_one_call_per_step(model):
     noise = sampling.step_noise(4, N_MAX, 3)
     batched, _ = sampling.run_sampler(model, z, noise, 0.7, stop_early=False)
     for i in range(4):
-        one = sampling.stepwise_decode(model, z[i], noise[i], 0.7, stop_early=False)
+        one = reference.stepwise_decode(model, z[i], noise[i], 0.7, stop_early=False)
         np.testing.assert_allclose(one, batched[i], atol=1e-4)
 
 
@@ -131,7 +134,7 @@ def test_ends_are_honoured(model):
         ends = np.flatnonzero(s5[:, 4] > 0.5)
         n = ends[0] if len(ends) else len(s5)
         assert len(s3) == n
-        assert np.all(s5[n:] == sampling.END)  # nothing after the end token
+        assert np.all(s5[n:] == S.PAD)  # nothing after the end token
         assert np.all(s5[:n, 4] == 0)
         if n:
             assert s3[-1, 2] == 1
@@ -156,7 +159,7 @@ def test_output_in_data_units(model):
 
 # --------------------------------------------------------------------------- encode / reconstruct
 def test_encode_reads_sketches_in_data_units(model):
-    from sketch_rnn.strokes import stroke3_to_stroke5
+    from sketch_rnn.core.strokes import stroke3_to_stroke5
 
     rng = np.random.default_rng(0)
     sketches = [np.c_[rng.normal(size=(k, 2)), rng.random(k) < 0.2] for k in (5, 12, N_MAX)]
@@ -221,7 +224,7 @@ def fake_run():
 
 def run_cli(argv, monkeypatch=None, run=None):
     if run is not None:
-        monkeypatch.setattr(sampling, "_load", lambda args: run)
+        monkeypatch.setattr(model_cmds, "load_run", lambda run_dir: run)
     return cli.run(argv)
 
 

@@ -7,12 +7,12 @@ import keras
 import numpy as np
 import pytest
 
-from sketch_rnn import checkpoint as ckpt_io
-from sketch_rnn.callbacks import KLWeightScheduler, LearningRateSchedulerPerBatch
-from sketch_rnn.errors import SketchRNNError
-from sketch_rnn.hparams import preset
-from sketch_rnn.safepickle import restricted_loads
-from sketch_rnn.schedules import (KLWeightAnnealing, LearningRateDecay, kl_weight_schedule,
+from sketch_rnn.training import checkpoint as ckpt_io
+from sketch_rnn.training.callbacks import KLWeightScheduler, LearningRateSchedulerPerBatch
+from sketch_rnn.core.errors import SketchRNNError
+from sketch_rnn.core.hparams import preset
+from sketch_rnn.core.safepickle import restricted_loads
+from sketch_rnn.training.schedules import (KLWeightAnnealing, LearningRateDecay, kl_weight_schedule,
                                   learning_rate_schedule)
 
 

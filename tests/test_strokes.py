@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sketch_rnn import strokes as S
+from sketch_rnn.core import strokes as S
 
 # Two strokes: an L (3 points) then a zig-zag (6 points); the last point ends the sketch.
 SKETCH = np.array([
@@ -52,15 +52,15 @@ def test_polylines_round_trip_and_absolute_coordinates():
     assert back[-1, 2] == 1
 
 
-def test_scale_factor_and_normalize():
+def test_scale_factor_and_normalise():
     rng = np.random.default_rng(3)
     sketches = [rng.integers(-20, 20, size=(n, 3)) for n in (5, 9, 14)]
     xy = np.concatenate([s[:, :2] for s in sketches]).ravel()
     assert S.scale_factor(sketches) == pytest.approx(np.std(xy), rel=1e-12)
-    norm = S.normalize(SKETCH, 2.5)
+    norm = S.normalise(SKETCH, 2.5)
     np.testing.assert_allclose(norm[:, :2], SKETCH[:, :2] / 2.5, rtol=1e-6)
     np.testing.assert_array_equal(norm[:, 2], SKETCH[:, 2])
-    np.testing.assert_allclose(S.denormalize(norm, 2.5), SKETCH, rtol=1e-6)
+    np.testing.assert_allclose(S.denormalise(norm, 2.5), SKETCH, rtol=1e-6)
 
 
 def test_droppable_follows_magenta_count_rule():

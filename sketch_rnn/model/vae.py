@@ -18,11 +18,11 @@ import keras
 import numpy as np
 from keras import ops
 
+from ..core.hparams import HParams
 from .cells import LSTM, bidirectional_lstm, make_cell
-from .distribute import replica_slot
-from .hparams import HParams
+from .optimizer import make_optimizer, replica_slot
+from .options import DEFAULT, FastPath
 
-ADAM_EPSILON = 1e-8  # Magenta's (TF1 AdamOptimizer's default); Keras' default is 1e-7
 NLL_EPSILON = 1e-6  # inside the log of the mixture density, as Magenta
 _DRAWS_PER_STEP = 8  # RNG state stride per training step (each draw advances it by one)
 _EVAL_STREAM = 2**31 - 8  # RNG counter used when not training (deterministic evaluation)
@@ -111,7 +111,7 @@ class SketchRNN(keras.Model):
     fit() takes x = {"strokes": (B, N_max+1, 5), "lengths": (B,)} and no y.
     """
 
-    def __init__(self, hps: HParams, seed: int = 0, **kwargs):
+    def __init__(self, hps: HParams, seed: int = 0, options: FastPath = DEFAULT, **kwargs):
         super().__init__(**kwargs)
         self.hps = hps
         self.seed = int(seed)
@@ -120,13 +120,14 @@ class SketchRNN(keras.Model):
         small = keras.initializers.RandomNormal(0.0, 0.001, seed=init_seed)
         if hps.conditional:
             self.encoder_fw = make_cell(hps.enc_model, hps.enc_rnn_size, hps, init_seed,
-                                        "encoder_fw")
+                                        "encoder_fw", options)
             self.encoder_bw = make_cell(hps.enc_model, hps.enc_rnn_size, hps, init_seed,
-                                        "encoder_bw")
+                                        "encoder_bw", options)
             self.mu_dense = keras.layers.Dense(hps.z_size, kernel_initializer=small, name="mu")
             self.presig_dense = keras.layers.Dense(hps.z_size, kernel_initializer=small,
                                                    name="presig")
-        self.decoder = make_cell(hps.dec_model, hps.dec_rnn_size, hps, init_seed, "decoder")
+        self.decoder = make_cell(hps.dec_model, hps.dec_rnn_size, hps, init_seed, "decoder",
+                                  options)
         if hps.conditional:
             self.initial_state_dense = keras.layers.Dense(
                 sum(self.decoder.state_sizes), kernel_initializer=small, name="initial_state")
@@ -344,7 +345,5 @@ class SketchRNN(keras.Model):
         return cost / replicas if replicas > 1 else cost
 
     def compile_for_training(self, **kwargs) -> None:
-        """Adam(lr, clipvalue=grad_clip); lr is a variable the LR callback assigns."""
-        optimizer = keras.optimizers.Adam(learning_rate=self.hps.learning_rate,
-                                          clipvalue=self.hps.grad_clip, epsilon=ADAM_EPSILON)
-        self.compile(optimizer=optimizer, **kwargs)
+        """compile() with the project's one optimizer (`build.make_optimizer`)."""
+        self.compile(optimizer=make_optimizer(self.hps), **kwargs)

@@ -5,20 +5,25 @@ Layout of a run directory:
     RUN_DIR/
       checkpoints/ckpt-00000500/   model.weights.h5  (model + optimizer variables)
                                    callbacks.pkl     (the stateful callbacks, pickled)
-                                   state.json        (step, seed, data position, hparams, ...)
+                                   state.json        (step, seed, data, hparams, fingerprint, ...)
                                    MANIFEST.json     (sha256 of each file above)
       latest                       name of the newest checkpoint (replaced atomically)
       best                         {"checkpoint": name, "valid_cost": c} of the lowest validation cost
       logs/train.csv, logs/tensorboard/
+      .lock                        held (flock) by the one live trainer (`lock.py`)
+      checkpoints/corrupt-ckpt-*   checkpoints that failed verification, moved aside
 
 A checkpoint is written into a temporary directory, every file fsynced, then
 renamed into place; only after that is `latest` replaced. A crash at any
 moment therefore leaves either the new checkpoint complete or no trace of it.
 On resume every candidate is verified against its manifest, newest first; one
-that fails is skipped with a warning and the one before it is used.
+that fails is skipped with a warning naming the file and the reason, moved aside as
+`corrupt-ckpt-*` (nothing is deleted), and the one before it is used. A checkpoint that
+verifies is never moved aside. When the storage refuses a save (full disk, read-only,
+no permission), the partial temporary directory is removed and `latest` and every earlier
+checkpoint stay as they were.
 
-This module's `info` path reads JSON only, so it does not import TensorFlow;
-the model-building functions import Keras when called.
+Reading checkpoints needs no TensorFlow (only the fingerprint imports Keras, when called).
 """
 from __future__ import annotations
 
@@ -32,10 +37,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .data import file_sha256
-from .errors import SketchRNNError
-from .hparams import HParams
-from .safepickle import restricted_loads
+from ..core.errors import SketchRNNError
+from ..core.files import (
+    atomic_write,
+    file_sha256,
+    publish_dir,
+    remove_tree,
+    temp_dir_for,
+    write_error,
+)
+from ..core.hparams import HParams
+from ..core.safepickle import restricted_loads
+from .callbacks import KLWeightScheduler, LearningRateSchedulerPerBatch
+from .schedules import KLWeightAnnealing, LearningRateDecay
 
 WEIGHTS = "model.weights.h5"
 CALLBACKS = "callbacks.pkl"
@@ -43,51 +57,25 @@ STATE = "state.json"
 MANIFEST = "MANIFEST.json"
 FORMAT_VERSION = 1
 
-# What a callbacks.pkl may contain: our callbacks and schedules and plain data.
-CALLBACK_PICKLE_ALLOWED = frozenset({
-    ("sketch_rnn.callbacks", "LearningRateSchedulerPerBatch"),
-    ("sketch_rnn.callbacks", "KLWeightScheduler"),
-    ("sketch_rnn.schedules", "LearningRateDecay"),
-    ("sketch_rnn.schedules", "KLWeightAnnealing"),
-    ("copyreg", "_reconstructor"),
-    ("builtins", "object"),
-})
+CORRUPT_PREFIX = "corrupt-"
+
+# What a callbacks.pkl may contain: our callbacks and schedules and plain data, under their
+# module paths of today and of before the package was split into layers (sketch_rnn.callbacks,
+# sketch_rnn.schedules), so that older checkpoints, the shipped one included, still load.
+_CALLBACK_CLASSES = (LearningRateSchedulerPerBatch, KLWeightScheduler, LearningRateDecay,
+                     KLWeightAnnealing)
+CALLBACK_PICKLE_ALLOWED: dict[tuple[str, str], Any] = {
+    **{(cls.__module__, cls.__name__): cls for cls in _CALLBACK_CLASSES},
+    **{("sketch_rnn." + cls.__module__.rsplit(".", 1)[1], cls.__name__): cls
+       for cls in _CALLBACK_CLASSES},
+    ("copyreg", "_reconstructor"): __import__("copyreg")._reconstructor,
+    ("builtins", "object"): object,
+}
 
 
-# --------------------------------------------------------------------------- files
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
+# --------------------------------------------------------------------------- names
 def _sha256(path: Path) -> str:
     return file_sha256(path).hex()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Replace `path` by `text` so that readers see the old or the new file, never a part."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _remove_tree(path: Path) -> None:
-    """Rename first, then delete: a crash mid-delete leaves a hidden folder, not a broken checkpoint."""
-    trash = path.with_name(f".trash-{path.name}-{os.getpid()}")
-    os.rename(path, trash)
-    shutil.rmtree(trash, ignore_errors=True)
 
 
 def checkpoint_name(step: int) -> str:
@@ -140,8 +128,10 @@ def verify(path: Path) -> Checkpoint:
         if Path(name).name != name:  # only files inside this checkpoint
             raise SketchRNNError(f"{path}: manifest names a file outside it ({name!r})")
         file = path / name
-        if not (file.is_file() and _sha256(file) == digest):
-            raise SketchRNNError(f"{path}: {name} is missing or does not match its sha256")
+        if not file.is_file():
+            raise SketchRNNError(f"{path}: {name} is missing")
+        if _sha256(file) != digest:
+            raise SketchRNNError(f"{path}: {name} does not match its sha256 in {MANIFEST}")
     try:
         state = json.loads((path / STATE).read_text(encoding="utf-8"))
         int(state["step"])
@@ -202,30 +192,42 @@ class CheckpointWriter:
         self.keep = keep
 
     def write(self, step: int, model: Any, callbacks: dict[str, Any], state: dict[str, Any]) -> Path:
-        """Write checkpoint `step` atomically, point `latest` at it, prune old ones."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Write checkpoint `step` atomically, point `latest` at it, prune old ones.
+
+        If the storage refuses (full, read-only, no permission), the temporary directory
+        is removed, nothing else changes, and a `StorageError` says so in one line.
+        """
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise write_error(self.root, e) from None
         final = self.root / checkpoint_name(step)
-        tmp = self.root / f".tmp-{final.name}-{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
+        tmp = temp_dir_for(final)
+        try:
+            self._fill(tmp, model, callbacks, state)
+            if final.exists():  # a same-step checkpoint that failed verification earlier
+                remove_tree(final)
+            publish_dir(tmp, final)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise write_error(final, e) from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        atomic_write(self.run_dir / "latest", final.name + "\n")
+        self._update_best(final, state)
+        self._prune()
+        return final
+
+    @staticmethod
+    def _fill(tmp: Path, model: Any, callbacks: dict[str, Any], state: dict[str, Any]) -> None:
+        """The four files of a checkpoint, the manifest last (it lists the others' sha256)."""
         model.save_weights(str(tmp / WEIGHTS))
         (tmp / CALLBACKS).write_bytes(pickle.dumps(callbacks, protocol=4))
         (tmp / STATE).write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
         files = {name: _sha256(tmp / name) for name in (WEIGHTS, CALLBACKS, STATE)}
-        (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT_VERSION, "files": files}, indent=2),
-                                    encoding="utf-8")
-        for name in (*files, MANIFEST):
-            _fsync_file(tmp / name)
-        _fsync_dir(tmp)
-        if final.exists():  # a same-step checkpoint that failed verification earlier
-            _remove_tree(final)
-        os.rename(tmp, final)
-        _fsync_dir(self.root)
-        atomic_write_text(self.run_dir / "latest", final.name + "\n")
-        self._update_best(final, state)
-        self._prune()
-        return final
+        (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT_VERSION, "files": files},
+                                               indent=2), encoding="utf-8")
 
     def _update_best(self, final: Path, state: dict[str, Any]) -> None:
         cost = state.get("valid_cost")
@@ -233,8 +235,8 @@ class CheckpointWriter:
             return
         best = self.best()
         if best is None or best[1] is None or cost < best[1]:
-            atomic_write_text(self.run_dir / "best", json.dumps({"checkpoint": final.name,
-                                                                "valid_cost": cost}) + "\n")
+            atomic_write(self.run_dir / "best", json.dumps({"checkpoint": final.name,
+                                                           "valid_cost": cost}) + "\n")
 
     def best(self) -> tuple[str, float | None] | None:
         """(name, valid cost) of the best checkpoint, if the `best` file names one that exists."""
@@ -252,25 +254,59 @@ class CheckpointWriter:
             keep_names.add(best[0])
         for path in checkpoint_dirs(self.run_dir):
             if path.name not in keep_names:
-                _remove_tree(path)
-        for stale in self.root.glob(".t*-ckpt-*"):  # leftovers of killed writers
-            if stale.name.startswith((".tmp-", ".trash-")) and not stale.name.endswith(f"-{os.getpid()}"):
+                remove_tree(path)
+        # leftovers of killed writers (the run directory lock says no other writer is alive)
+        for stale in self.root.glob(".t*-ckpt-*"):
+            if stale.name.startswith((".tmp-", ".trash-")) and f"-{os.getpid()}-" not in stale.name:
                 shutil.rmtree(stale, ignore_errors=True)
 
 
-def quarantine_newer(run_dir: Path, step: int) -> None:
-    """Move checkpoints newer than `step` (they failed verification) aside as
-    `corrupt-ckpt-*`, so that the resumed run writes its own in their place
-    while nothing is deleted."""
+# --------------------------------------------------------------------------- quarantine
+def quarantine_newer(run_dir: Path, step: int) -> list[Path]:
+    """Move checkpoints newer than `step` that FAIL verification aside as `corrupt-ckpt-*`.
+
+    Called by the trainer holding the run's lock, after choosing `step` as the newest
+    checkpoint that verifies; anything newer therefore failed, but each one is verified
+    again here and left alone if it passes (it is never called unreadable). Returns the
+    new paths; nothing is deleted.
+    """
+    moved = []
     for path in checkpoint_dirs(run_dir):
         s = _step_of(path.name)
-        if s is not None and s > step:
-            target = path.with_name(f"corrupt-{path.name}")
-            n = 1
-            while target.exists():  # an earlier one of the same step stays too
-                target, n = path.with_name(f"corrupt-{path.name}.{n}"), n + 1
-            os.rename(path, target)
-            print(f"warning: moved unreadable checkpoint {path} to {target}", file=sys.stderr)
+        if s is None or s <= step:
+            continue
+        try:
+            verify(path)
+            continue
+        except SketchRNNError as e:
+            reason = str(e)
+        target = path.with_name(CORRUPT_PREFIX + path.name)
+        n = 1
+        while target.exists():  # an earlier one of the same step stays too
+            target, n = path.with_name(f"{CORRUPT_PREFIX}{path.name}.{n}"), n + 1
+        os.rename(path, target)
+        moved.append(target)
+        print(f"warning: moved checkpoint {path.name} aside to {target.name}: {reason}",
+              file=sys.stderr)
+    return moved
+
+
+def quarantined(run_dir: str | Path) -> list[tuple[Path, int]]:
+    """(path, size in bytes) of every `corrupt-ckpt-*` copy of the run, oldest name first."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(CORRUPT_PREFIX))
+    return [(p, sum(f.stat().st_size for f in p.rglob("*") if f.is_file())) for p in found]
+
+
+def remove_quarantined(run_dir: str | Path) -> list[Path]:
+    """Delete the run's `corrupt-ckpt-*` copies (`sketch-rnn info RUN --remove-corrupt`)."""
+    removed = []
+    for path, _ in quarantined(run_dir):
+        remove_tree(path)
+        removed.append(path)
+    return removed
 
 
 # --------------------------------------------------------------------------- fingerprint
@@ -304,90 +340,3 @@ def count_params(model: Any) -> int:
     import numpy as np
 
     return int(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
-
-
-# --------------------------------------------------------------------------- info
-def info(run_dir: str | Path) -> dict[str, Any]:
-    """What `sketch-rnn info --json` prints (DESIGN.md §6)."""
-    ckpt = require_checkpoint(run_dir)
-    state = ckpt.state
-    names = [c.name for c in complete_checkpoints(Path(run_dir), warn=False)]
-    best = CheckpointWriter(run_dir, 0).best()
-    return {
-        "run_dir": str(run_dir),
-        "step": ckpt.step,
-        "checkpoint": ckpt.name,
-        "checkpoints": sorted(names),
-        "best": best[0] if best else None,
-        "hparams": state["hparams"],
-        "params": state.get("params"),
-        "fingerprint": state.get("fingerprint"),
-        "seed": state.get("seed"),
-        "data": state.get("data", {}).get("paths"),
-        "data_fingerprint": state.get("data", {}).get("fingerprint"),
-        "valid_cost": state.get("valid_cost"),
-        "valid": state.get("valid"),
-    }
-
-
-def info_command(args: Any) -> int:
-    from .cli import print_json
-
-    summary = info(args.run_dir)
-    if args.json:
-        print_json(summary)
-        return 0
-    print(f"run:         {summary['run_dir']}")
-    print(f"step:        {summary['step']}  (checkpoint {summary['checkpoint']})")
-    print(f"checkpoints: {', '.join(summary['checkpoints'])}")
-    print(f"best:        {summary['best']}  (valid cost {summary['valid_cost']})")
-    print(f"params:      {summary['params']:,}" if summary["params"] else "params: ?")
-    print(f"data:        {', '.join(summary['data'] or [])}")
-    print(f"fingerprint: {summary['fingerprint']}")
-    hps = summary["hparams"]
-    print("hparams:     " + ", ".join(f"{k}={hps[k]}" for k in sorted(hps)))
-    return 0
-
-
-# --------------------------------------------------------------------------- loading a model
-@dataclass
-class LoadedRun:
-    """A trained model with what generation and evaluation need to know about its run."""
-
-    model: Any
-    hps: HParams
-    checkpoint: Checkpoint
-
-    @property
-    def step(self) -> int:
-        return self.checkpoint.step
-
-    @property
-    def seed(self) -> int:
-        return int(self.checkpoint.state["seed"])
-
-    @property
-    def scale_factor(self) -> float:
-        return float(self.checkpoint.state["data"]["scale_factor"])
-
-    @property
-    def data_paths(self) -> list[str]:
-        return list(self.checkpoint.state["data"]["paths"])
-
-    @property
-    def state(self) -> dict[str, Any]:
-        return self.checkpoint.state
-
-
-def load_run(run_dir: str | Path) -> LoadedRun:
-    """The newest complete checkpoint of `run_dir` as a ready model (for sampling, evaluation, notebooks)."""
-    from .trainer import build_model, restore_rng_states
-
-    ckpt = require_checkpoint(run_dir)
-    model = build_model(ckpt.hps, int(ckpt.state["seed"]))
-    try:
-        model.load_weights(str(ckpt.path / WEIGHTS))
-    except (OSError, ValueError) as e:
-        raise SketchRNNError(f"{ckpt.path / WEIGHTS}: cannot load weights ({e})") from None
-    restore_rng_states(model, ckpt.state.get("rng_states", []))
-    return LoadedRun(model, ckpt.hps, ckpt)

@@ -1,4 +1,6 @@
-"""Losses over a whole split, the way the paper's Table 1 reports them.
+"""Validation: losses over a whole split, the way the paper's Table 1 reports them.
+
+The trainer validates at every checkpoint; `sketch-rnn evaluate` reports the same numbers.
 
 Per-sketch terms from `model.loss_terms` are averaged over every sketch of
 the split exactly once (the padded rows of the last batch carry weight 0):
@@ -11,16 +13,14 @@ the split exactly once (the padded rows of the last batch carry weight 0):
 """
 from __future__ import annotations
 
-import argparse
-import json
 from typing import Any
 
 import keras
 import numpy as np
 
-from .data import SketchSplit, eval_batches
-from .errors import SketchRNNError
-from .hparams import HParams
+from ..core.errors import SketchRNNError
+from ..core.hparams import HParams
+from ..data import SketchSplit, eval_batches
 
 
 def evaluate_split(model: Any, split: SketchSplit, hps: HParams) -> dict[str, float]:
@@ -39,16 +39,3 @@ def evaluate_split(model: Any, split: SketchSplit, hps: HParams) -> dict[str, fl
     floor = max(kl, hps.kl_tolerance) if hps.conditional else 0.0
     return {"recon": stroke + pen, "stroke": stroke, "pen": pen, "kl": kl,
             "cost": stroke + pen + w_kl * floor}
-
-
-def evaluate_command(args: argparse.Namespace) -> int:
-    from .checkpoint import load_run
-    from .data import load_data
-
-    run = load_run(args.run_dir)
-    paths = args.data or run.data_paths
-    data = load_data(paths, run.hps.max_seq_len, scale_factor=run.scale_factor)
-    result = evaluate_split(run.model, data.split(args.split), run.hps)
-    result.update(split=args.split, step=run.step, count=len(data.split(args.split)))
-    print(json.dumps(result, sort_keys=True))
-    return 0

@@ -1,41 +1,41 @@
-"""`sketch-rnn train`: new runs, exact resumes, and the training loop around `model.fit`.
+"""Training: new runs, exact resumes, and the training loop around `model.fit`.
 
-Exactness rests on three facts (DESIGN.md §5): batch `i` of the data stream is
-`train_batch(seed, i)`, a pure function; every random draw inside a step is a
-function of (seed, optimizer.iterations); and everything that changes during
-training — model and optimizer variables, the stateful schedule callbacks,
-any Keras RNG state — is in the checkpoint. With TensorFlow op determinism on
-CPU, training to N in one go and training to K, stopping, resuming to N give
-the same bits.
+Exactness rests on three facts (ARCHITECTURE.md, "Determinism"): batch `i` of the data
+stream is `train_batch(seed, i)`, a pure function; every random draw inside a step is a
+function of (seed, optimizer.iterations) (the model re-seeds its generator each step, so no
+RNG state needs saving); and everything else that changes during training — model and
+optimizer variables, the stateful schedule callbacks — is in the checkpoint. With
+TensorFlow op determinism on CPU, training to N in one go and training to K, stopping,
+resuming to N give the same bits.
 """
 from __future__ import annotations
 
-import argparse
-import csv
-import os
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
 
+from ..core.errors import SketchRNNError
+from ..core.files import StorageError
+from ..core.hparams import ARCHITECTURE_FIELDS, HParams, parse_overrides, preset
+from ..data import DEFAULT_DATA, SketchSplit, load_data, train_batch
+from ..model.build import build_model
 from . import checkpoint as ckpt_io
 from . import distribute
-from .callbacks import (CheckpointCallback, KLWeightScheduler, LearningRateSchedulerPerBatch,
-                        StopSignal)
-from .data import DEFAULT_DATA, SketchData, SketchSplit, load_data, train_batch
-from .errors import SketchRNNError
-from .evaluation import evaluate_split
-from .hparams import ARCHITECTURE_FIELDS, HParams, parse_overrides, preset
-from .model import SketchRNN
+from .callbacks import (
+    CheckpointCallback,
+    KLWeightScheduler,
+    LearningRateSchedulerPerBatch,
+    StopSignal,
+)
 from .schedules import kl_weight_schedule, learning_rate_schedule
+from .validation import evaluate_split
 
 DEFAULT_PRESET = "small"
-SAMPLES_AT_SAVE = 16
 # hparams that change when and what is saved, never the weights: free to change on resume
 BOOKKEEPING_FIELDS = ("num_steps", "save_every", "keep_checkpoints")
 
@@ -48,42 +48,6 @@ def configure_determinism(seed: int) -> None:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-
-
-def build_model(hps: HParams, seed: int, optimizer: keras.optimizers.Optimizer | None = None
-                ) -> SketchRNN:
-    """A compiled model whose variables (optimizer included) all exist, ready to load weights."""
-    model = SketchRNN(hps, seed=seed)
-    if optimizer is None:
-        optimizer = distribute.single_device().make_optimizer(hps.learning_rate, hps.grad_clip)
-    model.compile(optimizer=optimizer)
-    n1 = hps.max_seq_len + 1
-    model({"strokes": np.zeros((1, n1, 5), "float32"),  # (1, N_max+1, 5)
-           "lengths": np.full((1,), hps.max_seq_len, "int32")})
-    model.optimizer.build(model.trainable_variables)
-    return model
-
-
-def rng_states(model: keras.Model) -> list[list[int]]:
-    """The states of every keras.random.SeedGenerator in the model (save_weights omits them)."""
-    return [keras.ops.convert_to_numpy(g.state).tolist() for g in _seed_generators(model)]
-
-
-def restore_rng_states(model: keras.Model, states: Sequence[Sequence[int]]) -> None:
-    generators = _seed_generators(model)
-    if len(generators) != len(states):
-        raise SketchRNNError(f"checkpoint holds {len(states)} RNG states, model has {len(generators)}")
-    for g, s in zip(generators, states):
-        g.state.assign(np.asarray(s, dtype=keras.ops.convert_to_numpy(g.state).dtype))
-
-
-def _seed_generators(model: keras.Model) -> list[Any]:
-    found: list[Any] = []
-    for layer in model._flatten_layers(include_self=True):
-        for g in getattr(layer, "_seed_generators", []):
-            if all(g is not f for f in found):
-                found.append(g)
-    return found
 
 
 class TrainStream(keras.utils.PyDataset):
@@ -157,9 +121,12 @@ class Trainer:
     """Holds one run's model, data and callbacks; `fit()` trains to hps.num_steps."""
 
     def __init__(self, config: RunConfig, progress: bool = True,
-                 dist: distribute.Distribution | None = None, draw_samples: bool = True) -> None:
+                 dist: distribute.Distribution | None = None,
+                 after_save: Callable[["Trainer", int], None] | None = None) -> None:
+        """`after_save(trainer, step)` runs after each checkpoint on the chief (the CLI draws
+        sample sketches there); it must not change any variable of the model."""
         self.config = config
-        self.draw_samples = draw_samples
+        self.after_save = after_save
         self.hps = config.hps
         self.dist = dist or distribute.single_device()
         self.progress = progress and self.dist.is_chief
@@ -168,8 +135,7 @@ class Trainer:
         self.data = load_data(config.data_paths, self.hps.max_seq_len)
         self._check_data()
         with self.dist.scope():
-            optimizer = self.dist.make_optimizer(self.hps.learning_rate, self.hps.grad_clip)
-            self.model = build_model(self.hps, config.seed, optimizer)
+            self.model = build_model(self.hps, config.seed, self.dist.make_optimizer(self.hps))
         self.dist.prepare(self.model)
         self.writer = ckpt_io.CheckpointWriter(config.run_dir, self.hps.keep_checkpoints)
         self.lr_callback, self.kl_callback = self._restore()
@@ -194,7 +160,6 @@ class Trainer:
                     KLWeightScheduler(kl_schedule, run_id))
         distribute.check_resume(prev.state.get("distribute"), self.dist)
         self.model.load_weights(str(prev.path / ckpt_io.WEIGHTS))
-        restore_rng_states(self.model, prev.state.get("rng_states", []))
         saved = ckpt_io.load_callbacks(prev)
         lr_cb, kl_cb = saved.get("lr_scheduler"), saved.get("kl_scheduler")
         for name, cb, cls in (("lr_scheduler", lr_cb, LearningRateSchedulerPerBatch),
@@ -225,8 +190,6 @@ class Trainer:
             "step": step,
             "seed": self.config.seed,
             "run_id": self.config.run_id,
-            "data_position": step,
-            "rng_states": rng_states(self.model),
             "rng": "batches: numpy default_rng([seed, step]); model draws keyed by (seed, step)",
             "data": {"paths": self.config.data_paths, "fingerprint": self.data.fingerprint,
                      "scale_factor": self.data.scale_factor, "categories": self.data.categories},
@@ -246,30 +209,19 @@ class Trainer:
             return None
         valid = evaluate_split(self.model, self.data.valid, self.hps) if len(self.data.valid) else {}
         callbacks = {"lr_scheduler": self.lr_callback, "kl_scheduler": self.kl_callback}
-        path = self.writer.write(step, self.model, callbacks, self.state(step, valid))
+        try:
+            path = self.writer.write(step, self.model, callbacks, self.state(step, valid))
+        except StorageError as e:
+            newest = ckpt_io.newest_checkpoint(self.config.run_dir, warn=False)
+            raise StorageError(
+                f"{e}; checkpoint of step {step} not saved, "
+                f"{newest.name if newest else 'no checkpoint'} is intact: make room (or make "
+                "the run directory writable) and run the same command again to resume") from None
         if self.logger is not None:
             self.logger.log_save(step, path, valid)
-        if self.draw_samples and self.dist.kind == "none":
-            self._draw_samples(step)
+        if self.after_save is not None and self.dist.kind == "none":
+            self.after_save(self, step)
         return path
-
-    def _draw_samples(self, step: int) -> None:
-        """A grid of SAMPLES_AT_SAVE sketches from the prior, to watch the model learn.
-
-        The sampler draws its noise from its own NumPy generator and changes no
-        variable, so this leaves the training stream untouched.
-        """
-        from .drawing import save_sketches
-        from .sampling import sample
-
-        path = self.config.run_dir / "samples" / f"step-{step:08d}.svg"
-        try:
-            sketches = sample(self.model, SAMPLES_AT_SAVE, temperature=0.25, seed=0,
-                              scale_factor=self.data.scale_factor)
-            path.parent.mkdir(exist_ok=True)
-            save_sketches(str(path), sketches)
-        except Exception as e:  # a drawing must never end a training run; the checkpoint is safe
-            print(f"warning: could not draw {path}: {type(e).__name__}: {e}", file=sys.stderr)
 
     # ----------------------------------------------------------------- training
     def _progress_note(self) -> str:
@@ -302,19 +254,3 @@ class Trainer:
                 self.logger.close()
                 self.logger = None
         return self.stop.exit_code
-
-
-def train_from_args(args: argparse.Namespace) -> int:
-    dist = distribute.setup(args.distribute, args.cpu_devices)  # before TF sets up devices
-    config = plan_run(args.run_dir, args.data, args.preset, args.hparams, args.num_steps, args.seed)
-    trainer = Trainer(config, progress=not args.no_progress, dist=dist,
-                      draw_samples=not args.no_samples)
-    code = trainer.fit()
-    if code:
-        print(f"stopped at step {trainer.step}; run the same command again to resume", file=sys.stderr)
-    else:
-        print(f"done: step {trainer.step} of {trainer.hps.num_steps}; "
-              f"checkpoints in {config.run_dir / 'checkpoints'}")
-    if dist.kind != "none":  # each worker's own variables, to compare across workers
-        print(f"{dist.task}: fingerprint {ckpt_io.fingerprint(trainer.model)}")
-    return code

@@ -8,12 +8,12 @@ sketch has drawn its end token, or after N_max steps.
 Temperature tau (Ha & Eck 2017, section 3.3, eq. 8) -- this module follows the paper:
 the mixture weights' logits and the pen logits are divided by tau, and each Gaussian's
 covariance is multiplied by tau, i.e. sigma_x and sigma_y are multiplied by sqrt(tau)
-(rho unchanged). The magenta code differs: its `sample_gaussian_2d` does
-`s1 *= temp * temp` (sigma times tau^2, covariance times tau^4), which shrinks the
-Gaussians much faster than the paper's formula; we keep the paper's, which is the one the
-paper's figures and text describe, so tau = 1 is the model's own distribution and the
-variance scales linearly with tau. As tau -> 0 a sample approaches the greedy decode
-(most likely component, its mean, most likely pen state).
+(rho unchanged). Magenta's code differs: its sampler passes sqrt(tau) into
+`sample_gaussian_2d`, which does `s1 *= temp * temp`, so sigma is multiplied by tau and the
+covariance by tau^2 (while the logits are divided by tau, as here). We keep the paper's
+formula, which the paper's figures and text describe: tau = 1 is the model's own
+distribution and the variance scales linearly with tau. As tau -> 0 a sample approaches
+the greedy decode (most likely component, its mean, most likely pen state).
 
 Randomness: every draw comes from NumPy `default_rng([seed, k])` streams made before the
 loop (k = 0: z from the prior; k = 1: per-step uniforms and normals), so the same seed gives
@@ -24,30 +24,27 @@ by `scale_factor` before the model sees them and multiplied by it on the way out
 """
 from __future__ import annotations
 
-import argparse
 import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import SketchRNNError
+from ..core.errors import SketchRNNError
+from ..core.strokes import PAD, S_0, packed_to_stroke5, stroke5_to_stroke3
 
-S_0 = np.array([0.0, 0.0, 1.0, 0.0, 0.0], dtype=np.float32)  # start token
-END = np.array([0.0, 0.0, 0.0, 0.0, 1.0], dtype=np.float32)  # end token / padding row
-PEN_END = 2  # index of p3 among (p1, p2, p3)
 NOISE = 4  # per-step draws: u_pi, u_pen, eps_1, eps_2
 
 _CACHE_ATTR = "_sketch_rnn_sampling_compiled"
 
 
 # --------------------------------------------------------------------------- argument checks
-def _check_n(n: int) -> int:
+def check_n(n: int) -> int:
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
         raise SketchRNNError(f"n={n!r}: the number of sketches must be a positive integer")
     return int(n)
 
 
-def _check_temperature(temperature: float) -> float:
+def check_temperature(temperature: float) -> float:
     t = float(temperature)
     if not (math.isfinite(t) and t > 0):
         raise SketchRNNError(f"temperature={temperature!r}: must be > 0")
@@ -147,7 +144,7 @@ def _decode_loop(model: Any, greedy: bool, stop_early: bool, record: bool) -> Ca
     """
     from keras import ops
 
-    from .model import split_params
+    from ..model.vae import split_params
 
     n_params = 3 + 6 * int(model.hps.num_mixture)
 
@@ -159,7 +156,7 @@ def _decode_loop(model: Any, greedy: bool, stop_early: bool, record: bool) -> Ca
         strokes = ops.zeros((n, b, 5))  # (N_max, B, 5) time-major
         raws = ops.zeros((n if record else 0, b, n_params))  # (N_max, B, 3+6M)
         done = ops.zeros((b,), dtype="bool")  # (B,)
-        end_row = ops.convert_to_tensor(END)[None]  # (1, 5)
+        end_row = ops.convert_to_tensor(PAD)[None]  # (1, 5)
 
         def cond(i, s_prev, states, strokes, raws, done):
             going = i < n
@@ -250,20 +247,18 @@ def run_sampler(model: Any, z: np.ndarray | None, noise: np.ndarray, temperature
 
 
 def to_stroke3(strokes5: np.ndarray, scale_factor: float = 1.0) -> list[np.ndarray]:
-    """Sampled stroke-5 rows (B, N, 5) -> stroke-3 sketches cut before each end token.
+    """Sampled stroke-5 rows (B, N, 5), no S_0 -> stroke-3 sketches in data units.
 
-    The last point's pen is set to 1 (lifted), as in the data, where every sketch ends
-    with a lifted pen; this changes no drawing, and a sample fed back to `encode` then looks
-    like a training sketch. A sketch that never ended keeps all N points.
+    Each is cut before its end token (`strokes.stroke5_to_stroke3`), scaled back to data
+    units, and its last point's pen set to 1 (lifted), as in the data, where every sketch
+    ends with a lifted pen; this changes no drawing, and a sample fed back to `encode` then
+    looks like a training sketch. A sketch that never ended keeps all N points.
     """
     out = []
     for s in np.asarray(strokes5):
-        ends = np.flatnonzero(s[:, 4] > 0.5)
-        n = int(ends[0]) if len(ends) else len(s)
-        s3 = np.empty((n, 3), dtype=np.float32)
-        s3[:, :2] = s[:n, :2] * np.float32(scale_factor)
-        s3[:, 2] = s[:n, 3] > 0.5
-        if n:
+        s3 = stroke5_to_stroke3(s, has_start=False)  # (n, 3)
+        s3[:, :2] *= np.float32(scale_factor)
+        if len(s3):
             s3[-1, 2] = 1.0
         out.append(s3)
     return out
@@ -277,7 +272,7 @@ def decode(model: Any, z: np.ndarray | None, *, n: int | None = None, temperatur
 
     For a decoder-only model pass z=None and the number of sketches n.
     """
-    temperature = _check_temperature(temperature)
+    temperature = check_temperature(temperature)
     if _conditional(model):
         if z is None:
             raise SketchRNNError("z: a conditional model needs latent codes (use sample())")
@@ -286,7 +281,7 @@ def decode(model: Any, z: np.ndarray | None, *, n: int | None = None, temperatur
     else:
         if z is not None:
             raise SketchRNNError("z: this model is decoder-only (hparam conditional=False)")
-        b = _check_n(n if n is not None else 0)
+        b = check_n(n if n is not None else 0)
     steps = _max_len(model, max_len)
     noise = step_noise(b, steps, seed)  # (B, N_max, 4)
     strokes, _ = run_sampler(model, z, noise, temperature, greedy)
@@ -302,8 +297,8 @@ def sample(model: Any, n: int, temperature: float = 1.0, greedy: bool = False, s
     the paper (logits / tau, sigma * sqrt(tau); see the module docstring); greedy=True
     ignores it and the seed. Same arguments, same sketches. Decoder-only models take no z.
     """
-    n = _check_n(n)
-    _check_temperature(temperature)
+    n = check_n(n)
+    check_temperature(temperature)
     if _conditional(model) and z is None:
         z = prior_z(n, int(model.hps.z_size), seed)
     return decode(model, z, n=n, temperature=temperature, greedy=greedy, seed=seed,
@@ -313,8 +308,6 @@ def sample(model: Any, n: int, temperature: float = 1.0, greedy: bool = False, s
 def sketches_to_stroke5(model: Any, sketches: Sequence[np.ndarray],
                         scale_factor: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Stroke-3 sketches in data units -> ((B, N_max+1, 5) with S_0 first, lengths (B,) int32)."""
-    from .strokes import packed_to_stroke5
-
     n_max = int(model.hps.max_seq_len)
     arrays = []
     for i, s in enumerate(sketches):
@@ -358,7 +351,7 @@ def reconstruct(model: Any, sketches: Sequence[np.ndarray], *, temperature: floa
                 greedy: bool = False, seed: int = 0, scale_factor: float = 1.0,
                 sample_z: bool = False, max_len: int | None = None) -> list[np.ndarray]:
     """Encode sketches (data units) and decode their codes: one new sketch per input."""
-    _check_temperature(temperature)
+    check_temperature(temperature)
     z = encode(model, sketches, scale_factor=scale_factor, sample_z=sample_z, seed=seed)
     return decode(model, z, temperature=temperature, greedy=greedy, seed=seed,
                   scale_factor=scale_factor, max_len=max_len)
@@ -387,141 +380,3 @@ def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int,
     w0 = np.sin((1 - t) * omega) / math.sin(omega)
     w1 = np.sin(t * omega) / math.sin(omega)
     return (w0 * z0 + w1 * z1).astype(np.float32)
-
-
-# --------------------------------------------------------------------------- stepwise reference
-def _step_fn(model: Any) -> Callable:
-    from .model import split_params
-
-    def step(s_prev, z, states):
-        raw, states = model.decode_step(s_prev, z, states)
-        p = split_params(raw)
-        return (p.pi_logits, p.mu_x, p.mu_y, p.sigma_x, p.sigma_y, p.rho, p.pen_logits), states
-
-    return step
-
-
-def _np_categorical(logits: np.ndarray, temperature: float, u: float) -> int:
-    x = logits.astype(np.float64) / temperature
-    p = np.exp(x - x.max())
-    cdf = np.cumsum(p)
-    return int(min(np.sum(cdf < u * cdf[-1]), len(p) - 1))
-
-
-def stepwise_decode(model: Any, z: np.ndarray | None, noise: np.ndarray, temperature: float,
-                    greedy: bool = False, stop_early: bool = True) -> np.ndarray:
-    """The original's way, for tests and benchmarks: one sketch, one framework call per step.
-
-    Each step runs the compiled decode_step for a batch of one and samples in NumPy with
-    the same draws and formulas as the batched sampler. noise (N, 4) -> stroke-5 (N', 5).
-    """
-    from keras import ops
-
-    step = _compiled(model, ("step",), lambda: _step_fn(model))
-    zt = None if z is None else ops.convert_to_tensor(np.asarray(z, np.float32).reshape(1, -1))
-    states = model.initial_state(zt, 1)
-    s_prev = ops.convert_to_tensor(S_0[None])
-    rows, done = [], False
-    for i in range(len(noise)):
-        params, states = step(s_prev, zt, states)
-        pi, mx, my, sx, sy, rho, pen_logits = (ops.convert_to_numpy(p)[0] for p in params)
-        u_pi, u_pen, e1, e2 = noise[i]
-        if greedy:
-            k, pen = int(np.argmax(pi)), int(np.argmax(pen_logits))
-            dx, dy = mx[k], my[k]
-        else:
-            k = _np_categorical(pi, temperature, u_pi)
-            sd = math.sqrt(temperature)
-            dx = mx[k] + sx[k] * sd * e1
-            dy = my[k] + sy[k] * sd * (rho[k] * e1 + math.sqrt(1 - rho[k] ** 2) * e2)
-            pen = _np_categorical(pen_logits, temperature, u_pen)
-        row = np.zeros(5, np.float32)
-        row[:2], row[2 + pen] = (dx, dy), 1.0
-        done = done or pen == PEN_END
-        row = END.copy() if done else row
-        rows.append(row)
-        if done and stop_early:
-            break
-        s_prev = ops.convert_to_tensor(row[None])
-    return np.array(rows, dtype=np.float32).reshape(-1, 5)
-
-
-# --------------------------------------------------------------------------- CLI
-def _load(args: argparse.Namespace):
-    from .checkpoint import load_run
-
-    return load_run(args.run_dir)
-
-
-def _data_sketches(run: Any, path: str, split: str, indices: Sequence[int]) -> list[np.ndarray]:
-    """Sketches of a .npz split in the data's original units, clipped as training clips them."""
-    from .data import OFFSET_LIMIT, load_npz
-
-    splits = load_npz(path)
-    if split not in splits:
-        raise SketchRNNError(f"{path}: has no {split!r} split")
-    items, n_max = splits[split], int(run.hps.max_seq_len)
-    out = []
-    for i in indices:
-        if not 0 <= i < len(items):
-            raise SketchRNNError(f"--index {i}: {path} [{split}] holds {len(items)} sketches")
-        s = np.asarray(items[i], dtype=np.float32).copy()
-        if len(s) > n_max:
-            raise SketchRNNError(f"--index {i}: {path} [{split}] sketch has {len(s)} points; "
-                                 f"the model takes at most {n_max}")
-        np.clip(s[:, :2], -OFFSET_LIMIT, OFFSET_LIMIT, out=s[:, :2])
-        out.append(s)
-    return out
-
-
-def sample_command(args: argparse.Namespace) -> int:
-    """`sketch-rnn sample`: prior samples, or reconstructions with --from/--index."""
-    from .drawing import check_extension, save_sketches
-
-    n = _check_n(args.n)
-    temperature = _check_temperature(args.temperature)
-    check_extension(args.out)
-    if args.index is not None and args.from_data is None:
-        raise SketchRNNError("--index needs --from DATA.npz")
-    run = _load(args)
-    if args.from_data is not None:
-        indices = args.index if args.index is not None else list(range(n))
-        originals = _data_sketches(run, args.from_data, args.split, indices)
-        sketches = reconstruct(run.model, originals, temperature=temperature,
-                               greedy=args.greedy, seed=args.seed, scale_factor=run.scale_factor)
-        drawn = [s for pair in zip(originals, sketches) for s in pair]  # original, reconstruction
-        save_sketches(args.out, drawn, cols=2)
-        what = f"{len(sketches)} reconstructions (left: original)"
-    else:
-        sketches = sample(run.model, n, temperature=temperature, greedy=args.greedy,
-                          seed=args.seed, scale_factor=run.scale_factor)
-        save_sketches(args.out, sketches)
-        what = f"{n} sketches"
-    print(f"wrote {what} to {args.out}")
-    return 0
-
-
-def interpolate_command(args: argparse.Namespace) -> int:
-    """`sketch-rnn interpolate`: decode `steps` codes between two sketches' (or prior) codes."""
-    from .drawing import check_extension, save_sketches
-
-    temperature = _check_temperature(args.temperature)
-    check_extension(args.out)
-    if not isinstance(args.steps, int) or args.steps < 2:
-        raise SketchRNNError(f"--steps {args.steps}: need at least 2")
-    if (args.index is None) != (args.from_data is None):
-        raise SketchRNNError("--from DATA.npz and --index I J go together")
-    run = _load(args)
-    if not _conditional(run.model):
-        raise SketchRNNError(f"{args.run_dir}: a decoder-only model has no latent space")
-    if args.from_data is not None:
-        ends = _data_sketches(run, args.from_data, args.split, args.index)
-        z0, z1 = encode(run.model, ends, scale_factor=run.scale_factor)
-    else:
-        z0, z1 = prior_z(2, int(run.hps.z_size), args.seed)
-    zs = interpolate(z0, z1, args.steps, args.method)
-    sketches = decode(run.model, zs, temperature=temperature, greedy=args.greedy,
-                      seed=args.seed, scale_factor=run.scale_factor)
-    save_sketches(args.out, sketches, cols=len(sketches))
-    print(f"wrote {len(sketches)} interpolated sketches ({args.method}) to {args.out}")
-    return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .hparams import HParams
+from ..core.hparams import HParams
 
 
 @dataclass(frozen=True)

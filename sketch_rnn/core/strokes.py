@@ -20,8 +20,10 @@ from typing import Sequence
 
 import numpy as np
 
-S_0 = np.array([0.0, 0.0, 1.0, 0.0, 0.0], dtype=np.float32)
-PAD = np.array([0.0, 0.0, 0.0, 0.0, 1.0], dtype=np.float32)
+S_0 = np.array([0.0, 0.0, 1.0, 0.0, 0.0], dtype=np.float32)  # start token
+PAD = np.array([0.0, 0.0, 0.0, 0.0, 1.0], dtype=np.float32)  # end-of-sketch / padding row
+PEN_END = 2  # index of p3 (end of sketch) among the pen states (p1, p2, p3)
+SPLITS = ("train", "valid", "test")  # the three arrays of a sketch-rnn .npz
 
 # augment_strokes never drops the first KEEP_HEAD points of a stroke.
 KEEP_HEAD = 3
@@ -164,15 +166,15 @@ def scale_factor(sketches: Sequence[np.ndarray] | np.ndarray) -> float:
     return float(np.std(xy.astype(np.float64)))
 
 
-def normalize(stroke3: np.ndarray, factor: float) -> np.ndarray:
+def normalise(stroke3: np.ndarray, factor: float) -> np.ndarray:
     """float32 copy with dx, dy divided by factor (pen untouched)."""
     out = np.array(stroke3, dtype=np.float32)
     out[:, :2] /= np.float32(factor)
     return out
 
 
-def denormalize(stroke3: np.ndarray, factor: float) -> np.ndarray:
-    """Inverse of normalize: dx, dy multiplied by factor."""
+def denormalise(stroke3: np.ndarray, factor: float) -> np.ndarray:
+    """Inverse of normalise: dx, dy multiplied by factor."""
     out = np.array(stroke3, dtype=np.float32)
     out[:, :2] *= np.float32(factor)
     return out

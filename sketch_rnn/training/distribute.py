@@ -8,11 +8,11 @@ device, and where it is done:
 * the global batch is `train_batch(seed, step)`, `hps.batch_size` sketches; Keras' fit hands
   replica r the r-th contiguous slice of it (B/R rows, in order);
 * every random draw in the model (z noise, dropout masks) is drawn for the whole global
-  batch on each replica, which keeps its own rows (`replica_slot`, used by model.py), so each
+  batch on each replica, which keeps its own rows (`model.optimizer.replica_slot`), so each
   sketch sees the numbers one device would give it;
 * tf.distribute sums the replicas' gradients, so each replica's loss is its batch mean / R
   (model.compute_loss), and gradient clipping happens after that sum, on the global batch's
-  gradient (`ClipAfterAllReduceAdam`), not on each replica's share;
+  gradient (`model.optimizer.ClipAfterAllReduceAdam`), not on each replica's share;
 * only the chief writes checkpoints (the same atomic directories); every worker runs the same
   callbacks, so their counters stay equal, and a stop (Ctrl-C, SIGTERM) on any worker stops all
   of them after the same step (`StopAgreement`), the chief saving it;
@@ -24,8 +24,8 @@ Bitwise equality holds for a resume under the same strategy and replica count (s
 stores both); the sum order of R partial gradients differs from one device's sum, so a run
 on R replicas matches a one-device run to float tolerance, not bit for bit.
 
-TensorFlow is imported lazily: model.py imports `replica_slot` on every backend, and
-`--cpu-devices` must be applied before TensorFlow sets up its devices.
+TensorFlow is imported lazily: `--cpu-devices` must be applied before TensorFlow sets up
+its devices.
 """
 from __future__ import annotations
 
@@ -42,40 +42,13 @@ from typing import Any, Callable, Iterator
 
 import keras
 
-from .errors import SketchRNNError
+from ..core.errors import SketchRNNError
+from ..core.hparams import HParams
+from ..model.optimizer import make_optimizer
+from . import cluster
 
 KINDS = ("mirrored", "multi-worker")
 HEALTH_CHECK_ENV = "SKETCH_RNN_HEALTH_CHECK_S"  # seconds between peer checks (default 30)
-
-
-# --------------------------------------------------------------------------- inside a step
-def replica_slot() -> tuple[Any, int]:
-    """(index, count) of this replica in its sync group; (0, 1) outside tf.distribute."""
-    if keras.backend.backend() != "tensorflow":
-        return 0, 1
-    import tensorflow as tf
-
-    count = tf.distribute.get_strategy().num_replicas_in_sync
-    context = tf.distribute.get_replica_context()
-    if count == 1 or context is None:  # one device, or cross-replica code (evaluation)
-        return 0, 1
-    return context.replica_id_in_sync_group, count
-
-
-class ClipAfterAllReduceAdam(keras.optimizers.Adam):
-    """Adam whose `clipvalue` applies to the all-reduced gradient, as it does on one device.
-
-    Keras' TensorFlow optimizer clips each replica's partial gradient and only then sums
-    them, which changes what clipping means with R replicas; here the sum comes first.
-    """
-
-    def _clip_gradients(self, grads: list[Any]) -> list[Any]:
-        return grads  # see _all_reduce_sum_gradients
-
-    def _all_reduce_sum_gradients(self, grads_and_vars: Any) -> list[tuple[Any, Any]]:
-        reduced = list(super()._all_reduce_sum_gradients(grads_and_vars))
-        clipped = super()._clip_gradients([g for g, _ in reduced])
-        return [(g, v) for g, (_, v) in zip(clipped, reduced)]
 
 
 # --------------------------------------------------------------------------- set-up
@@ -99,11 +72,9 @@ class Distribution:
         """What state.json records (a resume compares it)."""
         return {"kind": self.kind, "replicas": self.replicas, "workers": self.workers}
 
-    def make_optimizer(self, learning_rate: float, clipvalue: float) -> keras.optimizers.Optimizer:
-        cls = keras.optimizers.Adam if self.kind == "none" else ClipAfterAllReduceAdam
-        from .model import ADAM_EPSILON  # model imports this module
-
-        return cls(learning_rate=learning_rate, clipvalue=clipvalue, epsilon=ADAM_EPSILON)
+    def make_optimizer(self, hps: HParams) -> keras.optimizers.Optimizer:
+        """The project's optimizer; under a strategy it clips after the all-reduce."""
+        return make_optimizer(hps, distributed=self.kind != "none")
 
     def prepare(self, model: keras.Model) -> None:
         """Work around two gaps of Keras 3.15's fit under MultiWorkerMirroredStrategy.
@@ -253,49 +224,21 @@ def configure_cpu_devices(n: int) -> None:
 
 
 def _multi_worker() -> Distribution:
-    task_type, task_id, workers = _read_tf_config()
+    task_type, task_id, workers = cluster.read_tf_config()
     import tensorflow as tf
-    from tensorflow.python.distribute import collective_all_reduce_strategy as collective
+    from tensorflow.python.distribute import (
+        collective_all_reduce_strategy as collective,
+    )
 
     # A lost peer is noticed by TF's health check, which aborts the pending collectives.
     interval = float(os.environ.get(HEALTH_CHECK_ENV, "30"))
     collective.CollectiveAllReduceExtended._check_health_interval = interval
     collective.CollectiveAllReduceExtended._check_health_timeout = max(1.0, min(10.0, interval))
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    is_chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and
-                                        not _has_chief())
+    is_chief = cluster.is_chief()
     task = "chief" if is_chief else f"{task_type}-{task_id}"
     return Distribution("multi-worker", strategy, strategy.num_replicas_in_sync, workers, task,
                         is_chief, f"/job:{task_type}/replica:0/task:{task_id}")
-
-
-def _tf_config() -> dict[str, Any]:
-    raw = os.environ.get("TF_CONFIG")
-    if not raw:
-        raise SketchRNNError("--distribute multi-worker needs TF_CONFIG: a JSON object with "
-                             "\"cluster\" (host:port lists per job) and \"task\" (this process's "
-                             "type and index); see README, 'Several GPUs and hosts'")
-    try:
-        config = json.loads(raw)
-        config["cluster"], config["task"]["type"], int(config["task"]["index"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise SketchRNNError(f"TF_CONFIG is not a valid cluster description ({e})") from None
-    return config
-
-
-def _read_tf_config() -> tuple[str, int, int]:
-    """(task type, task index, number of workers incl. the chief) from TF_CONFIG."""
-    config = _tf_config()
-    cluster, task = config["cluster"], config["task"]
-    workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
-    if task["type"] not in ("chief", "worker") or workers == 0:
-        raise SketchRNNError(f"TF_CONFIG: task type {task['type']!r} with jobs "
-                             f"{sorted(cluster)}: this command runs chief and worker tasks")
-    return str(task["type"]), int(task["index"]), workers
-
-
-def _has_chief() -> bool:
-    return bool(_tf_config()["cluster"].get("chief"))
 
 
 # --------------------------------------------------------------------------- training loop

@@ -1,76 +1,22 @@
-"""The `sketch-rnn` command: argument parsing and one small handler per subcommand.
+"""The `sketch-rnn` command: the parser of every subcommand and the dispatch.
 
-Handlers import their module lazily: `convert`, `download` and `stats` never
-import TensorFlow, so they start in a fraction of a second. Every
+Handlers live in `model_commands` (train, sample, interpolate, evaluate, info) and
+`data_commands` (convert, download, stats); they import TensorFlow only when they need a
+model, so `convert`, `download` and `stats` start in a fraction of a second. Every
 `SketchRNNError` becomes one line on stderr and exit status 2.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Callable, Sequence
 
-from .data import DEFAULT_DATA
-from .errors import SketchRNNError
-
-
-
-# --------------------------------------------------------------------------- handlers
-def _cmd_train(args: argparse.Namespace) -> int:
-    if args.hparams == "help":  # list the fields without importing TensorFlow
-        from .hparams import HParams, describe
-
-        defaults = HParams().to_dict()
-        for name, why in describe().items():
-            print(f"{name:24s} {defaults[name]!s:12s} {why}")
-        return 0
-    from .trainer import train_from_args
-
-    return train_from_args(args)
-
-
-def _cmd_sample(args: argparse.Namespace) -> int:
-    from .sampling import sample_command
-
-    return sample_command(args)
-
-
-def _cmd_interpolate(args: argparse.Namespace) -> int:
-    from .sampling import interpolate_command
-
-    return interpolate_command(args)
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_command
-
-    return evaluate_command(args)
-
-
-def _cmd_convert(args: argparse.Namespace) -> int:
-    from .quickdraw import convert_command
-
-    return convert_command(args)
-
-
-def _cmd_download(args: argparse.Namespace) -> int:
-    from .quickdraw import download_command
-
-    return download_command(args)
-
-
-def _cmd_info(args: argparse.Namespace) -> int:
-    from .checkpoint import info_command
-
-    return info_command(args)
-
-
-def _cmd_stats(args: argparse.Namespace) -> int:
-    from .data import stats_command
-
-    return stats_command(args)
+from ..core.errors import SketchRNNError
+from ..data import DEFAULT_DATA
+from . import data_commands as data_cmds
+from . import model_commands as model_cmds
+from . import serving_commands as serving_cmds
 
 
 # --------------------------------------------------------------------------- parsers
@@ -102,7 +48,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="tf.distribute strategy (default: one device)")
     p.add_argument("--cpu-devices", type=int, default=None,
                    help="with --distribute mirrored on CPU: split the CPU into N logical devices")
-    p.set_defaults(func=_cmd_train)
+    p.set_defaults(func=model_cmds.cmd_train)
 
 
 def _add_sample(sub: argparse._SubParsersAction) -> None:
@@ -118,7 +64,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--index", type=int, nargs="+", default=None,
                    help="with --from: indices of the sketches to reconstruct")
     p.add_argument("--split", default="test", choices=("train", "valid", "test"))
-    p.set_defaults(func=_cmd_sample)
+    p.set_defaults(func=model_cmds.cmd_sample)
 
 
 def _add_interpolate(sub: argparse._SubParsersAction) -> None:
@@ -133,7 +79,7 @@ def _add_interpolate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--greedy", action="store_true")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", default="interpolation.svg")
-    p.set_defaults(func=_cmd_interpolate)
+    p.set_defaults(func=model_cmds.cmd_interpolate)
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -141,7 +87,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", required=True)
     p.add_argument("--data", nargs="+", default=None, help="default: the run's own data")
     p.add_argument("--split", default="test", choices=("valid", "test"))
-    p.set_defaults(func=_cmd_evaluate)
+    p.set_defaults(func=model_cmds.cmd_evaluate)
 
 
 def _add_convert(sub: argparse._SubParsersAction) -> None:
@@ -158,7 +104,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-category", action="store_true", help="one output per word (OUT is a folder)")
     p.add_argument("--skip-bad", action="store_true", help="skip malformed lines and count them")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cmd_convert)
+    p.set_defaults(func=data_cmds.cmd_convert)
 
 
 def _add_download(sub: argparse._SubParsersAction) -> None:
@@ -168,14 +114,16 @@ def _add_download(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base-url", default=None)
     p.add_argument("--list", action="store_true", help="list the 345 category names")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=_cmd_download)
+    p.set_defaults(func=data_cmds.cmd_download)
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="what a run directory holds (step, checkpoints, fingerprint)")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_cmd_info)
+    p.add_argument("--remove-corrupt", action="store_true",
+                   help="delete the checkpoints moved aside as corrupt-ckpt-* (listed by info)")
+    p.set_defaults(func=model_cmds.cmd_info)
 
 
 def _add_stats(sub: argparse._SubParsersAction) -> None:
@@ -183,7 +131,24 @@ def _add_stats(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", metavar="DATA.npz")
     p.add_argument("--max-seq-len", type=int, default=250)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_cmd_stats)
+    p.set_defaults(func=data_cmds.cmd_stats)
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    runtime = f"{serving_cmds.MAGENTA_JS_PACKAGE} {serving_cmds.MAGENTA_JS_VERSION}"
+    p = sub.add_parser("export", help=f"write a trained decoder as a browser model ({runtime})")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--format", default="magenta-js", choices=("magenta-js",),
+                   help="magenta-js: the [info, dims, weights] JSON of @magenta/sketch")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.json")
+    p.add_argument("--z-from", default=None, metavar="DATA.npz",
+                   help="conditional models: fix z to the code of a sketch of this .npz")
+    p.add_argument("--index", type=int, default=None, help="with --z-from: which sketch")
+    p.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    p.add_argument("--z-prior", action="store_true",
+                   help="conditional models: fix z to a draw from N(0, I) (see --seed)")
+    p.add_argument("--seed", type=_seed, default=0, help="with --z-prior")
+    p.set_defaults(func=serving_cmds.cmd_export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sketch-rnn", description="Sketch-RNN: train, resume exactly, sample and draw.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train, _add_sample, _add_interpolate, _add_evaluate, _add_convert,
-                _add_download, _add_info, _add_stats):
+                _add_download, _add_info, _add_stats, _add_export):
         add(sub)
     return parser
 
@@ -219,11 +184,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # warnings and errors still show. An explicit TF_CPP_MIN_LOG_LEVEL wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return run(argv)
-
-
-def print_json(obj: object) -> None:
-    """One JSON object on one line (the `--json` contract)."""
-    print(json.dumps(obj, sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import keras
 
-from .errors import SketchRNNError
+from ..core.errors import SketchRNNError
 
 
 class StatefulCallback(keras.callbacks.Callback):

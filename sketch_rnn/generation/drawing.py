@@ -23,7 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import SketchRNNError
+from ..core.errors import SketchRNNError
+from ..core.files import atomic_write
 
 Colors = str | Sequence[str] | None
 
@@ -72,11 +73,8 @@ class GIFImage:
 
 
 def _write_bytes(path: str, data: bytes) -> None:
-    try:
-        with open(path, "wb") as f:
-            f.write(data)
-    except OSError as e:
-        raise SketchRNNError(f"{path}: cannot write ({e.strerror})") from None
+    """Every drawing is written atomically: a viewer never sees half a file."""
+    atomic_write(path, data)
 
 
 # --------------------------------------------------------------------------- geometry

@@ -1,0 +1,64 @@
+"""Handlers of the serving and export commands: export (and serve, complete)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.errors import SketchRNNError
+from ..core.files import atomic_write
+from ..serving.export import (_NEEDS_Z, _NO_Z, MAGENTA_JS_PACKAGE, MAGENTA_JS_VERSION,
+                              MAX_QUANTISATION_ERROR, check_exportable, export_magenta_js)
+from .model_commands import _data_sketches, load_run
+
+
+def _check_z_args(hps: Any, args: argparse.Namespace) -> None:
+    """The z options against the model, before loading it (one line naming the option)."""
+    if args.z_from is not None and args.z_prior:
+        raise SketchRNNError("--z-from and --z-prior: give one of them")
+    if args.index is not None and args.z_from is None:
+        raise SketchRNNError("--index needs --z-from DATA.npz")
+    if args.z_from is not None and args.index is None:
+        raise SketchRNNError("--z-from needs --index I (which sketch to encode)")
+    given = args.z_from is not None or args.z_prior
+    if given and not hps.conditional:
+        raise SketchRNNError(_NO_Z)
+    if hps.conditional and not given:
+        raise SketchRNNError(_NEEDS_Z)
+
+
+def _choose_z(run: Any, args: argparse.Namespace) -> np.ndarray | None:
+    """The z of --z-from/--index (the posterior mean) or --z-prior/--seed; None if neither."""
+    from ..generation.sampling import encode, prior_z
+
+    if args.z_from is not None:
+        sketch = _data_sketches(run, args.z_from, args.split, [args.index])
+        return encode(run.model, sketch, scale_factor=run.scale_factor)[0]
+    if args.z_prior:
+        return prior_z(1, int(run.hps.z_size), args.seed)[0]
+    return None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`sketch-rnn export`: write a run's decoder as a browser model JSON."""
+    from ..training.checkpoint import require_checkpoint
+
+    out = Path(args.output)
+    if out.suffix != ".json":
+        raise SketchRNNError(f"-o {out}: the model file must end in .json")
+    hps = require_checkpoint(args.run_dir).hps
+    check_exportable(hps)  # before loading TensorFlow
+    _check_z_args(hps, args)
+    run = load_run(args.run_dir)
+    z = _choose_z(run, args)
+    model_json = export_magenta_js(run, z, name=Path(args.run_dir).resolve().name)
+    atomic_write(out, json.dumps(model_json, separators=(",", ":")))
+    info = model_json[0]
+    kind = "conditional, z fixed" if z is not None else "decoder-only"
+    print(f"wrote {out} ({MAGENTA_JS_PACKAGE} {MAGENTA_JS_VERSION}, {kind}, "
+          f"{info['max_seq_len']} steps max, step {info['step']}; largest quantisation "
+          f"error {info['max_quantisation_error']:.4g} <= {MAX_QUANTISATION_ERROR:.4g})")
+    return 0

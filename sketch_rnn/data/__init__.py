@@ -1,0 +1,21 @@
+"""Data: sketch-rnn `.npz` files -> validated, packed splits -> per-step batches.
+
+`npz` reads files safely, `dataset` packs and normalises the splits (and caches them),
+`batches` makes the training batch of a step and the evaluation batches, `stats` reports.
+Pure NumPy: nothing here imports TensorFlow or Keras.
+"""
+from .batches import batch_from_indices, eval_batches, train_batch
+from .dataset import (
+                      DEFAULT_DATA,
+                      OFFSET_LIMIT,
+                      SketchData,
+                      SketchSplit,
+                      categories_of,
+                      load_data,
+)
+from .npz import load_npz, load_npz_packed, validate_packed, validate_sketches
+from .stats import dataset_stats
+
+__all__ = ["DEFAULT_DATA", "OFFSET_LIMIT", "SketchData", "SketchSplit", "batch_from_indices",
+           "categories_of", "dataset_stats", "eval_batches", "load_data", "load_npz",
+           "load_npz_packed", "train_batch", "validate_packed", "validate_sketches"]

@@ -1,0 +1,29 @@
+"""`build_model`: a SketchRNN with every variable (optimizer included) created, ready to load.
+
+Loading weights into a model needs its variables to exist first; Keras creates a model's
+on the first call and the optimizer's on `build`, so both happen here, once, on a batch of
+one sketch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+
+from ..core.hparams import HParams
+from .optimizer import make_optimizer
+from .options import DEFAULT, FastPath
+from .vae import SketchRNN
+
+
+def build_model(hps: HParams, seed: int, optimizer: keras.optimizers.Optimizer | None = None,
+                options: FastPath = DEFAULT) -> Any:
+    """A compiled SketchRNN whose variables (optimizer included) all exist, ready to load."""
+    model = SketchRNN(hps, seed=seed, options=options)
+    model.compile(optimizer=optimizer or make_optimizer(hps))
+    n1 = hps.max_seq_len + 1
+    model({"strokes": np.zeros((1, n1, 5), "float32"),  # (1, N_max+1, 5)
+           "lengths": np.full((1,), hps.max_seq_len, "int32")})
+    model.optimizer.build(model.trainable_variables)
+    return model

@@ -1,0 +1,304 @@
+"""The fused LSTM kernel: several LSTMs ("lanes") in one time loop, backward written by hand.
+
+Per step only the recurrent matmul and a few fused element-wise ops run inside the loop;
+every weight gradient is summed in the loop or taken for all N * B rows in one matmul
+afterwards. The encoder's two directions are two lanes of one loop; the decoder is one
+lane whose z part of the input projection enters as a per-sketch bias (computed once per
+sketch, not once per step). On TensorFlow both loops are XLA clusters (`FastPath.xla_loops`),
+the rest of the step is not (measured fastest: whole-step XLA was 3x slower on 2 cores,
+no XLA about 2x slower).
+
+Pre-activations are kept "scaled" (`gate_scale`): the g columns are doubled so that one
+sigmoid serves all four gates (tanh(x) = 2 sigmoid(2x) - 1).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def gate_scale(units: int):
+    """(m, k) per gate column: tanh(x) = 2*sigmoid(2x) - 1 lets one sigmoid serve all gates.
+
+    The LSTM's pre-activations are kept "scaled" (g columns times m = 2), so that
+    act = sigmoid(pre) * m - k gives (i, f, tanh(g), o) in two element-wise ops.
+    """
+    ones, zeros = np.ones(units, np.float32), np.zeros(units, np.float32)
+    m = np.concatenate([ones, ones, 2 * ones, ones])
+    k = np.concatenate([zeros, zeros, ones, zeros])
+    return ops.convert_to_tensor(m), ops.convert_to_tensor(k)
+
+
+def scan(fn, carry: tuple, xs: tuple, y_shapes: Sequence, reverse: bool = False):
+    """carry, ys = loop of fn(carry, x_t) -> (carry, y_t) over the leading axis of xs.
+
+    Like jax.lax.scan (used on JAX); on TensorFlow a tf.while_loop over TensorArrays,
+    whose per-step outputs need not look like the carry (Keras' TF scan insists they do).
+    `y_shapes` are the per-step output shapes (TensorArray element shapes).
+    """
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+        return jax.lax.scan(fn, carry, xs, reverse=reverse)
+    n = xs[0].shape[0]
+    if backend == "tensorflow":
+        import tensorflow as tf
+        xs_ta = [tf.TensorArray(x.dtype, size=n, element_shape=x.shape[1:]).unstack(x)
+                 for x in xs]
+        ys_ta = [tf.TensorArray("float32", size=n, element_shape=shape) for shape in y_shapes]
+
+        def body(i, carry, ys_ta):
+            t = n - 1 - i if reverse else i
+            carry, ys = fn(carry, tuple(ta.read(t) for ta in xs_ta))
+            return i + 1, carry, [ta.write(t, y) for ta, y in zip(ys_ta, ys)]
+
+        _, carry, ys_ta = tf.while_loop(lambda i, *_: i < n, body, (0, carry, ys_ta),
+                                        maximum_iterations=n, parallel_iterations=1)
+        return carry, tuple(ta.stack() for ta in ys_ta)
+    order = range(n - 1, -1, -1) if reverse else range(n)
+    ys = [None] * n
+    for t in order:
+        carry, ys[t] = fn(carry, tuple(x[t] for x in xs))
+    return carry, tuple(ops.stack(y) for y in zip(*ys))
+
+
+def matmul_rows(x, w):
+    """x (..., d) @ w (d, k) as one 2-D matmul (its weight gradient is then one matmul too)."""
+    lead = ops.shape(x)[:-1]
+    y = ops.matmul(ops.reshape(x, (-1, x.shape[-1])), w)
+    return ops.reshape(y, (*lead, w.shape[-1]))
+
+
+def _matmul_tn(a, b):
+    """a^T @ b for a (R, p), b (R, q): the weight gradient of all N * B rows at once."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        return tf.linalg.matmul(a, b, transpose_a=True)  # no materialised transpose
+    return ops.einsum("rp,rq->pq", a, b)
+
+
+class LanesSpec(NamedTuple):
+    """Static shape of an `lstm_lanes` call (each variant is traced/compiled once)."""
+
+    n_lanes: int
+    keep_prob: float | None  # recurrent-dropout keep probability; None: no dropout
+    recompute: tuple  # per lane: recompute the gates in the backward (memory) or store them
+    x_grad: bool  # whether the inputs x need a gradient (input dropout on [S, z])
+
+
+def _keep(mask_t, keep_prob):
+    return ops.cast(mask_t, "float32") * (1.0 / keep_prob)
+
+
+def _lane_forward_step(pre_in, h, c, w, keep_t, m, k):
+    """One step of one lane: (h_t, c_t, sig_t), sig the gates' sigmoid (B, 4u)."""
+    sig = ops.sigmoid(pre_in + ops.matmul(h, w))  # (B, 4u)
+    i, f, g, o = ops.split(sig * m - k, 4, axis=-1)  # g: tanh of the unscaled g
+    if keep_t is not None:
+        g = g * keep_t
+    c_new = f * c + i * g
+    return o * ops.tanh(c_new), c_new, sig
+
+
+def _lane_backward_step(dh, dc, sig, c_prev, keep_t, w_t, m, k):
+    """Reverse of one step of one lane: (dh_{t-1}, dc_{t-1}, d_pre_t)."""
+    i, f, g, o = ops.split(sig * m - k, 4, axis=-1)
+    g_kept = g if keep_t is None else g * keep_t
+    tc = ops.tanh(f * c_prev + i * g_kept)  # tanh(c_t), recomputed rather than stored
+    dc = dc + dh * o * (1.0 - tc * tc)
+    d_g = dc * i if keep_t is None else dc * i * keep_t
+    d_act = ops.concatenate([dc * g_kept, dc * c_prev, d_g, dh * tc], axis=-1)
+    d_pre = d_act * m * sig * (1.0 - sig)  # (B, 4u), w.r.t. the scaled pre-activation
+    return ops.matmul(d_pre, w_t), dc * f, d_pre
+
+
+def _unpack(spec: LanesSpec, args):
+    L = spec.n_lanes
+    groups = [tuple(args[j * L:(j + 1) * L]) for j in range(6)]
+    masks = tuple(args[6 * L:]) if spec.keep_prob is not None else (None,) * L
+    return (*groups, masks)
+
+
+def _lanes_forward(spec: LanesSpec):
+    """The forward loop: every lane's step inside one time loop."""
+    L = spec.n_lanes
+
+    def forward(*args):
+        xs, w_xs, bs, h0s, c0s, ws, masks = _unpack(spec, args)
+        scales = [gate_scale(h.shape[-1]) for h in h0s]
+        stored = [lane for lane in range(L) if not spec.recompute[lane]]
+
+        def step(carry, x_t):
+            hs, cs, sigs = [], [], []
+            for lane in range(L):
+                keep_t = None if spec.keep_prob is None else _keep(x_t[L + lane],
+                                                                   spec.keep_prob)
+                pre_in = ops.matmul(x_t[lane], w_xs[lane]) + bs[lane]  # (B, 4u)
+                h, c, sig = _lane_forward_step(pre_in, carry[lane], carry[L + lane],
+                                               ws[lane], keep_t, *scales[lane])
+                hs.append(h)
+                cs.append(c)
+                sigs.append(sig)
+            # per step: h_t, the incoming c_{t-1} (for the backward), the stored gates
+            return tuple(hs + cs), (tuple(hs) + tuple(carry[L:])
+                                    + tuple(sigs[lane] for lane in stored))
+
+        loop_xs = tuple(xs) + (tuple(masks) if spec.keep_prob is not None else ())
+        y_shapes = ([h.shape for h in h0s] * 2
+                    + [(*h0s[lane].shape[:-1], 4 * h0s[lane].shape[-1]) for lane in stored])
+        final, ys = scan(step, tuple(h0s) + tuple(c0s), loop_xs, y_shapes)
+        hs, c_prev = ys[:L], ys[L:2 * L]
+        sigs = [None] * L
+        for j, lane in enumerate(stored):
+            sigs[lane] = ys[2 * L + j]
+        # the inputs are not returned: an XLA cluster would copy them (masks: 13 MB a lane)
+        return tuple(hs) + tuple(final), (tuple(hs), tuple(c_prev), tuple(sigs))
+
+    return forward
+
+
+def _lanes_backward_loop(spec: LanesSpec):
+    """The reverse loop over all lanes: (d_pre per lane (N, B, 4u), dh0s, dc0s, d_bs, d_wxs).
+
+    The bias and input-kernel gradients are summed inside the loop (fused, nearly free)
+    rather than by two more passes over d_pre afterwards. A lane without stored gates
+    rebuilds them step by step from h_{t-1} (one more recurrent-sized matmul a step).
+    """
+    L = spec.n_lanes
+
+    def loop(sigs, c_prev, h_prevs, masks, xs, w_xs, bs, ws, d_hs, d_hn, d_cn):
+        scales = [gate_scale(h.shape[-1]) for h in d_hn]
+        w_ts = [ops.transpose(w) for w in ws]  # (4u, u)
+        gates_in = [h_prevs[lane] if sigs[lane] is None else sigs[lane] for lane in range(L)]
+
+        def step(carry, x):
+            dhs, dcs, d_bs, d_wxs, d_pres = [], [], [], [], []
+            for lane in range(L):
+                keep_t = None if spec.keep_prob is None else _keep(x[4 * L + lane],
+                                                                   spec.keep_prob)
+                x_t, sig = x[3 * L + lane], x[L + lane]
+                if sigs[lane] is None:  # x[L + lane] is h_{t-1}: rebuild the gates
+                    sig = ops.sigmoid(ops.matmul(x_t, w_xs[lane]) + bs[lane]
+                                      + ops.matmul(sig, ws[lane]))
+                dh, dc, d_pre = _lane_backward_step(carry[lane] + x[lane], carry[L + lane],
+                                                    sig, x[2 * L + lane], keep_t,
+                                                    w_ts[lane], *scales[lane])
+                dhs.append(dh)
+                dcs.append(dc)
+                d_b = d_pre if len(bs[lane].shape) == 2 else ops.sum(d_pre, axis=0)
+                d_bs.append(carry[2 * L + lane] + d_b)
+                d_wxs.append(carry[3 * L + lane] + ops.matmul(ops.transpose(x_t), d_pre))
+                d_pres.append(d_pre)
+            return tuple(dhs + dcs + d_bs + d_wxs), tuple(d_pres)
+
+        loop_xs = (tuple(d_hs) + tuple(gates_in) + tuple(c_prev) + tuple(xs)
+                   + (tuple(masks) if spec.keep_prob is not None else ()))
+        y_shapes = [(*h.shape[:-1], 4 * h.shape[-1]) for h in d_hn]
+        init = (tuple(d_hn) + tuple(d_cn) + tuple(ops.zeros_like(b) for b in bs)
+                + tuple(ops.zeros_like(w) for w in w_xs))
+        final, d_pres = scan(step, init, loop_xs, y_shapes, reverse=True)
+        return (tuple(d_pres), final[:L], final[L:2 * L], final[2 * L:3 * L],
+                final[3 * L:])
+
+    return loop
+
+
+def _lanes_backward(spec: LanesSpec, loop):
+    """Backward by hand: the reverse loop, then each recurrent kernel's gradient for all
+    N * B rows in one matmul."""
+    L = spec.n_lanes
+
+    def backward(residuals, *douts):
+        args, (hs, c_prev, sigs) = residuals
+        xs, w_xs, bs, h0s, c0s, ws, masks = _unpack(spec, args)
+        fill = lambda d, like: ops.zeros_like(like) if d is None else d  # noqa: E731
+        d_hs = [fill(d, h) for d, h in zip(douts[:L], hs)]
+        d_hn = [fill(d, h) for d, h in zip(douts[L:2 * L], h0s)]
+        d_cn = [fill(d, h) for d, h in zip(douts[2 * L:], h0s)]
+        h_prevs = [ops.concatenate([h0[None], h[:-1]], axis=0) for h0, h in zip(h0s, hs)]
+        d_pres, dh0s, dc0s, d_bs, d_wxs = loop(
+            sigs, c_prev, tuple(h_prevs), masks if spec.keep_prob is not None else None,
+            xs, w_xs, bs, ws, tuple(d_hs), tuple(d_hn), tuple(d_cn))
+        d_xs, d_ws = [], []
+        for lane in range(L):
+            u = h0s[lane].shape[-1]
+            d_pre = ops.reshape(d_pres[lane], (-1, 4 * u))  # (N * B, 4u)
+            d_ws.append(_matmul_tn(ops.reshape(h_prevs[lane], (-1, u)), d_pre))
+            d_xs.append(matmul_rows(d_pres[lane], ops.transpose(w_xs[lane]))
+                        if spec.x_grad else None)
+        grads = d_xs + list(d_wxs) + list(d_bs) + list(dh0s) + list(dc0s) + d_ws
+        return tuple(grads) + ((None,) * L if spec.keep_prob is not None else ())
+
+    return backward
+
+
+def _custom_vjp(forward, backward):
+    """f(*args) with a hand-written backward, on TF or JAX (Keras' custom_gradient differs
+    between the two in how tuple outputs receive their upstream gradients).
+
+    forward(*args) -> (outputs, loop residuals); backward((args, loop residuals), *douts).
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.custom_gradient
+        def f(*args):
+            args = [tf.convert_to_tensor(a) for a in args]
+            # stop_gradient: no tape may record the (XLA-compiled) forward itself
+            outs, res = forward(*[tf.stop_gradient(a) if a.dtype.is_floating else a
+                                  for a in args])
+            return outs, lambda *douts: backward((tuple(args), res), *douts)
+        return f
+    if backend == "jax":
+        import jax
+
+        def fwd(*args):
+            outs, res = forward(*args)
+            return outs, (args, res)
+
+        f = jax.custom_vjp(lambda *args: forward(*args)[0])
+        f.defvjp(fwd, lambda res, douts: backward(res, *douts))
+        return f
+    return lambda *args: forward(*args)[0]  # other backends: autodiff through the loop
+
+
+
+
+_LANES_FNS: dict = {}
+
+
+def _lanes_fn(spec: LanesSpec, xla: bool):
+    """The custom-gradient loop for one spec (built once per spec, setting and backend)."""
+    key = (spec, xla, keras.backend.backend())
+    if key not in _LANES_FNS:
+        forward, loop = _lanes_forward(spec), _lanes_backward_loop(spec)
+        if xla and keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+            forward = tf.function(forward, jit_compile=True, autograph=False)
+            loop = tf.function(loop, jit_compile=True, autograph=False)
+        _LANES_FNS[key] = _custom_vjp(forward, _lanes_backward(spec, loop))
+    return _LANES_FNS[key]
+
+
+def lstm_lanes(xs, w_xs, bs, h0s, c0s, ws, masks=None, keep_prob: float = 1.0,
+               recompute=None, x_grad: bool = False, xla: bool = True):
+    """L independent LSTMs ("lanes") in one time loop, with a hand-written backward.
+
+    Per lane: inputs x (N, B, d), scaled input kernel w_x (d, 4u), scaled bias b (4u,) or
+    (B, 4u) (the decoder's z part goes here, once per sketch), h0, c0 (B, u), scaled
+    recurrent kernel w (u, 4u), and a boolean recurrent-dropout keep mask (N, B, u).
+    `recompute[lane]`: rebuild that lane's gates for the backward from the stored h with
+    one big matmul instead of storing them (4u floats a step), to save memory.
+    `xla`: compile the two loops with XLA on TensorFlow (see the module docstring).
+    Returns (hs per lane (N, B, u), h_N per lane, c_N per lane).
+    """
+    L = len(xs)
+    spec = LanesSpec(L, None if masks is None else float(keep_prob),
+                     tuple(recompute) if recompute is not None else (False,) * L, bool(x_grad))
+    args = [*xs, *w_xs, *bs, *h0s, *c0s, *ws, *(masks or [])]
+    outs = _lanes_fn(spec, xla)(*args)
+    return tuple(outs[:L]), tuple(outs[L:2 * L]), tuple(outs[2 * L:])

@@ -1,0 +1,86 @@
+"""What a run directory holds (`info`) and loading its newest checkpoint as a ready model.
+
+`info` reads JSON only (no TensorFlow); `load_run` builds the model (Keras) when called.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import SketchRNNError
+from ..core.hparams import HParams
+from .checkpoint import (
+    WEIGHTS,
+    Checkpoint,
+    CheckpointWriter,
+    complete_checkpoints,
+    quarantined,
+    require_checkpoint,
+)
+
+
+def info(run_dir: str | Path) -> dict[str, Any]:
+    """What `sketch-rnn info --json` prints (ARCHITECTURE.md, "CLI contract")."""
+    ckpt = require_checkpoint(run_dir)
+    state = ckpt.state
+    names = [c.name for c in complete_checkpoints(Path(run_dir), warn=False)]
+    best = CheckpointWriter(run_dir, 0).best()
+    return {
+        "run_dir": str(run_dir),
+        "step": ckpt.step,
+        "checkpoint": ckpt.name,
+        "checkpoints": sorted(names),
+        "best": best[0] if best else None,
+        "hparams": state["hparams"],
+        "params": state.get("params"),
+        "fingerprint": state.get("fingerprint"),
+        "seed": state.get("seed"),
+        "data": state.get("data", {}).get("paths"),
+        "data_fingerprint": state.get("data", {}).get("fingerprint"),
+        "valid_cost": state.get("valid_cost"),
+        "valid": state.get("valid"),
+        "quarantined": [{"name": p.name, "bytes": size} for p, size in quarantined(run_dir)],
+    }
+
+
+@dataclass
+class LoadedRun:
+    """A trained model with what generation and evaluation need to know about its run."""
+
+    model: Any
+    hps: HParams
+    checkpoint: Checkpoint
+
+    @property
+    def step(self) -> int:
+        return self.checkpoint.step
+
+    @property
+    def seed(self) -> int:
+        return int(self.checkpoint.state["seed"])
+
+    @property
+    def scale_factor(self) -> float:
+        return float(self.checkpoint.state["data"]["scale_factor"])
+
+    @property
+    def data_paths(self) -> list[str]:
+        return list(self.checkpoint.state["data"]["paths"])
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self.checkpoint.state
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """The newest complete checkpoint of `run_dir` as a ready model (sampling, evaluation)."""
+    from ..model.build import build_model  # Keras: only when a model is needed
+
+    ckpt = require_checkpoint(run_dir)
+    model = build_model(ckpt.hps, int(ckpt.state["seed"]))
+    try:
+        model.load_weights(str(ckpt.path / WEIGHTS))
+    except (OSError, ValueError) as e:
+        raise SketchRNNError(f"{ckpt.path / WEIGHTS}: cannot load weights ({e})") from None
+    return LoadedRun(model, ckpt.hps, ckpt)

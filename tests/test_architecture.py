@@ -1,0 +1,124 @@
+"""The package's shape: layers import only downward, no import circles, small modules.
+
+The import graph is read statically (ast) from every module of `sketch_rnn/`, imports
+inside functions included, so a lazy import cannot hide a circle or an upward reach.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "sketch_rnn"
+
+# Layer of each top-level part of the package; a module may import only from its own layer
+# or lower ones (ARCHITECTURE.md). quickdraw sits just above data: `download` checks a
+# fetched file with the data loader, never the other way round.
+LAYERS = {
+    "core": 0,
+    "data": 1, "quickdraw": 1.5,
+    "model": 2,
+    "training": 3,
+    "generation": 4,
+    "serving": 5,
+    "cli": 6, "notebook": 6,
+    "__init__": 7, "__main__": 7, "train": 7, "sample": 7,
+}
+MAX_LINES = 420  # "about 400"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every sketch_rnn module this file imports, relative imports resolved."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("sketch_rnn")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if not target.startswith("sketch_rnn"):
+                continue
+            # `from pkg import mod` names a module when pkg/mod.py exists
+            subs = [f"{target}.{a.name}" for a in node.names
+                    if (PACKAGE.parent / f"{target}.{a.name}".replace(".", "/")).with_suffix(
+                        ".py").exists()]
+            found |= set(subs) or {target}
+    return found - {name}
+
+
+def graph() -> dict[str, set[str]]:
+    return {module_name(p): imports_of(p) for p in PACKAGE.rglob("*.py")}
+
+
+def layer(module: str) -> float:
+    parts = module.split(".")
+    return LAYERS[parts[1]] if len(parts) > 1 else LAYERS["__init__"]
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """A list of modules forming an import circle, or None (depth-first search)."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_cycle_finder_finds_a_planted_circle():
+    """The checker itself: a graph with a circle is caught, one without is not."""
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_import_graph_resolves_relative_imports():
+    edges = graph()
+    assert "sketch_rnn.core.errors" in edges["sketch_rnn.core.hparams"]
+    assert "sketch_rnn.model.vae" in edges["sketch_rnn.model.build"]
+
+
+def test_no_import_circles():
+    assert find_cycle(graph()) is None
+
+
+def test_layers_import_only_downward():
+    upward = sorted(f"{src} -> {dst}" for src, dsts in graph().items() for dst in dsts
+                    if dst.startswith("sketch_rnn.") and layer(dst) > layer(src))
+    assert upward == []
+
+
+def test_only_the_cli_knows_argparse():
+    users = sorted(module_name(p) for p in PACKAGE.rglob("*.py")
+                   if "argparse" in {a.name for n in ast.walk(ast.parse(p.read_text()))
+                                     if isinstance(n, ast.Import) for a in n.names})
+    assert all(u.startswith("sketch_rnn.cli") for u in users), users
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: module_name(p))
+def test_modules_are_small(path):
+    assert len(path.read_text(encoding="utf-8").splitlines()) <= MAX_LINES
