@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from sketch_rnn.data import SketchSplit, load_data, train_batch
-from sketch_rnn.hparams import HParams
+from sketch_rnn.core.hparams import HParams
 
 N_SKETCHES = 70_000
 

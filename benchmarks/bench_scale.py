@@ -79,7 +79,7 @@ def status(key):
 def rss():
     return status("VmRSS")
 from sketch_rnn.data import load_data, train_batch
-from sketch_rnn.hparams import HParams
+from sketch_rnn.core.hparams import HParams
 args = json.loads(sys.argv[1])
 base = rss()
 t0 = time.perf_counter()

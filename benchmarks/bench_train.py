@@ -1,15 +1,32 @@
-"""Seconds per training step of SketchRNN, achieved GF/s and fraction of the matmul peak.
+"""Seconds per training step of SketchRNN, with GF/s and fraction of the matmul peak from two
+FLOP counts, so that neither a favourable count nor a lucky step can flatter the figure.
 
     python benchmarks/bench_train.py [--steps 8] [--configs paper,small,small@100]
+    python benchmarks/bench_train.py --steps 2 --configs tiny@20 --peak-size 1024   # smoke
 
-GF/s uses the NOMINAL FLOP count of a step: every sketch at full length N_max, the
-matmuls only (2*m*n*k each), the z part of the decoder input included at every step
-(as if it were not hoisted out of the loop), backward = 2x forward. At the `paper`
-preset (B 100, N_max 250, lstm decoder) this is 287.9 GF. The peak is a 4096^3 float32
-matmul through the same Keras backend, measured before and after the timed runs (best
-of both). Each configuration is timed in a fresh child process, so its peak RSS is that
-of one training process. On a shared machine the best timed step is the figure (median
-and CPU seconds are printed beside it). Ends with one JSON line.
+What is counted (by formula from the hparams; matmuls only, 2*m*n*k each; every sketch at
+full length N_max, which the synthetic batch guarantees; element-wise ops, layer norms,
+the loss and the optimizer are not counted):
+
+- NOMINAL: the original (Magenta) formulation. The decoder reads [S_{i-1}, z] at every step,
+  so z's share of the input projection is paid N_max times per sketch; each cell step is
+  one matmul of [x, h]; backward = 2x forward (gradients of both operands), 3x in all.
+- EXECUTED: what our implementation runs. z is projected once per sketch (a per-sketch
+  bias, `cells.LSTM.lane_args` / `input_projection`); the stroke columns of a cell's input
+  are data, so their backward is the weight gradient only (2x forward, not 3x: the
+  hand-written LSTM backward never forms that input gradient, and TensorFlow's gradient
+  of an unwatched operand is skipped or pruned for the autodiff cells). With input dropout
+  on [S, z] or the cuDNN decoder, z is part of every step's input again and the decoder is
+  counted as nominal.
+- RECOMPUTE (part of EXECUTED, reported on its own): with `FastPath.encoder_recompute` the
+  LSTM encoder's gates are rebuilt in its backward loop, one more forward of both
+  directions' cell matmuls. It is real work but no model arithmetic, so it is shown apart.
+
+Utilisation = GF/s / peak, the peak a size^3 float32 matmul through the same Keras backend,
+measured before and after the timed runs (best of both). Both the best and the median step
+are reported, with GF/s from each; on a shared machine the median is the sober figure.
+Each configuration runs in a fresh child process (its peak RSS is one training process).
+`_self_check` pins the counts (run on every start). Ends with one JSON line.
 """
 from __future__ import annotations
 
@@ -23,52 +40,88 @@ import time
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from sketch_rnn.hparams import HParams, preset  # noqa: E402  (no TF import)
+from sketch_rnn.core.hparams import HParams, preset  # noqa: E402  (no TF import)
+
+STROKE = 5  # stroke-5 columns of a cell's data input
 
 
-def _cell_step_flops(kind: str, d_in: int, u: int, hps: HParams) -> int:
-    """Forward matmul FLOPs of one cell step for one sketch."""
-    flops = 2 * (d_in + u) * 4 * u  # [x, h] @ [W_xh; W_hh]
+def _cell(kind: str, d_z: int, u: int, hps: HParams, z_per_step: bool, data_passes: int):
+    """Forward FLOPs of one sketch's cell matmuls: (per step [(flops, passes)], per sketch [...]).
+
+    passes: 3 = forward and both operands' gradients, 2 = forward and the weight gradient only.
+    """
+    widths = [4 * u]  # gate columns fed by the cell's input [S, z]
+    step = [(2 * u * 4 * u, 3)]  # h @ W_hh
     if kind == "hyper":
         H, E = hps.hyper_num_units, hps.hyper_embedding_size
-        flops += 2 * (d_in + u + H) * 4 * H  # hyper cell
-        flops += 2 * H * 12 * E  # zw_x, zw_h, zb_h embeddings
-        flops += 3 * 2 * 4 * E * u  # alpha_x, alpha_h, beta_h per gate
-    return flops
+        widths.append(4 * H)  # the hyper cell reads [x, h] too
+        step += [(2 * (u + H) * 4 * H, 3),  # h, hyper_h @ hyper kernels
+                 (2 * H * 12 * E, 3),  # zw_x, zw_h, zb_h embeddings
+                 (3 * 2 * 4 * E * u, 3)]  # alpha_x, alpha_h, beta_h per gate
+    step += [(2 * STROKE * w, data_passes) for w in widths]
+    z_terms = [(2 * d_z * w, 3) for w in widths if d_z]
+    return (step + z_terms, []) if z_per_step else (step, z_terms)
 
 
-def nominal_flops(hps: HParams, batch: int, n_max: int) -> float:
-    """Nominal FLOPs of one training step (forward + backward = 3 x forward)."""
+def count_flops(hps: HParams, batch: int, n_max: int, original: bool = False,
+                recompute: bool = True, cudnn: bool = False) -> dict:
+    """FLOPs of one training step: {"model": ..., "recompute": ...} (integers).
+
+    original=True gives the nominal (Magenta) count, else the executed one (module docstring).
+    """
     K = 3 + 6 * hps.num_mixture
     u_d, z = hps.dec_rnn_size, hps.z_size
-    per_step = 0
-    per_sketch = 0
-    d_dec = 5
+    per_step = [(2 * u_d * K, 3)]  # mixture head
+    per_sketch, extra = [], 0
     if hps.conditional:
         u_e = hps.enc_rnn_size
-        per_step += 2 * _cell_step_flops(hps.enc_model, 5, u_e, hps)  # two directions
-        per_sketch += 2 * 2 * (2 * u_e) * z  # mu, presig
+        for _ in range(2):  # the two directions
+            s, _ = _cell(hps.enc_model, 0, u_e, hps, True, 3 if original else 2)
+            per_step += s
+        per_sketch += [(2 * 2 * u_e * z, 3)] * 2  # mu, presig
         state = 2 * u_d + (2 * hps.hyper_num_units if hps.dec_model == "hyper" else 0)
-        per_sketch += 2 * z * state  # h0, c0 = tanh(Dense(z))
-        d_dec += z
-    per_step += _cell_step_flops(hps.dec_model, d_dec, u_d, hps)
-    per_step += 2 * u_d * K  # head
-    forward = batch * (n_max * per_step + per_sketch)
-    return 3.0 * forward
+        per_sketch += [(2 * z * state, 3)]  # initial state = tanh(Dense(z))
+        if recompute and not original and hps.enc_model == "lstm":
+            extra = batch * n_max * 2 * 2 * (STROKE + u_e) * 4 * u_e  # both lanes' gates again
+    as_nominal = original or cudnn or (hps.conditional and hps.use_input_dropout)
+    s, k = _cell(hps.dec_model, z if hps.conditional else 0, u_d, hps, as_nominal,
+                 3 if as_nominal else 2)
+    per_step, per_sketch = per_step + s, per_sketch + k
+    total = lambda terms: sum(f * p for f, p in terms)  # noqa: E731
+    return {"model": batch * (n_max * total(per_step) + total(per_sketch)), "recompute": extra}
+
+
+def nominal_flops(hps: HParams, batch: int, n_max: int) -> int:
+    return count_flops(hps, batch, n_max, original=True)["model"]
+
+
+def _self_check() -> None:
+    """Pin the counts, so that an edit to the counting cannot drift silently."""
+    hps, B, N = preset("paper"), 100, 250
+    assert round(nominal_flops(hps, B, N) / 1e9, 1) == 287.9
+    for dec, w in (("lstm", 4 * hps.dec_rnn_size),
+                   ("hyper", 4 * hps.dec_rnn_size + 4 * hps.hyper_num_units)):
+        h = hps.replace(dec_model=dec)
+        ex = count_flops(h, B, N)
+        z_term = 3 * B * (N - 1) * 2 * h.z_size * w  # z projected once per sketch, not N times
+        data_term = B * N * 2 * STROKE * (w + 2 * 4 * h.enc_rnn_size)  # no stroke input grad
+        assert nominal_flops(h, B, N) - ex["model"] == z_term + data_term, dec
+        assert ex["recompute"] == B * N * 2 * 2 * (STROKE + h.enc_rnn_size) * 4 * h.enc_rnn_size
+    # the cuDNN decoder pays for z at every step again: only the encoder's data term is left
+    nominal, cudnn = nominal_flops(hps, B, N), count_flops(hps, B, N, cudnn=True)["model"]
+    assert nominal - cudnn == B * N * 2 * STROKE * 2 * 4 * hps.enc_rnn_size
 
 
 def _synthetic_batch(batch: int, n_max: int, seed: int = 0) -> dict:
-    """Full-length random sketches: the nominal count assumes every sketch is N_max long."""
+    """Full-length random sketches: both counts assume every sketch is N_max long."""
     rng = np.random.default_rng(seed)
     strokes = np.zeros((batch, n_max + 1, 5), np.float32)
     strokes[:, 0, 2] = 1.0
     strokes[:, 1:, :2] = rng.normal(0, 1, (batch, n_max, 2))
     lift = rng.random((batch, n_max)) < 0.1
-    strokes[:, 1:, 2] = ~lift
-    strokes[:, 1:, 3] = lift
+    strokes[:, 1:, 2], strokes[:, 1:, 3] = ~lift, lift
     return {"strokes": strokes, "lengths": np.full((batch,), n_max, np.int32)}
 
 
@@ -87,22 +140,23 @@ def measure_matmul_peak(size: int = 4096, reps: int = 5) -> float:
 
 
 def run_child(preset_name: str, n_max: int, steps: int, overrides: str, tune: str = "") -> dict:
-    """Time `steps` training steps after warm-up; report s/step and peak RSS."""
+    """Time `steps` training steps after warm-up; report both counts, s/step and peak RSS."""
     knobs = dict(kv.split("=") for kv in tune.split(",") if kv)
     if "inter_op" in knobs:
         import tensorflow as tf
         tf.config.threading.set_inter_op_parallelism_threads(int(knobs["inter_op"]))
     import keras
-    from sketch_rnn import cells
-    from sketch_rnn.model import SketchRNN
-    if "xla_loops" in knobs:
-        cells.XLA_LOOPS = knobs["xla_loops"] == "1"
+
+    from sketch_rnn.model.options import FastPath
+    from sketch_rnn.model.vae import SketchRNN
+    options = FastPath(xla_loops=knobs.get("xla_loops", "1") == "1",
+                       encoder_recompute=knobs.get("recompute", "1") == "1")
     compile_kw = {"jit_compile": knobs["jit"] == "1"} if "jit" in knobs else {}
 
     hps = preset(preset_name).replace(max_seq_len=n_max, batch_size=100)
     hps = hps.with_overrides(overrides)
     keras.utils.set_random_seed(0)
-    model = SketchRNN(hps, seed=0)
+    model = SketchRNN(hps, seed=0, options=options)
     model.compile_for_training(**compile_kw)
     x = _synthetic_batch(hps.batch_size, n_max)
     t0 = time.perf_counter()
@@ -115,35 +169,44 @@ def run_child(preset_name: str, n_max: int, steps: int, overrides: str, tune: st
         logs = model.train_on_batch(x, return_dict=True)
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
-    flops = nominal_flops(hps, hps.batch_size, n_max)
-    best = min(times)
-    return {"preset": preset_name, "n_max": n_max, "s_per_step": best,
-            "median_s": float(np.median(times)), "cpu_s": float(np.median(cpu)),
-            "gflop": flops / 1e9, "gflops_per_s": flops / best / 1e9, "warmup_s": warmup,
-            "cost": float(logs["cost"]), "dec_model": hps.dec_model,
+    # the same conditions that pick the model's paths (cells.LSTM.run, bidirectional_lstm)
+    cudnn = hps.dec_model == "lstm" and not hps.use_recurrent_dropout and options.cudnn()
+    executed = count_flops(hps, hps.batch_size, n_max, recompute=options.encoder_recompute,
+                           cudnn=cudnn)
+    return {"preset": preset_name, "n_max": n_max, "batch": hps.batch_size,
+            "best_s": min(times), "median_s": float(np.median(times)),
+            "cpu_s": float(np.median(cpu)), "warmup_s": warmup, "cost": float(logs["cost"]),
+            "dec_model": hps.dec_model, "enc_model": hps.enc_model, "cudnn_decoder": cudnn,
+            "nominal_gf": nominal_flops(hps, hps.batch_size, n_max) / 1e9,
+            "executed_gf": (executed["model"] + executed["recompute"]) / 1e9,
+            "recompute_gf": executed["recompute"] / 1e9,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--steps", type=int, default=8, help="timed steps per configuration")
     p.add_argument("--configs", default="paper,small,small@100",
                    help="preset[@N_max] list; N_max defaults to the preset's")
     p.add_argument("--hparams", default="", help="extra k=v overrides for every config")
+    p.add_argument("--peak-size", type=int, default=4096,
+                   help="matmul size of the peak measurement (smaller only for smoke runs)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--tune", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
+    _self_check()
     if args.child:
         name, n_max = args.child.split("@")
         print(json.dumps(run_child(name, int(n_max), args.steps, args.hparams, args.tune)))
         return 0
 
-    assert abs(nominal_flops(preset("paper"), 100, 250) / 1e9 - 287.9) < 0.05
-    print(f"nominal GF per step at paper (B 100, N_max 250, lstm): "
-          f"{nominal_flops(preset('paper'), 100, 250) / 1e9:.1f}")
+    paper, ex = preset("paper"), count_flops(preset("paper"), 100, 250)
+    gf = [nominal_flops(paper, 100, 250) / 1e9, (ex["model"] + ex["recompute"]) / 1e9]
+    print(f"GF per step at paper (B 100, N_max 250, lstm): nominal {gf[0]:.1f}, executed "
+          f"{gf[1]:.1f} (encoder recompute {ex['recompute'] / 1e9:.1f})")
     import keras
-    peak = measure_matmul_peak()
+    peak = measure_matmul_peak(args.peak_size)
     results = {}
     for cfg in args.configs.split(","):
         name, _, n = cfg.partition("@")
@@ -156,27 +219,30 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         results[cfg] = json.loads(out.stdout.strip().splitlines()[-1])
     # the peak again: on a shared machine the best of both is the closer to the truth
-    peak = max(peak, measure_matmul_peak())
-    print(f"backend {keras.backend.backend()}, fp32 4096^3 matmul peak (best of 12): "
+    peak = max(peak, measure_matmul_peak(args.peak_size))
+    print(f"backend {keras.backend.backend()}, fp32 {args.peak_size}^3 matmul peak (best of 12): "
           f"{peak:.1f} GF/s; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print("s/step: best of the timed steps (median and CPU seconds beside it); "
-          "GF/s and fraction of peak from the best")
-    for cfg, r in results.items():
-        r["fraction_of_peak"] = r["gflops_per_s"] / peak
-        print(f"{cfg:>12}: {r['s_per_step']:.3f} s/step (median {r['median_s']:.3f}, "
-              f"CPU {r['cpu_s']:.2f} s), {r['gflop']:.1f} GF nominal, "
-              f"{r['gflops_per_s']:.1f} GF/s = {100 * r['fraction_of_peak']:.0f}% of peak, "
-              f"peak RSS {r['peak_rss_mib']:.0f} MiB, first step {r['warmup_s']:.1f} s")
+    print(f"{args.steps} timed steps per config; GF/s and % of peak from the best | median step")
     summary = {"backend": keras.backend.backend(), "peak_gflops_per_s": round(peak, 1),
-               "cpu_count": os.cpu_count(), "load_average": round(os.getloadavg()[0], 2)}
+               "peak_size": args.peak_size, "steps": args.steps, "cpu_count": os.cpu_count(),
+               "load_average": round(os.getloadavg()[0], 2)}
     for cfg, r in results.items():
         key = cfg.replace("@", "_n")
-        summary[f"{key}_s_per_step"] = round(r["s_per_step"], 4)
-        summary[f"{key}_median_s_per_step"] = round(r["median_s"], 4)
-        summary[f"{key}_gflops_per_s"] = round(r["gflops_per_s"], 1)
-        summary[f"{key}_peak_rss_mib"] = round(r["peak_rss_mib"])
-    if "paper" in results:
-        summary["fraction_of_peak"] = round(results["paper"]["fraction_of_peak"], 3)
+        print(f"{cfg:>12}: best {r['best_s']:.3f} s/step, median {r['median_s']:.3f} "
+              f"(CPU {r['cpu_s']:.2f} s), B {r['batch']}, first step {r['warmup_s']:.1f} s, "
+              f"peak RSS {r['peak_rss_mib']:.0f} MiB" + (", cuDNN" if r["cudnn_decoder"] else ""))
+        for name in ("best_s", "median_s", "nominal_gf", "executed_gf", "recompute_gf",
+                     "peak_rss_mib"):
+            summary[f"{key}_{name}"] = round(r[name], 4 if name != "peak_rss_mib" else None)
+        for count in ("nominal", "executed"):
+            rates = [r[f"{count}_gf"] / r[f"{stat}_s"] for stat in ("best", "median")]
+            for stat, rate in zip(("best", "median"), rates):
+                summary[f"{key}_{count}_gflops_per_s_{stat}"] = round(rate, 1)
+                summary[f"{key}_{count}_fraction_of_peak_{stat}"] = round(rate / peak, 3)
+            note = f" (encoder recompute {r['recompute_gf']:.4g} GF of it)" * (count == "executed")
+            print(f"{'':14}{count:>8} {r[f'{count}_gf']:8.4g} GF: {rates[0]:.1f} | {rates[1]:.1f}"
+                  f" GF/s = {100 * rates[0] / peak:.0f}% | {100 * rates[1] / peak:.0f}% of peak"
+                  + note)
     print(json.dumps(summary))
     return 0
 
