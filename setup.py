@@ -9,6 +9,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["sketch_rnn", "sketch_rnn.*"]),
+    package_data={"sketch_rnn.serving": ["static/*"]},  # the `serve` page: HTML, JS, CSS
     install_requires=[
         "numpy>=1.26",
         "tensorflow-cpu==2.21.0; platform_machine=='x86_64'",
@@ -17,12 +18,15 @@ setup(
         "svgwrite>=1.4",
         "matplotlib>=3.8",
         "pillow>=10",
+        "scipy>=1.11",
         "tqdm>=4.66",
         "tensorboard>=2.16",
+        "starlette>=0.37",
+        "uvicorn>=0.29",
     ],
     extras_require={
         "test": ["pytest>=8", "jax==0.10.2", "jaxlib==0.10.2", "nbclient>=0.10",
-                 "nbformat>=5.10", "ipykernel>=6"],
+                 "nbformat>=5.10", "ipykernel>=6", "httpx>=0.27", "selenium>=4.20"],
         "jax": ["jax==0.10.2", "jaxlib==0.10.2"],
     },
     entry_points={"console_scripts": ["sketch-rnn=sketch_rnn.cli:main"]},

@@ -1,7 +1,8 @@
 """Sketch-RNN (Ha & Eck 2017) in Keras 3.
 
-Importing the package is cheap: TensorFlow/Keras are imported only by the
-modules that need a model (model, trainer, sampling, checkpoint), so that
-`convert`, `download` and `stats` start fast.
+The package is layered (ARCHITECTURE.md): core -> data, quickdraw -> model -> training ->
+generation -> serving -> cli. Importing it is cheap: Keras and TensorFlow are imported only
+by the model layer and whatever loads a model, so `convert`, `download` and `stats` start
+fast.
 """
 __version__ = "0.1.0"

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 from ..core.errors import SketchRNNError
 from ..data import DEFAULT_DATA
+from . import complete_command as complete_cmd
 from . import data_commands as data_cmds
 from . import model_commands as model_cmds
 from . import serving_commands as serving_cmds
@@ -151,12 +152,42 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=serving_cmds.cmd_export)
 
 
+def _add_complete(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("complete", help="let a trained run finish a partial sketch")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--from", dest="from_data", default=None, help="a sketch-rnn .npz")
+    p.add_argument("--index", type=int, default=0, help="with --from: which sketch")
+    p.add_argument("--split", default="test", choices=("train", "valid", "test"))
+    p.add_argument("--keep", type=float, default=None,
+                   help="fraction of the sketch's points kept as the prefix "
+                        "(default 0.5 with --from, 1 with --strokes)")
+    p.add_argument("--strokes", default=None,
+                   help="a JSON file: stroke-3 [[dx, dy, pen], ...] or one QuickDraw drawing")
+    p.add_argument("--n", type=int, default=8, help="number of endings")
+    p.add_argument("--temperature", type=float, default=0.25)
+    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--z-mode", default="prior", choices=("prior", "encode"),
+                   help="conditional models: z from the prior (varied) or the encoded prefix")
+    p.add_argument("--out", default="endings.svg", help="output .svg, .png or .npz")
+    p.set_defaults(func=complete_cmd.cmd_complete)
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="a local web page: draw, and the model finishes it")
+    p.add_argument("--run-dir", required=True, help="a training run directory")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.set_defaults(func=serving_cmds.cmd_serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sketch-rnn", description="Sketch-RNN: train, resume exactly, sample and draw.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train, _add_sample, _add_interpolate, _add_evaluate, _add_convert,
-                _add_download, _add_info, _add_stats, _add_export):
+                _add_download, _add_info, _add_stats, _add_complete, _add_serve,
+                _add_export):
         add(sub)
     return parser
 

@@ -10,8 +10,15 @@ import numpy as np
 
 from ..core.errors import SketchRNNError
 from ..core.files import atomic_write
-from ..serving.export import (_NEEDS_Z, _NO_Z, MAGENTA_JS_PACKAGE, MAGENTA_JS_VERSION,
-                              MAX_QUANTISATION_ERROR, check_exportable, export_magenta_js)
+from ..serving.export import (
+    _NEEDS_Z,
+    _NO_Z,
+    MAGENTA_JS_PACKAGE,
+    MAGENTA_JS_VERSION,
+    MAX_QUANTISATION_ERROR,
+    check_exportable,
+    export_magenta_js,
+)
 from .model_commands import _data_sketches, load_run
 
 
@@ -61,4 +68,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {out} ({MAGENTA_JS_PACKAGE} {MAGENTA_JS_VERSION}, {kind}, "
           f"{info['max_seq_len']} steps max, step {info['step']}; largest quantisation "
           f"error {info['max_quantisation_error']:.4g} <= {MAX_QUANTISATION_ERROR:.4g})")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """`sketch-rnn serve`: load the run, warm the compiled functions, serve until Ctrl-C."""
+    import uvicorn
+
+    if not 0 <= args.port <= 65535:
+        raise SketchRNNError(f"--port {args.port}: must be in 0..65535")
+    run = load_run(args.run_dir)
+    from ..serving.server import create_app, warm_up
+
+    app = create_app(run, str(args.run_dir))
+    print("compiling the sampler (else the first requests would wait)...", flush=True)
+    warm_up(app.state.engine)
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"serving {args.run_dir} (step {run.step}) at http://{host}:{args.port}/ "
+          "- Ctrl-C stops", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..core.strokes import PAD, PEN_END, S_0
-from .sampling import _compiled
+from .compiled import compiled
 
 
 def _step_fn(model: Any) -> Callable:
@@ -39,7 +39,7 @@ def stepwise_decode(model: Any, z: np.ndarray | None, noise: np.ndarray, tempera
     """
     from keras import ops
 
-    step = _compiled(model, ("step",), lambda: _step_fn(model))
+    step = compiled(model, ("step",), lambda: _step_fn(model))
     zt = None if z is None else ops.convert_to_tensor(np.asarray(z, np.float32).reshape(1, -1))
     states = model.initial_state(zt, 1)
     s_prev = ops.convert_to_tensor(S_0[None])

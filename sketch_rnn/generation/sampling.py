@@ -31,10 +31,10 @@ import numpy as np
 
 from ..core.errors import SketchRNNError
 from ..core.strokes import PAD, S_0, packed_to_stroke5, stroke5_to_stroke3
+from .compiled import compiled
 
 NOISE = 4  # per-step draws: u_pi, u_pen, eps_1, eps_2
 
-_CACHE_ATTR = "_sketch_rnn_sampling_compiled"
 
 
 # --------------------------------------------------------------------------- argument checks
@@ -135,8 +135,15 @@ def sample_point(params: Any, noise: Any, temperature: Any, greedy: bool) -> Any
 
 
 # --------------------------------------------------------------------------- the loop
-def _decode_loop(model: Any, greedy: bool, stop_early: bool, record: bool) -> Callable:
-    """The sampler as one function of (z, noise, temperature), to be compiled once.
+def _decode_loop(model: Any, greedy: bool, stop_early: bool, record: bool,
+                 from_state: bool = False) -> Callable:
+    """The sampler as one function, to be compiled once per variant.
+
+    from_state=False: a function of (z, noise, temperature) that starts every sketch from
+    `model.initial_state(z)` and S_0 and runs up to N = noise.shape[1] steps.
+    from_state=True: a function of (z, states, s_prev (B, 5), noise, temperature, limit)
+    that continues from given decoder states and a given previous point, for at most
+    `limit` (a scalar tensor <= N, so one graph serves every limit) steps: completion.
 
     Returns (strokes (B, N, 5), raw (B, N, 3+6M) or (B, 0, 3+6M), steps run). Row i is the
     point drawn at step i; after a sketch's end token it reads the end/padding row
@@ -148,18 +155,16 @@ def _decode_loop(model: Any, greedy: bool, stop_early: bool, record: bool) -> Ca
 
     n_params = 3 + 6 * int(model.hps.num_mixture)
 
-    def loop(z, noise, temperature):
+    def loop_from(z, states, s_prev, noise, temperature, limit):
         b, n = ops.shape(noise)[0], ops.shape(noise)[1]
         noise_tm = ops.transpose(noise, (1, 0, 2))  # (N_max, B, 4): contiguous per step
-        states = model.initial_state(z, b)
-        s_prev = ops.tile(ops.convert_to_tensor(S_0)[None], [b, 1])  # (B, 5)
         strokes = ops.zeros((n, b, 5))  # (N_max, B, 5) time-major
         raws = ops.zeros((n if record else 0, b, n_params))  # (N_max, B, 3+6M)
         done = ops.zeros((b,), dtype="bool")  # (B,)
         end_row = ops.convert_to_tensor(PAD)[None]  # (1, 5)
 
         def cond(i, s_prev, states, strokes, raws, done):
-            going = i < n
+            going = i < limit
             if stop_early:
                 going = ops.logical_and(going, ops.logical_not(ops.all(done)))
             return going
@@ -178,51 +183,16 @@ def _decode_loop(model: Any, greedy: bool, stop_early: bool, record: bool) -> Ca
         i, _, _, strokes, raws, _ = ops.while_loop(cond, body, init, maximum_iterations=n)
         return ops.transpose(strokes, (1, 0, 2)), ops.transpose(raws, (1, 0, 2)), i
 
+    if from_state:
+        return loop_from
+
+    def loop(z, noise, temperature):
+        b, n = ops.shape(noise)[0], ops.shape(noise)[1]
+        states = model.initial_state(z, b)
+        s_prev = ops.tile(ops.convert_to_tensor(S_0)[None], [b, 1])  # (B, 5)
+        return loop_from(z, states, s_prev, noise, temperature, n)
+
     return loop
-
-
-def _compile(model: Any, fn: Callable) -> Callable:
-    """One compiled graph per (model, variant): XLA-compiled tf.function on TF, jax.jit on JAX.
-
-    XLA fuses each step's element-wise LSTM and sampling ops: on 2 CPU cores the paper-size
-    sampler ran about twice as fast as with a plain tf.function. On JAX the weights are
-    passed in as arguments (Keras StatelessScope), so a jitted function never holds stale
-    copies of weights that were loaded or trained later.
-    """
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn, jit_compile=True, reduce_retracing=True)
-    if backend == "jax":
-        import jax
-
-        variables = list(model.variables)
-
-        def pure(values, *args):
-            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                return fn(*args)
-
-        jitted = jax.jit(pure)
-        return lambda *args: jitted([v.value for v in variables], *args)
-    return fn
-
-
-def _compiled(model: Any, key: tuple, build: Callable[[], Callable]) -> Callable:
-    """The compiled variant `key` of this model, built on first use and kept on the model.
-
-    Kept as a plain attribute (set past Keras' attribute tracking, so it is never saved):
-    a weak-keyed global cache would keep every model alive, since its functions refer to it.
-    """
-    cache = model.__dict__.get(_CACHE_ATTR)
-    if cache is None:
-        cache = {}
-        object.__setattr__(model, _CACHE_ATTR, cache)
-    if key not in cache:
-        cache[key] = _compile(model, build())
-    return cache[key]
 
 
 def run_sampler(model: Any, z: np.ndarray | None, noise: np.ndarray, temperature: float,
@@ -236,11 +206,43 @@ def run_sampler(model: Any, z: np.ndarray | None, noise: np.ndarray, temperature
     """
     from keras import ops
 
-    fn = _compiled(model, ("loop", bool(greedy), bool(stop_early), bool(record)),
+    fn = compiled(model, ("loop", bool(greedy), bool(stop_early), bool(record)),
                    lambda: _decode_loop(model, bool(greedy), bool(stop_early), bool(record)))
     zt = None if z is None else ops.convert_to_tensor(z, "float32")
-    strokes, raws, steps = fn(zt, ops.convert_to_tensor(noise, "float32"),
-                              ops.convert_to_tensor(temperature, "float32"))
+    out = fn(zt, ops.convert_to_tensor(noise, "float32"),
+             ops.convert_to_tensor(temperature, "float32"))
+    return _sampler_output(out, record)
+
+
+def run_sampler_from(model: Any, z: Any, states: Sequence[Any], s_prev: Any, noise: np.ndarray,
+                     temperature: float, limit: int, greedy: bool = False,
+                     stop_early: bool = True,
+                     record: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """The same compiled loop, continuing from decoder `states` and previous point s_prev (B, 5).
+
+    At most `limit` <= noise.shape[1] steps; the limit is a tensor, so prefixes of any
+    length share one compiled graph. Normalised units, as run_sampler.
+    """
+    from keras import ops
+
+    if not 0 <= int(limit) <= noise.shape[1]:
+        raise SketchRNNError(f"limit={limit}: must be in 0..{noise.shape[1]}")
+    key = ("loop_from", bool(greedy), bool(stop_early), bool(record))
+    fn = compiled(model, key, lambda: _decode_loop(model, bool(greedy), bool(stop_early),
+                                                    bool(record), from_state=True))
+    zt = None if z is None else ops.convert_to_tensor(z, "float32")
+    out = fn(zt, tuple(states), ops.convert_to_tensor(s_prev, "float32"),
+             ops.convert_to_tensor(noise, "float32"),
+             ops.convert_to_tensor(temperature, "float32"),
+             ops.convert_to_tensor(int(limit), "int32"))
+    return _sampler_output(out, record)
+
+
+def _sampler_output(out: tuple, record: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The loop's tensors -> NumPy, cut to the steps that ran."""
+    from keras import ops
+
+    strokes, raws, steps = out
     steps = int(ops.convert_to_numpy(steps))
     strokes = ops.convert_to_numpy(strokes)[:, :steps]
     return strokes, (ops.convert_to_numpy(raws)[:, :steps] if record else None)

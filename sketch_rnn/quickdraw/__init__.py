@@ -3,12 +3,29 @@
 Pure NumPy: nothing here imports TensorFlow or Keras, so `convert` and `download` start fast.
 """
 from .categories import CATEGORIES
-from .convert import (ConvertOptions, collect_sketches, drawing_to_stroke3, parse_split,
-                      split_sizes, write_npz)
-from .download import DEFAULT_BASE_URL, canonical_category, category_url, download_category
+from .convert import (
+                      ConvertOptions,
+                      collect_sketches,
+                      drawing_to_stroke3,
+                      parse_split,
+                      split_sizes,
+                      write_npz,
+)
+from .download import (
+                      DEFAULT_BASE_URL,
+                      canonical_category,
+                      category_url,
+                      download_category,
+)
 from .readers import Drawing, file_kind, read_bin, read_drawings, read_ndjson
-from .simplify import (SIMPLIFY_EPSILON, drawing_lines, fit_to_length, lines_to_stroke3,
-                       simplify_drawing, simplify_lines)
+from .simplify import (
+                      SIMPLIFY_EPSILON,
+                      drawing_lines,
+                      fit_to_length,
+                      lines_to_stroke3,
+                      simplify_drawing,
+                      simplify_lines,
+)
 
 __all__ = ["CATEGORIES", "ConvertOptions", "DEFAULT_BASE_URL", "Drawing", "SIMPLIFY_EPSILON",
            "canonical_category", "category_url", "drawing_lines", "fit_to_length", "parse_split",

@@ -84,7 +84,7 @@ def _check_strokes(raw: object, where: str) -> list[np.ndarray]:
     return strokes
 
 
-def _parse_ndjson_line(line: bytes, where: str, default_word: str) -> Drawing:
+def parse_ndjson_line(line: bytes, where: str, default_word: str) -> Drawing:
     """One ndjson line -> Drawing; SketchRNNError names FILE:LINE for anything malformed."""
     try:
         obj = json.loads(line)
@@ -114,7 +114,7 @@ def read_ndjson(path: str, on_bad: OnBad | None = None,
             if not line.strip():
                 continue
             try:
-                yield _parse_ndjson_line(line, f"{path}:{number}", stem)
+                yield parse_ndjson_line(line, f"{path}:{number}", stem)
             except SketchRNNError as e:
                 if on_bad is None:
                     raise
