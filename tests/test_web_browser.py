@@ -112,7 +112,8 @@ def test_drawing_a_stroke_shows_endings_and_the_slider_changes_requests(served, 
     browser.get(url)
     _wait(lambda: browser.execute_script("return document.body.dataset.ready === '1'"))
     info = browser.find_element(By.ID, "run-info").text
-    assert "step 3" in info and "run" in info, info
+    engine = app.state.engine  # the page names the run and the step it serves
+    assert f"step {engine.run.step}" in info and os.path.basename(str(engine.run_dir)) in info, info
 
     board = browser.find_element(By.ID, "board")
     (ActionChains(browser).move_to_element_with_offset(board, -120, -60).click_and_hold()
@@ -135,7 +136,7 @@ def test_drawing_a_stroke_shows_endings_and_the_slider_changes_requests(served, 
     assert sum(points for _, points in ink) > 0  # the model drew something beyond the prefix
 
     slider = browser.find_element(By.ID, "temperature")
-    ActionChains(browser).click_and_hold(slider).move_by_offset(35, 0).release().perform()
+    ActionChains(browser).click_and_hold(slider).move_by_offset(-25, 0).release().perform()
     value = float(slider.get_attribute("value"))
     assert value != 0.5
     latest = _wait(lambda: len(completions()) > 1 and completions()[-1])
