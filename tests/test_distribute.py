@@ -59,6 +59,8 @@ from sketch_rnn.core.hparams import preset
 from sketch_rnn.model.build import build_model
 from sketch_rnn.training.trainer import TrainStream, configure_determinism
 
+pytestmark = pytest.mark.slow  # trains or executes in subprocesses for minutes
+
 def first_step(d, hps, data):
     configure_determinism(0)
     with d.scope():

@@ -19,6 +19,8 @@ from sketch_rnn import notebook as nb_helpers  # noqa: E402
 from sketch_rnn.core.errors import SketchRNNError  # noqa: E402
 from sketch_rnn.notebook import ENV_STEPS  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains or executes in subprocesses for minutes
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 CI_STEPS = "60"

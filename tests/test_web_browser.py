@@ -26,9 +26,9 @@ DATA = str(ROOT / "data" / "aaron_sheep.npz")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
-    reason="needs chromium and chromedriver (apt-get install -y chromium chromium-driver)")
+    reason="needs chromium and chromedriver (apt-get install -y chromium chromium-driver)")]
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",

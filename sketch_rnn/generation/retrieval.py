@@ -1,0 +1,268 @@
+"""How much of a sketch its latent code keeps: retrieval of reconstructions among originals.
+
+A conditional Sketch-RNN can reach a low reconstruction loss while its decoder ignores z
+(posterior collapse): then every reconstruction is "a sheep", not "this sheep". Losses do not
+show it; retrieval does. Each test sketch is encoded to its posterior mean mu, decoded
+greedily, and the reconstruction is compared with every original of the split: ret@k is the
+fraction of reconstructions whose own original is among their k nearest (chance: k / n).
+
+Raster distance: both sketches are drawn on a size x size grid after centring on their
+bounding box and scaling uniformly so the larger side fills the grid (minus a margin), and
+compared by the symmetric mean chamfer distance (mean distance from each ink pixel of one to
+the nearest ink pixel of the other, both ways, halved). Centring and scaling make it blind to
+where and how big a sketch was drawn, which a greedy decode does not reproduce exactly and
+which says little about the code; the chamfer distance stays sensitive to shape and pose
+(facing left vs right, legs, head position), which is what the code should carry. It is
+also tolerant to small offsets of strokes, unlike pixel overlap (IoU) of thin lines.
+
+Also: the number of active units (Burda et al. 2016) and the KL of q(z|S) to N(0, I) in nats.
+
+Pure NumPy / SciPy / Pillow; the model is touched only by `latent_report`, which imports the
+sampler lazily.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator, NamedTuple, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+from scipy.ndimage import distance_transform_edt
+
+from ..core.errors import SketchRNNError
+from ..core.strokes import stroke3_to_polylines
+
+RASTER_SIZE = 64
+LINE_WIDTH = 2
+MARGIN = 2  # pixels left free on each side of the scaled sketch
+
+
+# --------------------------------------------------------------------------- rasters
+def _check_sketch(s: Any, i: int) -> np.ndarray:
+    a = np.asarray(s, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != 3:
+        raise SketchRNNError(f"sketch {i}: expected a stroke-3 array (n, 3), got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise SketchRNNError(f"sketch {i}: contains NaN or infinite values")
+    return a
+
+
+def _draw(stroke3: np.ndarray, size: int, line_width: int, margin: int) -> np.ndarray:
+    """One stroke-3 sketch -> (size, size) bool, centred and scaled to fit; zeros if nothing to draw."""
+    raster = np.zeros((size, size), dtype=bool)
+    if len(stroke3) == 0:
+        return raster
+    lines = stroke3_to_polylines(stroke3)  # absolute coordinates, split at pen-ups
+    xy = np.concatenate(lines)  # (n, 2)
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    extent = float(np.max(hi - lo))
+    if extent <= 0 or not any(len(p) > 1 for p in lines):
+        return raster  # a dot or nothing: no shape to compare
+    scale = (size - 1 - 2 * margin) / extent
+    centre = (size - 1) / 2.0
+    image = Image.new("1", (size, size), 0)
+    draw = ImageDraw.Draw(image)
+    for p in lines:
+        if len(p) < 2:
+            continue
+        q = (p - (lo + hi) / 2.0) * scale + centre  # (m, 2) pixel coordinates
+        draw.line([tuple(v) for v in q.tolist()], fill=1, width=line_width)
+    return np.array(image, dtype=bool)  # (size, size)
+
+
+def rasterise(sketches: Sequence[np.ndarray], size: int = RASTER_SIZE,
+              line_width: int = LINE_WIDTH, margin: int = MARGIN) -> np.ndarray:
+    """Stroke-3 sketches (each (n, 3): dx, dy, pen lifted after the point) -> (B, size, size) bool.
+
+    Each sketch is centred on its bounding box and scaled uniformly (aspect kept) so that its
+    larger side spans size - 1 - 2 * margin pixels; only pen-down segments are drawn (Pillow
+    ImageDraw lines of `line_width` pixels). Empty sketches, and sketches with no extent or
+    no pen-down segment, give an all-zero raster (the distances treat it as far from all).
+    """
+    if not isinstance(size, (int, np.integer)) or size < 2 * margin + 2:
+        raise SketchRNNError(f"size={size!r}: must be an integer >= {2 * margin + 2}")
+    if not isinstance(line_width, (int, np.integer)) or line_width < 1:
+        raise SketchRNNError(f"line_width={line_width!r}: must be a positive integer")
+    if not isinstance(margin, (int, np.integer)) or margin < 0:
+        raise SketchRNNError(f"margin={margin!r}: must be a non-negative integer")
+    out = np.zeros((len(sketches), size, size), dtype=bool)  # (B, size, size)
+    for i, s in enumerate(sketches):
+        out[i] = _draw(_check_sketch(s, i), int(size), int(line_width), int(margin))
+    return out
+
+
+# --------------------------------------------------------------------------- distances
+def _check_rasters(r: Any, what: str) -> np.ndarray:
+    a = np.asarray(r)
+    if a.ndim != 3 or a.shape[1] != a.shape[2] or a.shape[1] == 0:
+        raise SketchRNNError(f"{what}: expected square rasters (B, size, size), got {a.shape}")
+    return a.astype(bool)
+
+
+def empty_distance(size: int) -> float:
+    """What a pair involving an empty raster scores: 2 * size, beyond any real chamfer
+    distance (at most the diagonal, sqrt(2) * (size - 1)), so an empty reconstruction never
+    matches anything, not even another empty one."""
+    return 2.0 * float(size)
+
+
+def distance_maps(rasters: np.ndarray) -> np.ndarray:
+    """(B, size, size) bool -> (B, size * size) float64: each pixel's Euclidean distance to
+    the nearest ink pixel; an empty raster's map is empty_distance everywhere."""
+    b, size = rasters.shape[0], rasters.shape[1]
+    maps = np.full((b, size * size), empty_distance(size))  # (B, P)
+    for i in range(b):
+        if rasters[i].any():
+            maps[i] = distance_transform_edt(~rasters[i]).ravel()  # (P,)
+    return maps
+
+
+def chamfer_matrix(queries: np.ndarray, references: np.ndarray) -> np.ndarray:
+    """Symmetric mean chamfer distance between every query and every reference: (Q, R) float64.
+
+    d(a, b) = (mean over a's ink of the distance to b's nearest ink
+               + mean over b's ink of the distance to a's nearest ink) / 2, in pixels.
+    Both directed terms for all pairs are one matrix product each (ink masks @ distance
+    maps), so the cost is two (Q, P) x (P, R) products, P = size^2. A pair in which either
+    raster is empty scores empty_distance(size).
+    """
+    q, r = _check_rasters(queries, "queries"), _check_rasters(references, "references")
+    if q.shape[1:] != r.shape[1:]:
+        raise SketchRNNError(f"queries {q.shape[1:]} and references {r.shape[1:]} differ in size")
+    size = q.shape[1]
+    mq = q.reshape(len(q), -1).astype(np.float64)  # (Q, P)
+    mr = r.reshape(len(r), -1).astype(np.float64)  # (R, P)
+    nq, nr = mq.sum(axis=1), mr.sum(axis=1)  # (Q,), (R,)
+    q_to_r = (mq @ distance_maps(r).T) / np.maximum(nq, 1)[:, None]  # (Q, R)
+    r_to_q = (mr @ distance_maps(q).T) / np.maximum(nr, 1)[:, None]  # (R, Q)
+    dist = (q_to_r + r_to_q.T) / 2.0  # (Q, R)
+    empty = (nq == 0)[:, None] | (nr == 0)[None, :]  # (Q, R)
+    dist[empty] = empty_distance(size)
+    return dist
+
+
+# --------------------------------------------------------------------------- metrics
+def retrieval_at_k(dist: np.ndarray, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """ret@k for each k: {"ret_at_1": ..., ...}. dist (n, n): query i's own reference is i.
+
+    Query i's rank is the number of other references j != i with dist[i, j] <= dist[i, i]:
+    ties count against it, so identical (e.g. all-empty) reconstructions score 0, not luck.
+    ret@k is the fraction of queries with rank < k. A code that carries nothing about its
+    sketch scores chance: k / n in expectation (with ties, less).
+    """
+    d = np.asarray(dist, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] != d.shape[1] or d.shape[0] == 0:
+        raise SketchRNNError(f"dist: expected a square (n, n) matrix, got {d.shape}")
+    if np.isnan(d).any():
+        raise SketchRNNError("dist: contains NaN")
+    own = np.diag(d)  # (n,)
+    rank = np.sum(d <= own[:, None], axis=1) - 1  # (n,): others at least as close
+    out = {}
+    for k in ks:
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise SketchRNNError(f"k={k!r}: must be a positive integer")
+        out[f"ret_at_{int(k)}"] = float(np.mean(rank < k))
+    return out
+
+
+def active_units(mu: np.ndarray, threshold: float = 0.01) -> int:
+    """Latent dimensions whose posterior mean varies over the data: Var_x(mu(x)) > threshold.
+
+    A dimension the decoder ignores is pushed by the KL term to mu = 0 for every sketch; one
+    that carries information moves with the sketch (Burda et al. 2016, threshold 0.01).
+    mu: (n, z_size) posterior means over a split.
+    """
+    m = np.asarray(mu, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] < 2:
+        raise SketchRNNError(f"mu: expected (n, z_size) with n >= 2, got {m.shape}")
+    if not np.all(np.isfinite(m)):
+        raise SketchRNNError("mu: contains NaN or infinite values")
+    return int(np.sum(m.var(axis=0) > threshold))
+
+
+def kl_nats(mu: np.ndarray, presig: np.ndarray) -> float:
+    """KL(q(z|S) || N(0, I)) in nats per sketch, summed over z, averaged over sketches.
+
+    q = N(mu, diag(exp(presig))) (presig = log sigma^2, as model.encode returns it). Unlike
+    the training loss (a per-dimension mean with a tolerance floor) this is the information
+    budget of the code: about log(n) nats are needed to single out one of n sketches.
+    """
+    m, p = np.asarray(mu, np.float64), np.asarray(presig, np.float64)
+    if m.shape != p.shape or m.ndim != 2 or len(m) == 0:
+        raise SketchRNNError(f"mu {m.shape} and presig {p.shape}: expected equal (n, z_size)")
+    per_sketch = -0.5 * np.sum(1.0 + p - m * m - np.exp(p), axis=1)  # (n,)
+    return float(np.mean(per_sketch))
+
+
+# --------------------------------------------------------------------------- the report
+def posterior(model: Any, sketches: Sequence[np.ndarray], scale_factor: float,
+              batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, presig), each (n, z_size) float32, of stroke-3 sketches in data units.
+
+    The same encoder call as `sampling.encode` (which returns mu only), in batches padded
+    to one shape (see `greedy_decode`); the backend's tensors are read with np.asarray, so
+    this module never imports Keras.
+    """
+    from .sampling import sketches_to_stroke5
+
+    mus, presigs = [], []
+    for chunk in _padded_chunks(list(sketches), batch):
+        strokes, lengths = sketches_to_stroke5(model, chunk.items, scale_factor)
+        mu, presig = model.encode(strokes, lengths)  # (batch, z) each
+        mus.append(np.asarray(mu, dtype=np.float32)[:chunk.real])
+        presigs.append(np.asarray(presig, dtype=np.float32)[:chunk.real])
+    return np.concatenate(mus), np.concatenate(presigs)  # (n, z) each
+
+
+def greedy_decode(model: Any, mu: np.ndarray, scale_factor: float,
+                  batch: int = 256) -> list[np.ndarray]:
+    """Greedy reconstructions of codes mu (n, z_size), in data units.
+
+    Every batch is padded to `batch` rows (repeating the last code), so the compiled
+    sampler is built once instead of once more for a shorter last batch.
+    """
+    from .sampling import decode
+
+    out: list[np.ndarray] = []
+    for chunk in _padded_chunks(list(np.asarray(mu, dtype=np.float32)), batch):
+        codes = np.stack(chunk.items)  # (batch, z)
+        out.extend(decode(model, codes, greedy=True, scale_factor=scale_factor)[:chunk.real])
+    return out
+
+
+class _Chunk(NamedTuple):
+    items: list  # `size` items: the real ones, then copies of the last
+    real: int  # how many are real
+
+
+def _padded_chunks(items: list, size: int) -> Iterator[_Chunk]:
+    """Consecutive chunks of min(size, len(items)) items, the last one padded with copies."""
+    size = min(size, len(items))
+    for start in range(0, len(items), size):
+        chunk = items[start:start + size]
+        yield _Chunk(chunk + [chunk[-1]] * (size - len(chunk)), len(chunk))
+
+
+def latent_report(model: Any, sketches: Sequence[np.ndarray], scale_factor: float,
+                  batch: int = 256) -> dict[str, float]:
+    """ret@1, ret@5, active units and KL (nats) of a conditional model on these sketches.
+
+    Each sketch (stroke-3, data units) is encoded to its posterior mean mu and decoded
+    greedily (no sampling noise: what the code alone determines); the reconstructions are
+    retrieved among all the originals by the chamfer distance of centred, scale-normalised
+    64x64 rasters (position- and size-invariant, shape- and pose-sensitive; see the module
+    docstring). kl_nats is the KL of q(z|S) to N(0, I) summed over z, averaged over sketches,
+    without the training loss's tolerance floor.
+    """
+    if not bool(model.hps.conditional):
+        raise SketchRNNError("latent_report: a decoder-only model has no latent code")
+    if len(sketches) < 2:
+        raise SketchRNNError(f"latent_report: needs at least 2 sketches, got {len(sketches)}")
+    if not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise SketchRNNError(f"batch={batch!r}: must be a positive integer")
+    mu, presig = posterior(model, sketches, scale_factor, batch)  # (n, z) each
+    recons = greedy_decode(model, mu, scale_factor, batch)
+    dist = chamfer_matrix(rasterise(recons), rasterise(sketches))  # (n, n)
+    report = retrieval_at_k(dist, (1, 5))
+    report.update(active_units=active_units(mu), kl_nats=kl_nats(mu, presig))
+    return report
+
