@@ -122,3 +122,17 @@ def test_only_the_cli_knows_argparse():
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: module_name(p))
 def test_modules_are_small(path):
     assert len(path.read_text(encoding="utf-8").splitlines()) <= MAX_LINES
+
+
+def test_info_reads_json_only() -> None:
+    """`sketch-rnn info` (like convert, download, stats) starts without TensorFlow."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from sketch_rnn.cli import main\n"
+            "assert main(['info', 'checkpoints/sheep', '--json']) == 0\n"
+            "heavy = [m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules]\n"
+            "sys.exit(str(heavy) if heavy else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=PACKAGE.parent)
+    assert result.returncode == 0, result.stderr

@@ -19,7 +19,6 @@ from sketch_rnn import notebook as nb_helpers  # noqa: E402
 from sketch_rnn.core.errors import SketchRNNError  # noqa: E402
 from sketch_rnn.notebook import ENV_STEPS  # noqa: E402
 
-pytestmark = pytest.mark.slow  # trains or executes in subprocesses for minutes
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -86,6 +85,7 @@ def assert_one_clear_message(nb, *needles: str) -> None:
     assert all(not c.get("outputs") and not c.execution_count for c in later)
 
 
+@pytest.mark.slow  # executes the notebook
 def test_01_train_and_resume(monkeypatch) -> None:
     monkeypatch.setenv(ENV_STEPS, CI_STEPS)
     text = assert_ran_cleanly(execute("01_train_and_resume.ipynb"))
@@ -96,6 +96,7 @@ def test_01_train_and_resume(monkeypatch) -> None:
     assert "lr and w_KL identical at every step: True" in text
 
 
+@pytest.mark.slow  # executes the notebook
 def test_02_generate_and_draw() -> None:
     """Needs the shipped pretrained model, checkpoints/sheep."""
     nb = execute("02_generate_and_draw.ipynb")
@@ -104,11 +105,13 @@ def test_02_generate_and_draw() -> None:
     assert {"image/png", "image/svg+xml", "text/html"} <= kinds
 
 
+@pytest.mark.slow  # executes the notebook
 def test_03_quickdraw_data() -> None:
     text = assert_ran_cleanly(execute("03_quickdraw_data.ipynb"))
     assert "wrote " in text and "scale factor" in text
 
 
+@pytest.mark.slow  # executes the notebook
 @pytest.mark.parametrize("name, overrides, needles", [
     ("02_generate_and_draw.ipynb", 'RUN_DIR = "no/such/run"',
      ("RUN_DIR = 'no/such/run'", "no such run directory")),

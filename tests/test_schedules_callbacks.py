@@ -68,7 +68,7 @@ def test_callback_pickles_without_model_and_keeps_count() -> None:
     cb.set_model(model)
     data = pickle.dumps({"lr_scheduler": cb})
     assert b"Adam" not in data and b"keras.src" not in data
-    loaded = restricted_loads(data, ckpt_io.CALLBACK_PICKLE_ALLOWED, "callbacks.pkl")["lr_scheduler"]
+    loaded = restricted_loads(data, ckpt_io.callback_pickle_allowed(), "callbacks.pkl")["lr_scheduler"]
     assert loaded.count == 7 and loaded.run_id == "run-a"
     assert loaded.schedule == cb.schedule
     loaded.set_model(model)
@@ -93,5 +93,20 @@ def test_callback_pickle_with_foreign_global_is_refused(tmp_path) -> None:
 
     data = pickle.dumps({"lr_scheduler": Evil()})
     with pytest.raises(SketchRNNError, match="refused to unpickle (posix|os).system"):
-        restricted_loads(data, ckpt_io.CALLBACK_PICKLE_ALLOWED, "callbacks.pkl")
+        restricted_loads(data, ckpt_io.callback_pickle_allowed(), "callbacks.pkl")
     assert not marker.exists()
+
+
+def test_shipped_checkpoint_callbacks_load_under_their_old_module_paths() -> None:
+    """checkpoints/sheep was pickled when the callbacks lived in sketch_rnn.callbacks and
+    sketch_rnn.schedules; the allow-list maps those names, so the run still resumes."""
+    from pathlib import Path
+
+    run_dir = Path(__file__).resolve().parents[1] / "checkpoints" / "sheep"
+    ckpt = ckpt_io.newest_checkpoint(run_dir)
+    raw = (ckpt.path / ckpt_io.CALLBACKS).read_bytes()
+    assert b"sketch_rnn.callbacks" in raw  # the old spelling really is in the file
+    saved = ckpt_io.load_callbacks(ckpt)
+    assert isinstance(saved["lr_scheduler"], LearningRateSchedulerPerBatch)
+    assert isinstance(saved["kl_scheduler"], KLWeightScheduler)
+    assert saved["lr_scheduler"].count == saved["kl_scheduler"].count == ckpt.step

@@ -48,8 +48,6 @@ from ..core.files import (
 )
 from ..core.hparams import HParams
 from ..core.safepickle import restricted_loads
-from .callbacks import KLWeightScheduler, LearningRateSchedulerPerBatch
-from .schedules import KLWeightAnnealing, LearningRateDecay
 
 WEIGHTS = "model.weights.h5"
 CALLBACKS = "callbacks.pkl"
@@ -62,15 +60,25 @@ CORRUPT_PREFIX = "corrupt-"
 # What a callbacks.pkl may contain: our callbacks and schedules and plain data, under their
 # module paths of today and of before the package was split into layers (sketch_rnn.callbacks,
 # sketch_rnn.schedules), so that older checkpoints, the shipped one included, still load.
-_CALLBACK_CLASSES = (LearningRateSchedulerPerBatch, KLWeightScheduler, LearningRateDecay,
-                     KLWeightAnnealing)
-CALLBACK_PICKLE_ALLOWED: dict[tuple[str, str], Any] = {
-    **{(cls.__module__, cls.__name__): cls for cls in _CALLBACK_CLASSES},
-    **{("sketch_rnn." + cls.__module__.rsplit(".", 1)[1], cls.__name__): cls
-       for cls in _CALLBACK_CLASSES},
-    ("copyreg", "_reconstructor"): __import__("copyreg")._reconstructor,
-    ("builtins", "object"): object,
-}
+CALLBACK_CLASSES = (("callbacks", "LearningRateSchedulerPerBatch"),
+                    ("callbacks", "KLWeightScheduler"),
+                    ("schedules", "LearningRateDecay"), ("schedules", "KLWeightAnnealing"))
+
+
+def callback_pickle_allowed() -> dict[tuple[str, str], Any]:
+    """(module, name) -> object for the allow-list unpickler (imports Keras: callbacks do)."""
+    import copyreg
+
+    from . import callbacks, schedules
+
+    modules = {"callbacks": callbacks, "schedules": schedules}
+    allowed: dict[tuple[str, str], Any] = {("copyreg", "_reconstructor"): copyreg._reconstructor,
+                                           ("builtins", "object"): object}
+    for module, name in CALLBACK_CLASSES:
+        cls = getattr(modules[module], name)
+        allowed[(cls.__module__, name)] = cls
+        allowed[(f"sketch_rnn.{module}", name)] = cls
+    return allowed
 
 
 # --------------------------------------------------------------------------- names
@@ -176,7 +184,7 @@ def require_checkpoint(run_dir: str | Path) -> Checkpoint:
 def load_callbacks(ckpt: Checkpoint) -> dict[str, Any]:
     """The pickled callbacks, through the allow-list: nothing else in the file can run."""
     source = str(ckpt.path / CALLBACKS)
-    obj = restricted_loads((ckpt.path / CALLBACKS).read_bytes(), CALLBACK_PICKLE_ALLOWED, source)
+    obj = restricted_loads((ckpt.path / CALLBACKS).read_bytes(), callback_pickle_allowed(), source)
     if not isinstance(obj, dict):
         raise SketchRNNError(f"{source}: expected a dict of callbacks")
     return obj
