@@ -47,10 +47,11 @@ def time_matmul(m: int, k: int, n: int, dtype: str, reps: int) -> list[float]:
     """Seconds per (m, k) @ (k, n) product in `dtype`, one compiled call each."""
     import tensorflow as tf
 
-    a = tf.cast(tf.random.stateless_normal((m, k), seed=(1, 2)), dtype)
-    b = tf.cast(tf.random.stateless_normal((k, n), seed=(3, 4)), dtype)
     inner = max(1, int(2e9 // (2 * m * k * n)))  # ~2 GFLOP per timed call: small shapes repeat
-    f = tf.function(lambda a, b: tf.add_n([tf.matmul(a, b) for _ in range(inner)]))
+    # distinct left operands, so that no graph optimisation can merge the repeated products
+    a = [tf.cast(tf.random.stateless_normal((m, k), seed=(1, i)), dtype) for i in range(inner)]
+    b = tf.cast(tf.random.stateless_normal((k, n), seed=(3, 4)), dtype)
+    f = tf.function(lambda a, b: tf.add_n([tf.matmul(x, b) for x in a]))
     f(a, b).numpy()  # trace and warm up
     times = []
     for _ in range(reps):

@@ -79,11 +79,16 @@ def test_second_trainer_is_refused_and_the_first_is_unaffected(straight, tmp_pat
     assert not list((run_dir / "checkpoints").glob("corrupt-*"))
 
 
+SOAK_N = 80  # long enough for 10 kills at random steps, checkpoints crossed between them
+
+
 @pytest.mark.slow
-def test_kill_soak_ends_bit_identical_without_quarantine(straight, tmp_path) -> None:
+def test_kill_soak_ends_bit_identical_without_quarantine(tmp_path) -> None:
     """At least 10 SIGKILLs of the trainer itself at random moments, each followed by an
     immediate restart of the same command: the end is the uninterrupted run's bits, and
     no good checkpoint was ever moved aside. Prints the soak's figures."""
+    train_tiny(tmp_path / "straight", SOAK_N)
+    straight = fingerprint(tmp_path / "straight")
     run_dir = tmp_path / "run"
     rng = random.Random(16)
     kills = mid_run = lost = 0
@@ -91,11 +96,13 @@ def test_kill_soak_ends_bit_identical_without_quarantine(straight, tmp_path) -> 
     while kills < 10:
         start = info(run_dir)["step"] if ckpt_io.newest_checkpoint(run_dir, False) else 0
         since = time.time()
-        proc = subprocess.Popen(train_cmd(run_dir, N), cwd=ROOT, stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(train_cmd(run_dir, SOAK_N), cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
         wait_for_step(run_dir, start + 1, proc, since)  # it resumed and trains
         resume_s.append(time.time() - since)
-        time.sleep(rng.uniform(0.0, 1.5))
+        # a random moment: some steps on (checkpoints come every 10), then a random delay
+        wait_for_step(run_dir, min(start + rng.randint(1, 14), SOAK_N - 1), proc, since)
+        time.sleep(rng.uniform(0.0, 0.5))
         if proc.poll() is not None:  # finished before the kill: not counted as a kill
             assert proc.returncode == 0, proc.stderr.read()
             break
@@ -104,9 +111,9 @@ def test_kill_soak_ends_bit_identical_without_quarantine(straight, tmp_path) -> 
         assert proc.wait() == -signal.SIGKILL
         kills += 1
         newest = ckpt_io.newest_checkpoint(run_dir, False)
-        mid_run += newest is not None and 0 < newest.step < N
+        mid_run += newest is not None and 0 < newest.step < SOAK_N
         lost += reached - (newest.step if newest else 0)  # steps to redo after this kill
-    final = subprocess.run(train_cmd(run_dir, N), cwd=ROOT, capture_output=True, text=True)
+    final = subprocess.run(train_cmd(run_dir, SOAK_N), cwd=ROOT, capture_output=True, text=True)
     assert final.returncode == 0, final.stderr
     assert kills >= 10 and mid_run >= 1
     assert fingerprint(run_dir) == straight
