@@ -47,6 +47,8 @@ def _fingerprint(run_dir: Path) -> str:
 
 MIRRORED = ("--distribute", "mirrored", "--cpu-devices", "2")
 
+pytestmark = pytest.mark.slow  # trains several workers in subprocesses for minutes
+
 
 # --------------------------------------------------------------------------- mirrored
 FIRST_STEP = r"""
@@ -58,8 +60,6 @@ from sketch_rnn.data import load_data
 from sketch_rnn.core.hparams import preset
 from sketch_rnn.model.build import build_model
 from sketch_rnn.training.trainer import TrainStream, configure_determinism
-
-pytestmark = pytest.mark.slow  # trains or executes in subprocesses for minutes
 
 def first_step(d, hps, data):
     configure_determinism(0)
