@@ -6,7 +6,7 @@
 //           "softmax_temperature": s, "sample_steps": n}
 // OUT.json: {"pdfs": [{pi, muX, muY, sigmaX, sigmaY, corr, pen} after each stroke],
 //            "sample": [[dx, dy, p1, p2, p3], ...], "scale_factor": s, "num_units": u}
-// The state starts as docs/export.md tells a page to: info.initial_state if present, else zeros.
+// The state starts as the README ("Drawing in the browser") tells a page to: info.initial_state if present, else zeros.
 'use strict';
 const fs = require('fs');
 const tf = require('@tensorflow/tfjs');
