@@ -19,7 +19,8 @@ Our LSTM (a keras.layers.LSTM) orders its gates (i, f, g, o) and stores the forg
 forget block. A conditional model's decoder reads [S_{i-1}, z] at every step: with z fixed
 its part of the input is a constant, folded into the bias (b + z @ W_z), and its initial
 state tanh(W z + b) goes into `info["initial_state"]`, which the library ignores but a page
-can start from (README, "Drawing in the browser"). Anything else (layer-norm or hyper decoders, M != 20)
+can start from (README, "Drawing in the browser"). Anything else (layer-norm or hyper
+decoders, M != 20)
 has no counterpart in the library and is refused.
 """
 from __future__ import annotations
