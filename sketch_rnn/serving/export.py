@@ -20,8 +20,7 @@ forget block. A conditional model's decoder reads [S_{i-1}, z] at every step: wi
 its part of the input is a constant, folded into the bias (b + z @ W_z), and its initial
 state tanh(W z + b) goes into `info["initial_state"]`, which the library ignores but a page
 can start from (README, "Drawing in the browser"). Anything else (layer-norm or hyper
-decoders, M != 20)
-has no counterpart in the library and is refused.
+decoders, M != 20) has no counterpart in the library and is refused.
 """
 from __future__ import annotations
 
