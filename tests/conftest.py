@@ -21,6 +21,14 @@ def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "slow: trains real processes repeatedly (minutes)")
 
 
+def tiny_model(max_seq_len: int, seed: int, **overrides):
+    """An untrained `tiny`-preset SketchRNN (built, not compiled) for tests of generation."""
+    from sketch_rnn.core.hparams import preset
+    from sketch_rnn.model.vae import SketchRNN
+
+    return SketchRNN(preset("tiny").replace(max_seq_len=max_seq_len, **overrides), seed=seed)
+
+
 def train_tiny(run_dir: Path, num_steps: int, seed: int | None = None,
                hparams: str = TINY_HPARAMS, data: str = SHEEP):
     """Train (or resume) a `tiny` run in this process; returns the Trainer."""

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import tiny_model
 from keras import ops
 
+from sketch_rnn.core.errors import SketchRNNError
 from sketch_rnn.generation import completion, sampling
 from sketch_rnn.generation.completion import complete
-from sketch_rnn.core.errors import SketchRNNError
-from sketch_rnn.core.hparams import preset
 
 N_MAX = 24
 SCALE = 4.0  # data units per model unit: the API takes and returns data units
 
 
 def make_model(**overrides):
-    from sketch_rnn.model.vae import SketchRNN
-
-    return SketchRNN(preset("tiny").replace(**{"max_seq_len": N_MAX, **overrides}), seed=5)
+    return tiny_model(overrides.pop("max_seq_len", N_MAX), 5, **overrides)
 
 
 # every cell and both modes, in four models (six would double the compile time)

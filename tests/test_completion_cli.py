@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_model
 from PIL import Image
 
 from sketch_rnn import cli
 from sketch_rnn.cli import complete_command as complete_cmd
 from sketch_rnn.cli.complete_command import ENDING_COLOR, PREFIX_COLOR
-from sketch_rnn.core.hparams import preset
 
 ROOT = Path(__file__).resolve().parents[1]
 SHEEP = str(ROOT / "data" / "aaron_sheep.npz")
@@ -23,9 +23,7 @@ N_MAX = 250  # the sheep test split's sketches fit
 
 @pytest.fixture(scope="module")
 def fake_run():
-    from sketch_rnn.model.vae import SketchRNN
-
-    m = SketchRNN(preset("tiny").replace(max_seq_len=N_MAX), seed=2)
+    m = tiny_model(N_MAX, 2)
     return types.SimpleNamespace(model=m, hps=m.hps, scale_factor=15.0, data_paths=[SHEEP])
 
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_model
 from scipy.stats import binom
 
 from sketch_rnn import cli
 from sketch_rnn.core.errors import SketchRNNError
-from sketch_rnn.core.hparams import preset
 from sketch_rnn.data import load_npz
 from sketch_rnn.generation import retrieval
 
@@ -177,9 +177,7 @@ def test_active_units_counts_dimensions_by_variance() -> None:
 
 
 def _tiny_model(**overrides):
-    from sketch_rnn.model.vae import SketchRNN
-
-    return SketchRNN(preset("tiny").replace(max_seq_len=40, **overrides), seed=4)
+    return tiny_model(40, 4, **overrides)
 
 
 def _closed_form_kl(mu: np.ndarray, presig: np.ndarray) -> float:

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_model
 from PIL import Image
 
 from sketch_rnn import cli
 from sketch_rnn.cli import model_commands as model_cmds
 from sketch_rnn.core import strokes as S
-from sketch_rnn.generation import reference, sampling
 from sketch_rnn.core.errors import SketchRNNError
-from sketch_rnn.core.hparams import preset
+from sketch_rnn.generation import reference, sampling
 
 ROOT = Path(__file__).resolve().parents[1]
 SHEEP = str(ROOT / "data" / "aaron_sheep.npz")
@@ -24,9 +24,7 @@ B = 16
 
 
 def make_model(**overrides):
-    from sketch_rnn.model.vae import SketchRNN
-
-    return SketchRNN(preset("tiny").replace(**{"max_seq_len": N_MAX, **overrides}), seed=3)
+    return tiny_model(overrides.pop("max_seq_len", N_MAX), 3, **overrides)
 
 
 @pytest.fixture(scope="module")
