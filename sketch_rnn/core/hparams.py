@@ -49,12 +49,19 @@ class HParams:
     kl_weight_start: float = _f(0.01, "w_KL at step 0; annealed towards kl_weight")
     kl_decay_rate: float = _f(0.99995, "w_KL approaches kl_weight by this factor each step")
     kl_tolerance: float = _f(0.2, "KL below this is not penalised (L_KL = max(KL, tol))")
+    mu_init_std: float = _f(0.001, "std of mu's initial weights; 0.001 (Magenta) starts z "
+                            "as almost pure noise")
+    kl_floor_per_dim: bool = _f(False, "apply kl_tolerance to each z dimension (free bits), "
+                                "not to their mean")
     use_recurrent_dropout: bool = _f(True, "dropout on the LSTM candidate g (no memory loss)")
     recurrent_dropout_prob: float = _f(0.90, "keep probability of recurrent dropout")
     use_input_dropout: bool = _f(False, "dropout on the decoder's inputs")
     input_dropout_prob: float = _f(0.90, "keep probability of input dropout")
     use_output_dropout: bool = _f(False, "dropout on the decoder's outputs")
     output_dropout_prob: float = _f(0.90, "keep probability of output dropout")
+    use_stroke_dropout: bool = _f(False, "zero whole decoder inputs S_{i-1} (never z), so "
+                                  "the decoder must read the sketch from z")
+    stroke_dropout_prob: float = _f(0.75, "keep probability of stroke dropout")
     # --- run length and checkpoints ---------------------------------------
     num_steps: int = _f(10000000, "total training steps (the target, also on resume)")
     save_every: int = _f(500, "steps between checkpoints (and validation runs)")
@@ -77,11 +84,11 @@ class HParams:
                 raise SketchRNNError(
                     f"hparam {name}={getattr(self, name)!r}: must be one of {', '.join(CELL_TYPES)}")
         for name in ("recurrent_dropout_prob", "input_dropout_prob", "output_dropout_prob",
-                     "decay_rate", "kl_decay_rate"):
+                     "stroke_dropout_prob", "decay_rate", "kl_decay_rate"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise SketchRNNError(f"hparam {name}={getattr(self, name)!r}: must be in (0, 1]")
         for name in ("random_scale_factor", "augment_stroke_prob", "min_learning_rate",
-                     "kl_weight", "kl_weight_start", "kl_tolerance"):
+                     "mu_init_std", "kl_weight", "kl_weight_start", "kl_tolerance"):
             if getattr(self, name) < 0:
                 raise SketchRNNError(f"hparam {name}={getattr(self, name)!r}: must be >= 0")
 

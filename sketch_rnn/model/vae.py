@@ -68,13 +68,31 @@ def step_losses(raw, target):
     return nll, pen_ce
 
 
+def kl_per_dim(mu, presig):
+    """KL(q(z_d|S) || N(0, 1)) of each dimension: (B, z) -> (B, z)."""
+    return -0.5 * (1.0 + presig - ops.square(mu) - ops.exp(presig))
+
+
 def kl_per_sketch(mu, presig):
     """Magenta's KL(q(z|S) || N(0, I)), averaged (not summed) over z: (B, z) -> (B,)."""
-    return -0.5 * ops.mean(1.0 + presig - ops.square(mu) - ops.exp(presig), axis=-1)
+    return ops.mean(kl_per_dim(mu, presig), axis=-1)
+
+
+def kl_penalty(kl_dims, kl_tolerance: float, per_dim: bool):
+    """The KL term before w_KL, from the batch-mean KL of each dimension kl_dims (z,).
+
+    Magenta floors the mean over z: max(KL, tol). That floor can be met by shrinking every
+    sigma a little, which tells the decoder nothing about the sketch. Flooring each dimension
+    instead (free bits, Kingma et al. 2016: mean_d max(KL_d, tol)) leaves no dimension's
+    first tol nats worth saving, so the encoder may as well spend them on information.
+    """
+    if per_dim:
+        return ops.mean(ops.maximum(kl_dims, kl_tolerance))
+    return ops.maximum(ops.mean(kl_dims), kl_tolerance)
 
 
 def sketch_loss_terms(raw_tm, strokes, lengths, mu=None, presig=None) -> dict:
-    """Per-sketch stroke (L_s), pen (L_p) and kl terms, each (B,).
+    """Per-sketch stroke (L_s), pen (L_p) and kl terms, each (B,), and kl_dims (B, z).
 
     raw_tm (N_max, B, K) time-major head outputs for targets strokes[:, 1:]. As Magenta:
     L_s is masked after each sketch's end, L_p runs over all N_max steps, and both are
@@ -83,8 +101,10 @@ def sketch_loss_terms(raw_tm, strokes, lengths, mu=None, presig=None) -> dict:
     strokes = ops.convert_to_tensor(strokes, "float32")
     lengths = ops.cast(ops.convert_to_tensor(lengths), "int32")
     stroke, pen = _reconstruction_terms(raw_tm, strokes, lengths)
-    kl = kl_per_sketch(mu, presig) if mu is not None else ops.zeros_like(stroke)
-    return {"stroke": stroke, "pen": pen, "kl": kl}
+    if mu is None:
+        return {"stroke": stroke, "pen": pen, "kl": ops.zeros_like(stroke)}
+    kl_dims = kl_per_dim(mu, presig)  # (B, z)
+    return {"stroke": stroke, "pen": pen, "kl": ops.mean(kl_dims, axis=-1), "kl_dims": kl_dims}
 
 
 def _reconstruction_terms(raw_tm, strokes, lengths):
@@ -97,12 +117,14 @@ def _reconstruction_terms(raw_tm, strokes, lengths):
 
 
 def batch_cost(terms: dict, kl_weight, hps: HParams):
-    """(cost, L_R, KL): cost = L_R + w_KL * max(KL, kl_tolerance); L_R alone if unconditional."""
+    """(cost, L_R, KL): cost = L_R + w_KL * kl_penalty; L_R alone if unconditional."""
     recon = ops.mean(terms["stroke"]) + ops.mean(terms["pen"])
     kl = ops.mean(terms["kl"])
     if not hps.conditional:
         return recon, recon, kl
-    return recon + kl_weight * ops.maximum(kl, hps.kl_tolerance), recon, kl
+    penalty = kl_penalty(ops.mean(terms["kl_dims"], axis=0), hps.kl_tolerance,
+                         hps.kl_floor_per_dim)
+    return recon + kl_weight * penalty, recon, kl
 
 
 class SketchRNN(keras.Model):
@@ -123,7 +145,10 @@ class SketchRNN(keras.Model):
                                         "encoder_fw", options)
             self.encoder_bw = make_cell(hps.enc_model, hps.enc_rnn_size, hps, init_seed,
                                         "encoder_bw", options)
-            self.mu_dense = keras.layers.Dense(hps.z_size, kernel_initializer=small, name="mu")
+            # Magenta starts mu at 0.001 * h: z = mu + sigma * eps is then noise to the decoder,
+            # which learns to ignore it before the encoder has said anything (issue 12)
+            mu_init = keras.initializers.RandomNormal(0.0, hps.mu_init_std, seed=init_seed)
+            self.mu_dense = keras.layers.Dense(hps.z_size, kernel_initializer=mu_init, name="mu")
             self.presig_dense = keras.layers.Dense(hps.z_size, kernel_initializer=small,
                                                    name="presig")
         self.decoder = make_cell(hps.dec_model, hps.dec_rnn_size, hps, init_seed, "decoder",
@@ -264,6 +289,8 @@ class SketchRNN(keras.Model):
         hps = self.hps
         n, batch = s_prev_tm.shape[0], ops.shape(s_prev_tm)[1]
         x, x_grad = s_prev_tm, False
+        if training and hps.use_stroke_dropout:  # whole points, unscaled: "unknown", not noise
+            x = x * ops.cast(self._keep_bool((n, batch, 1), hps.stroke_dropout_prob), "float32")
         if training and hps.use_input_dropout:
             if z is not None:  # dropout on [S_{i-1}, z]: z is then part of every step's input
                 z_all = ops.broadcast_to(z[None], (n, batch, z.shape[-1]))
@@ -332,7 +359,7 @@ class SketchRNN(keras.Model):
         return sketch_loss_terms(out["raw"], strokes, lengths, out["mu"], out["presig"])
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """cost = L_s + L_p + w_KL * max(KL, kl_tolerance); updates the metric trackers."""
+        """cost = L_s + L_p + w_KL * kl_penalty; updates the metric trackers."""
         terms = sketch_loss_terms(y_pred["raw"], x["strokes"], x["lengths"],
                                   y_pred.get("mu"), y_pred.get("presig"))
         cost, recon, kl = batch_cost(terms, self.kl_weight, self.hps)

@@ -9,7 +9,8 @@ the split exactly once (the padded rows of the last batch carry weight 0):
   steps after the last point included, as in the original), divided by N_max;
 - recon  = L_R = L_s + L_p;
 - kl     = L_KL before the tolerance floor (0 for decoder-only models);
-- cost   = L_R + w_KL * max(kl, kl_tolerance) with the model's current w_KL.
+- cost   = L_R + w_KL * max(kl, kl_tolerance) with the model's current w_KL (with
+  `kl_floor_per_dim`, the floor applies to each z dimension: `model.vae.kl_penalty`).
 """
 from __future__ import annotations
 
@@ -21,21 +22,28 @@ import numpy as np
 from ..core.errors import SketchRNNError
 from ..core.hparams import HParams
 from ..data import SketchSplit, eval_batches
+from ..model.vae import kl_penalty
 
 
 def evaluate_split(model: Any, split: SketchSplit, hps: HParams) -> dict[str, float]:
     """Mean L_s, L_p, L_R, KL and cost over the split (deterministic: no augmentation)."""
     totals = np.zeros(3, dtype=np.float64)  # stroke, pen, kl
+    kl_dims = np.zeros(hps.z_size, dtype=np.float64)
     count = 0.0
     for strokes, lengths, weights in eval_batches(split, hps):
         terms = model.loss_terms(strokes, lengths, training=False)
         for i, key in enumerate(("stroke", "pen", "kl")):
             totals[i] += float(np.sum(keras.ops.convert_to_numpy(terms[key]) * weights))
+        if "kl_dims" in terms:
+            kl_dims += np.sum(keras.ops.convert_to_numpy(terms["kl_dims"]) * weights[:, None], 0)
         count += float(np.sum(weights))
     if count == 0:
         raise SketchRNNError(f"the {split.name} split has no sketches (after the max_seq_len filter)")
     stroke, pen, kl = (totals / count).tolist()
     w_kl = float(keras.ops.convert_to_numpy(model.kl_weight))
-    floor = max(kl, hps.kl_tolerance) if hps.conditional else 0.0
+    floor = 0.0
+    if hps.conditional:
+        floor = float(keras.ops.convert_to_numpy(
+            kl_penalty(kl_dims / count, hps.kl_tolerance, hps.kl_floor_per_dim)))
     return {"recon": stroke + pen, "stroke": stroke, "pen": pen, "kl": kl,
             "cost": stroke + pen + w_kl * floor}
