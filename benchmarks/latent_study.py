@@ -46,6 +46,18 @@ CONFIGS = [
     ("kl_tol0.5", "kl_tolerance=0.5", "KL tolerance 0.5"),
     ("z64", "z_size=64", "z 64"),
     ("kl_tol0", "kl_tolerance=0.0", "KL tolerance 0 (no free nats; added after the others)"),
+    # second session: a positive control, then remedies aimed at the decoder's shortcut
+    ("ae_control", "kl_weight_start=0,kl_weight=0",
+     "positive control: no KL term at all (a plain autoencoder with noise)"),
+    ("stroke_drop0.5", "use_stroke_dropout=true,stroke_dropout_prob=0.5",
+     "stroke dropout: half the decoder's S_{i-1} zeroed (z never)"),
+    ("free_bits", "kl_floor_per_dim=true", "free bits: the 0.2 floor on each z dimension"),
+    ("stroke_drop+free_bits",
+     "use_stroke_dropout=true,stroke_dropout_prob=0.5,kl_floor_per_dim=true",
+     "stroke dropout 0.5 and free bits together"),
+    ("mu_init0.1", "mu_init_std=0.1", "mu's initial weights std 0.1, not 0.001 (z starts as signal)"),
+    ("mu_init0.1+stroke_drop", "mu_init_std=0.1,use_stroke_dropout=true,stroke_dropout_prob=0.5",
+     "mu init 0.1 and stroke dropout 0.5"),
 ]
 
 # (name, source config, steps, what changed): a copy of the source run trained on further,
@@ -137,7 +149,7 @@ def evaluate(run_dir: Path) -> dict | None:
         STUDY / f"reference_{run_dir.name}.json"
     result = _read_json(cache, None)
     step = _last_step(run_dir)
-    if result is not None and result.get("step") == step and "ret_at_1" in result:
+    if result is not None and result.get("step") == step and "code_gain" in result:
         return result
     t0 = time.perf_counter()
     proc = _cli("evaluate", "--run-dir", str(run_dir), "--split", "test")
@@ -146,10 +158,48 @@ def evaluate(run_dir: Path) -> dict | None:
         return None
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["eval_s"] = round(time.perf_counter() - t0, 1)
+    gain = subprocess.run([sys.executable, __file__, "code-gain", str(run_dir)], cwd=ROOT,
+                          env=_env(), capture_output=True, text=True)
+    if gain.returncode == 0:
+        result.update(json.loads(gain.stdout.strip().splitlines()[-1]))
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(result))
     print(f"  evaluated {run_dir.name}: {json.dumps(result, sort_keys=True)}", flush=True)
     return result
+
+
+def code_gain(run_dir: Path) -> dict:
+    """How much reconstruction the code buys: teacher-forced test L_R decoded from another
+    sketch's mu (a shuffled pairing) minus L_R decoded from the sketch's own mu.
+
+    0 means the decoder gets nothing from z about its sketch (collapse); it is a finer scale
+    than retrieval, which stays at chance until reconstructions keep their input's shape.
+    """
+    import numpy as np
+    from keras import ops
+
+    from sketch_rnn.data import eval_batches, load_data
+    from sketch_rnn.model.vae import sketch_loss_terms
+    from sketch_rnn.training.runs import load_run
+
+    run = load_run(run_dir)
+    data = load_data(run.data_paths, run.hps.max_seq_len, scale_factor=run.scale_factor)
+    rng = np.random.default_rng(0)
+    totals = {"own": 0.0, "shuffled": 0.0}
+    count = 0.0
+    for strokes, lengths, weights in eval_batches(data.split("test"), run.hps):
+        mu = np.asarray(run.model.encode(strokes, lengths)[0])  # (B, z)
+        real = np.flatnonzero(weights > 0)
+        other = mu.copy()
+        other[real] = mu[rng.permutation(real)]  # shuffle among the batch's real sketches
+        for key, z in (("own", mu), ("shuffled", other)):
+            raw = run.model.decode_sequence(strokes, z)  # (B, N_max, K)
+            terms = sketch_loss_terms(ops.transpose(raw, (1, 0, 2)), strokes, lengths)
+            recon = np.asarray(terms["stroke"]) + np.asarray(terms["pen"])  # (B,)
+            totals[key] += float(np.sum(recon * weights))
+        count += float(np.sum(weights))
+    return {"recon_own_mu": totals["own"] / count, "code_gain":
+            (totals["shuffled"] - totals["own"]) / count}
 
 
 def _last_step(run_dir: Path) -> int | None:
@@ -201,13 +251,100 @@ def report() -> None:
                          changed="shipped `small` run (enc 128, dec 256, z 64), decay 0.9998",
                          hparams="see checkpoints/sheep/README.md", steps=ref["step"],
                          wall_s=588.0, machine="NVIDIA H100 80GB (JAX)", **_metrics(ref)))
-    OUT.write_text(_markdown(rows, cpu))
+    fresh = {r["config"] for r in rows}
+    earlier = [r for r in _earlier_rows() if r["config"] not in fresh]
+    OUT.write_text(_markdown(earlier + rows, cpu))
     print(f"wrote {OUT} ({len(rows)} rows)")
 
 
+def curve(config: str, every: int, until: int, stop_at: str | None) -> None:
+    """Train one config on in segments of `every` steps, evaluating after each, so that one
+    long run shows WHEN the code starts to carry the sketch (CURVES/<config>.jsonl + .png)."""
+    extra = CONFIGS_BY_NAME[config]["extra"]
+    run_dir = STUDY / f"{config}_long"
+    log = STUDY / f"{config}_long.jsonl"
+    done = {json.loads(line)["step"] for line in log.read_text().splitlines()} \
+        if log.exists() else set()
+    for target in range(every, until + 1, every):
+        if target in done:
+            continue
+        if _past(stop_at):
+            print(f"{stop_at} UTC passed: stopping at step {_last_step(run_dir)}", flush=True)
+            break
+        _train_one(f"{config}_long", run_dir, BASE + extra, target)
+        result = evaluate(run_dir)
+        if result is None:
+            break
+        result["train_s"] = train_seconds(run_dir)
+        with open(log, "a") as f:
+            f.write(json.dumps(result, sort_keys=True) + "\n")
+    plot_curve(config)
+
+
+def plot_curve(config: str) -> None:
+    """ret@1, ret@5 and code gain against steps, with chance marked."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    log = STUDY / f"{config}_long.jsonl"
+    if not log.exists():
+        return
+    rows = sorted((json.loads(line) for line in log.read_text().splitlines()),
+                  key=lambda r: r["step"])
+    steps = [r["step"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.plot(steps, [r["ret_at_1"] for r in rows], "o-", label="ret@1")
+    left.plot(steps, [r["ret_at_5"] for r in rows], "s-", label="ret@5")
+    left.axhline(rows[0]["ret_chance_at_1"], color="grey", ls=":", label="chance@1")
+    left.axhline(0.25, color="red", ls="--", lw=0.8, label="target ret@1")
+    left.set_xlabel("step")
+    left.legend(fontsize=8)
+    right.plot(steps, [r["code_gain"] for r in rows], "o-", color="green")
+    right.set_xlabel("step")
+    right.set_ylabel("code gain (test L_R, shuffled - own mu)")
+    fig.suptitle(f"{config}: {BASE + CONFIGS_BY_NAME[config]['extra']}", fontsize=7)
+    fig.tight_layout()
+    out = ROOT / "benchmarks" / f"latent_curve_{config.replace('+', '_')}.png"
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}", flush=True)
+
+
+def figure(run_dirs: list[Path], n: int = 10) -> None:
+    """Test sketches (top row) and each run's greedy reconstruction from mu (one row per
+    run, in the given order): whether a reconstruction keeps its input's pose and parts is
+    easier to see than to read off a number."""
+    from sketch_rnn.data import load_data
+    from sketch_rnn.generation.drawing import save_sketches
+    from sketch_rnn.generation.sampling import reconstruct
+    from sketch_rnn.training.runs import load_run
+
+    rows = []
+    for run_dir in run_dirs:
+        run = load_run(run_dir)
+        data = load_data(run.data_paths, run.hps.max_seq_len, scale_factor=run.scale_factor)
+        split = data.split("test")
+        originals = [split.sketch(i) for i in range(n)]  # normalised units, as evaluate
+        if not rows:
+            rows.append(originals)
+        rows.append(reconstruct(run.model, originals, greedy=True))
+    out = ROOT / "benchmarks" / "latent_reconstructions.png"
+    save_sketches(str(out), [s for row in rows for s in row], cols=n)
+    print(f"wrote {out}: rows = test sketches, then {', '.join(str(r) for r in run_dirs)}")
+
+
+def _earlier_rows() -> list[dict]:
+    """The rows last written (the table's JSON block): runs of earlier sessions whose run
+    directories are no longer on this disk keep their row."""
+    if not OUT.exists() or "```json\n" not in OUT.read_text():
+        return []
+    block = OUT.read_text().split("```json\n", 1)[1].split("```", 1)[0]
+    return [json.loads(line) for line in block.splitlines() if line.strip()]
+
+
 def _metrics(r: dict) -> dict:
-    keys = ("recon", "kl", "kl_nats", "active_units", "ret_at_1", "ret_at_5", "ret_chance_at_1",
-            "count")
+    keys = ("recon", "kl", "kl_nats", "active_units", "code_gain", "ret_at_1", "ret_at_5",
+            "ret_chance_at_1", "count")
     return {k: r.get(k) for k in keys}
 
 
@@ -221,7 +358,8 @@ chance ret@5 = 5/{count}).
 
 Columns: test L_R (`recon`), KL as logged (per-dimension mean, before the tolerance floor:
 `kl`), `kl_nats` (KL summed over z, nats per sketch), active units (Var over the split of the
-posterior mean > 0.01), ret@1 / ret@5 (a greedy reconstruction from mu retrieves its own test
+posterior mean > 0.01), code gain (test L_R decoded from a shuffled sketch's mu minus from the
+sketch's own mu, teacher-forced: what the code buys the decoder; 0 = collapse), ret@1 / ret@5 (a greedy reconstruction from mu retrieves its own test
 sketch among all test sketches by chamfer distance on 64x64 centred, scale-normalised
 rasters; see `sketch_rnn/generation/retrieval.py`). Wall time: training only, this machine, all sessions.
 
@@ -277,14 +415,15 @@ def _markdown(rows: list[dict], cpu: str) -> str:
     count = next((r["count"] for r in rows if r.get("count")), 0) or 1
     head = HEADER.format(base=BASE, count=count, chance=1 / count)
     cols = ["config", "what changed", "steps", "wall time", "machine", "test L_R", "KL (per dim)",
-            "kl_nats", "active units", "ret@1", "ret@5"]
+            "kl_nats", "active units", "code gain", "ret@1", "ret@5"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         wall = "–" if r["wall_s"] is None else f"{r['wall_s'] / 60:.1f} min"
         au = "–" if r["active_units"] is None else str(r["active_units"])
         lines.append("| " + " | ".join([
             r["config"], r["changed"], str(r["steps"]), wall, r["machine"], _fmt(r["recon"]),
-            _fmt(r["kl"]), _fmt(r["kl_nats"], ".2f"), au, _fmt(r["ret_at_1"]),
+            _fmt(r["kl"]), _fmt(r["kl_nats"], ".2f"), au, _fmt(r.get("code_gain"), ".4f"),
+            _fmt(r["ret_at_1"]),
             _fmt(r["ret_at_5"])]) + " |")
     json_lines = "\n".join(json.dumps(r, sort_keys=True) for r in rows)
     return head + "\n".join(lines) + "\n" + FOOTER.format(count=count, json_lines=json_lines)
@@ -298,7 +437,25 @@ def main() -> int:
     t.add_argument("--stop-at", default=None, help="HH:MM UTC: launch no new config after it")
     t.add_argument("--only", nargs="+", default=None, help="config names")
     sub.add_parser("report", help="evaluate what is trained and write the markdown table")
+    c = sub.add_parser("curve", help="train one config on in segments, evaluating each")
+    c.add_argument("config")
+    c.add_argument("--every", type=int, default=500)
+    c.add_argument("--until", type=int, default=5000)
+    c.add_argument("--stop-at", default=None, help="HH:MM UTC: start no new segment after it")
+    fig = sub.add_parser("figure", help="test sketches and each run's reconstructions")
+    fig.add_argument("run_dirs", nargs="+", type=Path)
+    g = sub.add_parser("code-gain", help="print one run's code gain as JSON")
+    g.add_argument("run_dir", type=Path)
     args = parser.parse_args()
+    if args.cmd == "code-gain":
+        print(json.dumps(code_gain(args.run_dir)))
+        return 0
+    if args.cmd == "figure":
+        figure(args.run_dirs)
+        return 0
+    if args.cmd == "curve":
+        curve(args.config, args.every, args.until, args.stop_at)
+        return 0
     if args.cmd == "train":
         train(args.steps, args.stop_at, args.only)
     report()
