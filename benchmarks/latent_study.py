@@ -405,6 +405,35 @@ FOOTER = """
   separately) drawing loops; at temperature 0.1 it is no better (1/300).
   Its encoder varies with the sketch; its decoder does not use what it is given.
 
+## Second session (1 Dec 2026): why the code stays empty, and what moves it
+
+- **The positive control collapses too.** `ae_control` has no KL term at all, yet after 500
+  steps its mu is the same for every sketch (std over the test split 0.005, sigma shrunk to
+  0.03): code gain 0.00002, 0 active units. So at this horizon nothing about the KL (weight,
+  tolerance, annealing) can be what empties the code, which is why the first table could not
+  rank anything. (Gradients into the encoder were checked against finite differences: they
+  are right.)
+- **The cause is the start.** Magenta draws mu's weights with std 0.001, so z = mu + sigma * eps
+  begins as pure noise (signal-to-noise about 1e-3); the decoder learns to ignore z before the
+  encoder has anything to say. `mu_init_std=0.1` (new hparam) starts z as signal: at 500 steps
+  27 active units and a code gain of 0.018 (vs 0.00002), with the KL still at its floor.
+- **Stroke dropout** (new: `use_stroke_dropout`, whole points S_{{i-1}} zeroed, never z) alone
+  does nothing at 500 steps (0 active units, gain 0.00002); on top of `mu_init_std=0.1` it
+  gives 28 active units and a gain of 0.024 (one seed: not separable from 0.018).
+- **A 6000-step run of that combination** (79 min on this machine,
+  `latent_study.py curve "mu_init0.1+stroke_drop" --until 6000`; table and plot in
+  `latent_curve_mu_init0.1_stroke_drop.{{jsonl,png}}`): the code gain rises to 0.063 by step
+  1500 and plateaus at 0.066-0.072; 23-31 active units; KL stays at the floor (6.6 nats).
+  ret@1 stays at chance (best 0.010 at step 5000, 3/300) and ret@5 at 0.007-0.017. Its greedy
+  reconstructions (`latent_reconstructions.png`, third row) differ between inputs only in
+  size and direction: the decoder, 4x smaller than `small` and at L_R 0.38, does not draw a
+  sheep yet. The shipped GPU model (second row) has a code gain of 0.166 but greedy decoding
+  sends most of its reconstructions into loops until N_max.
+- **Not reached:** ret@1 >= 0.25 / ret@5 >= 0.5 need a decoder that draws well (the shipped
+  model's L_R 0.03 took 13459 GPU steps) *and* a code that is used; on 2 Zen 3 cores at about
+  0.8 s per reduced step this session could afford one long run. Next: `small` with
+  `mu_init_std=0.1` (and `kl_floor_per_dim`, untried) for 10k+ steps on a GPU.
+
 ```json
 {json_lines}
 ```
