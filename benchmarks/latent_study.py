@@ -29,6 +29,8 @@ import time
 import sys
 from pathlib import Path
 
+import latent_measures  # noqa: E402 (benchmarks/ is on sys.path when run as a script)
+
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "runs" / "study"
 OUT = ROOT / "benchmarks" / "latent_study.md"
@@ -168,40 +170,6 @@ def evaluate(run_dir: Path) -> dict | None:
     return result
 
 
-def code_gain(run_dir: Path) -> dict:
-    """How much reconstruction the code buys: teacher-forced test L_R decoded from another
-    sketch's mu (a shuffled pairing) minus L_R decoded from the sketch's own mu.
-
-    0 means the decoder gets nothing from z about its sketch (collapse); it is a finer scale
-    than retrieval, which stays at chance until reconstructions keep their input's shape.
-    """
-    import numpy as np
-    from keras import ops
-
-    from sketch_rnn.data import eval_batches, load_data
-    from sketch_rnn.model.vae import sketch_loss_terms
-    from sketch_rnn.training.runs import load_run
-
-    run = load_run(run_dir)
-    data = load_data(run.data_paths, run.hps.max_seq_len, scale_factor=run.scale_factor)
-    rng = np.random.default_rng(0)
-    totals = {"own": 0.0, "shuffled": 0.0}
-    count = 0.0
-    for strokes, lengths, weights in eval_batches(data.split("test"), run.hps):
-        mu = np.asarray(run.model.encode(strokes, lengths)[0])  # (B, z)
-        real = np.flatnonzero(weights > 0)
-        other = mu.copy()
-        other[real] = mu[rng.permutation(real)]  # shuffle among the batch's real sketches
-        for key, z in (("own", mu), ("shuffled", other)):
-            raw = run.model.decode_sequence(strokes, z)  # (B, N_max, K)
-            terms = sketch_loss_terms(ops.transpose(raw, (1, 0, 2)), strokes, lengths)
-            recon = np.asarray(terms["stroke"]) + np.asarray(terms["pen"])  # (B,)
-            totals[key] += float(np.sum(recon * weights))
-        count += float(np.sum(weights))
-    return {"recon_own_mu": totals["own"] / count, "code_gain":
-            (totals["shuffled"] - totals["own"]) / count}
-
-
 def _last_step(run_dir: Path) -> int | None:
     names = sorted(p.name for p in (run_dir / "checkpoints").glob("ckpt-*")) \
         if (run_dir / "checkpoints").exists() else []
@@ -278,59 +246,8 @@ def curve(config: str, every: int, until: int, stop_at: str | None) -> None:
         result["train_s"] = train_seconds(run_dir)
         with open(log, "a") as f:
             f.write(json.dumps(result, sort_keys=True) + "\n")
-    plot_curve(config)
-
-
-def plot_curve(config: str) -> None:
-    """ret@1, ret@5 and code gain against steps, with chance marked."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    log = STUDY / f"{config}_long.jsonl"
-    if not log.exists():
-        return
-    rows = sorted((json.loads(line) for line in log.read_text().splitlines()),
-                  key=lambda r: r["step"])
-    steps = [r["step"] for r in rows]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
-    left.plot(steps, [r["ret_at_1"] for r in rows], "o-", label="ret@1")
-    left.plot(steps, [r["ret_at_5"] for r in rows], "s-", label="ret@5")
-    left.axhline(rows[0]["ret_chance_at_1"], color="grey", ls=":", label="chance@1")
-    left.axhline(0.25, color="red", ls="--", lw=0.8, label="target ret@1")
-    left.set_xlabel("step")
-    left.legend(fontsize=8)
-    right.plot(steps, [r["code_gain"] for r in rows], "o-", color="green")
-    right.set_xlabel("step")
-    right.set_ylabel("code gain (test L_R, shuffled - own mu)")
-    fig.suptitle(f"{config}: {BASE + CONFIGS_BY_NAME[config]['extra']}", fontsize=7)
-    fig.tight_layout()
-    out = ROOT / "benchmarks" / f"latent_curve_{config.replace('+', '_')}.png"
-    fig.savefig(out, dpi=110)
-    print(f"wrote {out}", flush=True)
-
-
-def figure(run_dirs: list[Path], n: int = 10) -> None:
-    """Test sketches (top row) and each run's greedy reconstruction from mu (one row per
-    run, in the given order): whether a reconstruction keeps its input's pose and parts is
-    easier to see than to read off a number."""
-    from sketch_rnn.data import load_data
-    from sketch_rnn.generation.drawing import save_sketches
-    from sketch_rnn.generation.sampling import reconstruct
-    from sketch_rnn.training.runs import load_run
-
-    rows = []
-    for run_dir in run_dirs:
-        run = load_run(run_dir)
-        data = load_data(run.data_paths, run.hps.max_seq_len, scale_factor=run.scale_factor)
-        split = data.split("test")
-        originals = [split.sketch(i) for i in range(n)]  # normalised units, as evaluate
-        if not rows:
-            rows.append(originals)
-        rows.append(reconstruct(run.model, originals, greedy=True))
-    out = ROOT / "benchmarks" / "latent_reconstructions.png"
-    save_sketches(str(out), [s for row in rows for s in row], cols=n)
-    print(f"wrote {out}: rows = test sketches, then {', '.join(str(r) for r in run_dirs)}")
+    latent_measures.plot_curve(log, f"{config}: {BASE + extra}",
+               ROOT / "benchmarks" / f"latent_curve_{config.replace('+', '_')}.png")
 
 
 def _earlier_rows() -> list[dict]:
@@ -477,10 +394,10 @@ def main() -> int:
     g.add_argument("run_dir", type=Path)
     args = parser.parse_args()
     if args.cmd == "code-gain":
-        print(json.dumps(code_gain(args.run_dir)))
+        print(json.dumps(latent_measures.code_gain(args.run_dir)))
         return 0
     if args.cmd == "figure":
-        figure(args.run_dirs)
+        latent_measures.figure(args.run_dirs, ROOT / "benchmarks" / "latent_reconstructions.png")
         return 0
     if args.cmd == "curve":
         curve(args.config, args.every, args.until, args.stop_at)
