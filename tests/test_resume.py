@@ -201,6 +201,8 @@ def test_sigkill_at_random_moments_then_resume_is_exact(straight, tmp_path) -> N
     mid_run_kills = 0
     for attempt in range(4):
         start = runs.info(run_dir)["step"] if ckpt_io.newest_checkpoint(run_dir, False) else 0
+        if start >= N - 5:  # a fast machine finishes the last few steps before any kill
+            break
         since = time.time()
         proc = subprocess.Popen(train_cmd(run_dir, N), cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
