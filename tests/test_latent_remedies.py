@@ -1,8 +1,9 @@
-"""The two remedies for posterior collapse (issue 12): stroke dropout and per-dimension free bits.
+"""The remedies for posterior collapse (issue 12): mu's initial spread, stroke dropout and
+per-dimension free bits.
 
 References are independent: the KL floor against its formula in NumPy, stroke dropout by
-what reaches the decoder (gradients with respect to its inputs), and resume by an
-uninterrupted run.
+what reaches the decoder (gradients with respect to its inputs), the init by the drawn
+weights' std, and resume by an uninterrupted run.
 """
 from __future__ import annotations
 

@@ -27,23 +27,24 @@ from ..model.vae import kl_penalty
 
 def evaluate_split(model: Any, split: SketchSplit, hps: HParams) -> dict[str, float]:
     """Mean L_s, L_p, L_R, KL and cost over the split (deterministic: no augmentation)."""
-    totals = np.zeros(3, dtype=np.float64)  # stroke, pen, kl
-    kl_dims = np.zeros(hps.z_size, dtype=np.float64)
+    totals = np.zeros(2, dtype=np.float64)  # stroke, pen
+    kl_dims = np.zeros(hps.z_size, dtype=np.float64)  # KL of each z dimension, summed
     count = 0.0
     for strokes, lengths, weights in eval_batches(split, hps):
         terms = model.loss_terms(strokes, lengths, training=False)
-        for i, key in enumerate(("stroke", "pen", "kl")):
+        for i, key in enumerate(("stroke", "pen")):
             totals[i] += float(np.sum(keras.ops.convert_to_numpy(terms[key]) * weights))
-        if "kl_dims" in terms:
+        if hps.conditional:
             kl_dims += np.sum(keras.ops.convert_to_numpy(terms["kl_dims"]) * weights[:, None], 0)
         count += float(np.sum(weights))
     if count == 0:
         raise SketchRNNError(f"the {split.name} split has no sketches (after the max_seq_len filter)")
-    stroke, pen, kl = (totals / count).tolist()
-    w_kl = float(keras.ops.convert_to_numpy(model.kl_weight))
-    floor = 0.0
+    stroke, pen = (totals / count).tolist()
+    kl, floor = 0.0, 0.0
     if hps.conditional:
+        kl = float(np.mean(kl_dims / count))  # the per-sketch KL is the mean over z
         floor = float(keras.ops.convert_to_numpy(
             kl_penalty(kl_dims / count, hps.kl_tolerance, hps.kl_floor_per_dim)))
+    w_kl = float(keras.ops.convert_to_numpy(model.kl_weight))
     return {"recon": stroke + pen, "stroke": stroke, "pen": pen, "kl": kl,
             "cost": stroke + pen + w_kl * floor}
