@@ -282,74 +282,10 @@ rasters; see `sketch_rnn/generation/retrieval.py`). Wall time: training only, th
 
 """
 
+# The reading of the table is written by hand (latent_study_reading.md) and placed after it.
+READING = Path(__file__).with_name("latent_study_reading.md")
 FOOTER = """
-## What this shows and what it does not
-
-- It is meant to **rank** KL settings after a few hundred steps of a model 4x smaller than `small`, with
-  the KL weight annealed quickly so that it matters within the run. One seed per config:
-  differences of a few retrieval hits (1/{count} each) are noise. Here every short run
-  collapsed, so it ranks them only on L_R (see the reading below).
-- It does **not** show where these configs end up after a full run, and none of these short
-  runs is expected to reach the issue's targets (ret@1 >= 0.25, ret@5 >= 0.5); that needs the
-  full-size model and thousands of steps (GPU).
-- Low `recon` with `kl_nats` near 0 and ret@1 near chance is the collapsed regime (the decoder
-  ignores z); more active units and higher ret@k mean z carries the sketch.
-- The reference row is the shipped model, evaluated by the same command on this machine.
-- Wall times depend on the other processes sharing the 2 cores (7-14 min for the same
-  300 steps); they say what a run costs here, not which config is faster.
-
-## Reading of these runs (1 Dec 2026)
-
-- Every short run is fully collapsed: 0 active units, and ret@1 / ret@5 are exactly 1/n and
-  5/n (3/n for baseline_700), what reconstructions that are all alike score. None of the changes tried
-  (w_KL 0.1 / 0.25, input dropout, tolerance 0.5 or 0, z 64) moves that within 300 steps, so
-  this table cannot rank them on retrieval. On L_R the KL settings are within 0.824-0.833
-  (less than one seed separates); input dropout (0.868) and z 64 (0.854) are behind at 300
-  steps, as a noisier input or a larger code would be early in training.
-- Training the baseline on to 700 steps (w_KL at 97% of its target) lowers L_R from 0.829
-  to 0.719 and leaves the code collapsed (0 active units, ret@1 = 1/n): more steps of the
-  same recipe buy reconstruction, not latent use.
-- kl_nats is not zero in a collapsed run: the KL settles at the tolerance floor
-  (0.2 x z = 6.4 nats for z 32; 0.5 x z = 16 nats with tolerance 0.5), spent on a shrunk
-  sigma (mean sigma 0.65 baseline, 0.44 at tolerance 0.5) and a mu offset that is the same
-  for every sketch (Var(mu) = 0 in every dimension), i.e. on nothing about the sketch.
-  The floor makes those nats free, so the loss never pushes them into the code. Without
-  the floor (tolerance 0) they vanish (0.15 nats) at a similar L_R (0.847 vs 0.829): they
-  never carried anything. (sigma and Var(mu) measured separately with
-  `retrieval.posterior` on the test split.)
-- The shipped model has 27 active units and 13 nats, yet its greedy reconstructions are
-  retrieved at chance (2/300): most of them run to N_max (median length 250, measured
-  separately) drawing loops; at temperature 0.1 it is no better (1/300).
-  Its encoder varies with the sketch; its decoder does not use what it is given.
-
-## Second session (1 Dec 2026): why the code stays empty, and what moves it
-
-- **The positive control collapses too.** `ae_control` has no KL term at all, yet after 500
-  steps its mu is the same for every sketch (std over the test split 0.005, sigma shrunk to
-  0.03): code gain 0.00002, 0 active units. So at this horizon nothing about the KL (weight,
-  tolerance, annealing) can be what empties the code, which is why the first table could not
-  rank anything. (Gradients into the encoder were checked against finite differences: they
-  are right.)
-- **The cause is the start.** Magenta draws mu's weights with std 0.001, so z = mu + sigma * eps
-  begins as pure noise (signal-to-noise about 1e-3); the decoder learns to ignore z before the
-  encoder has anything to say. `mu_init_std=0.1` (new hparam) starts z as signal: at 500 steps
-  27 active units and a code gain of 0.018 (vs 0.00002), with the KL still at its floor.
-- **Stroke dropout** (new: `use_stroke_dropout`, whole points S_{{i-1}} zeroed, never z) alone
-  does nothing at 500 steps (0 active units, gain 0.00002); on top of `mu_init_std=0.1` it
-  gives 28 active units and a gain of 0.024 (one seed: not separable from 0.018).
-- **A 6000-step run of that combination** (79 min on this machine,
-  `latent_study.py curve "mu_init0.1+stroke_drop" --until 6000`; table and plot in
-  `latent_curve_mu_init0.1_stroke_drop.{{jsonl,png}}`): the code gain rises to 0.063 by step
-  1500 and plateaus at 0.066-0.072; 23-31 active units; KL stays at the floor (6.6 nats).
-  ret@1 stays at chance (best 0.010 at step 5000, 3/300) and ret@5 at 0.007-0.017. Its greedy
-  reconstructions (`latent_reconstructions.png`, third row) differ between inputs only in
-  size and direction: the decoder, 4x smaller than `small` and at L_R 0.38, does not draw a
-  sheep yet. The shipped GPU model (second row) has a code gain of 0.166 but greedy decoding
-  sends most of its reconstructions into loops until N_max.
-- **Not reached:** ret@1 >= 0.25 / ret@5 >= 0.5 need a decoder that draws well (the shipped
-  model's L_R 0.03 took 13459 GPU steps) *and* a code that is used; on 2 Zen 3 cores at about
-  0.8 s per reduced step this session could afford one long run. Next: `small` with
-  `mu_init_std=0.1` (and `kl_floor_per_dim`, untried) for 10k+ steps on a GPU.
+{reading}
 
 ```json
 {json_lines}
@@ -372,7 +308,8 @@ def _markdown(rows: list[dict], cpu: str) -> str:
             _fmt(r["ret_at_1"]),
             _fmt(r["ret_at_5"])]) + " |")
     json_lines = "\n".join(json.dumps(r, sort_keys=True) for r in rows)
-    return head + "\n".join(lines) + "\n" + FOOTER.format(count=count, json_lines=json_lines)
+    return head + "\n".join(lines) + "\n" + FOOTER.format(
+        reading=READING.read_text().rstrip(), json_lines=json_lines)
 
 
 def main() -> int:
