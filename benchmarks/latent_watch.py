@@ -1,0 +1,187 @@
+"""Evaluate the checkpoints of `sketch-rnn train` runs while they train (issue 12's study).
+
+`latent_study.py curve` trains one config in segments and evaluates between them; on 2 cores
+two configs train faster side by side (one core each) than one after the other, so this
+script leaves training to the CLI and only watches: each complete checkpoint whose step is a
+multiple of --every is copied into a one-checkpoint run directory (a snapshot, so that the
+trainer's pruning cannot pull it away mid-read) and measured there by `sketch-rnn evaluate
+--split test` (losses, ret@1/5, active units, kl_nats) and by the code gain of
+`latent_measures.code_gain`. One JSON line per checkpoint goes to
+benchmarks/latent_curve_<name>.jsonl and the curve is drawn beside it (.png); `table` writes
+every curve named as one markdown table, benchmarks/latent_curves.md.
+
+    python benchmarks/latent_watch.py watch runs/s12/A:scratch runs/s12/C:finetune --until 12:30
+    python benchmarks/latent_watch.py table scratch finetune
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import latent_measures  # noqa: E402 (benchmarks/ is on sys.path when run as a script)
+from latent_study import ROOT, _cli, _env, _past, train_seconds
+
+HERE = Path(__file__).resolve()
+
+
+BENCH = ROOT / "benchmarks"
+
+
+def _log(name: str) -> Path:
+    return BENCH / f"latent_curve_{name}.jsonl"
+
+
+def _rows(name: str) -> list[dict]:
+    log = _log(name)
+    rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return sorted(rows, key=lambda r: r["step"])
+
+
+def _done(name: str) -> set[int]:
+    log = _log(name)
+    return {json.loads(line)["step"] for line in log.read_text().splitlines()} \
+        if log.exists() else set()
+
+
+def _pending(run_dir: Path, name: str, every: int) -> list[Path]:
+    """Complete checkpoints (MANIFEST written last) at multiples of `every`, not yet measured."""
+    done = _done(name)
+    found = []
+    for path in sorted((run_dir / "checkpoints").glob("ckpt-*")):
+        step = int(path.name.split("-")[1])
+        if step % every == 0 and step not in done and (path / "MANIFEST.json").exists():
+            found.append(path)
+    return found
+
+
+def _train_s_at(run_dir: Path, step: int) -> float | None:
+    """Training seconds up to `step`: the sessions before it plus this session's wall_s."""
+    import csv
+
+    total = train_seconds(run_dir)
+    if total is None:
+        return None
+    with open(run_dir / "logs" / "train.csv") as f:
+        rows = [(int(r["step"]), float(r["wall_s"])) for r in csv.DictReader(f)]
+    ended, last = 0.0, 0.0
+    for s, wall in rows:
+        if wall < last:  # a resume: the previous session ended at `last`
+            ended += last
+        last = wall
+        if s == step:
+            return ended + wall
+    return None
+
+
+def measure(ckpt: Path) -> dict | None:
+    """evaluate + code gain of one checkpoint, in a snapshot run directory."""
+    with tempfile.TemporaryDirectory(prefix="watch-") as tmp:
+        snap = Path(tmp) / "run"
+        shutil.copytree(ckpt, snap / "checkpoints" / ckpt.name)
+        (snap / "latest").write_text(ckpt.name + "\n")
+        t0 = time.perf_counter()
+        proc = _cli("evaluate", "--run-dir", str(snap), "--split", "test")
+        if proc.returncode != 0:
+            print(f"evaluate {ckpt} failed: {proc.stderr.strip()[-300:]}", flush=True)
+            return None
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result["eval_s"] = round(time.perf_counter() - t0, 1)
+        gain = subprocess.run([sys.executable, str(HERE.with_name("latent_study.py")),
+                               "code-gain", str(snap)], cwd=ROOT, env=_env(),
+                              capture_output=True, text=True)
+        if gain.returncode == 0:
+            result.update(json.loads(gain.stdout.strip().splitlines()[-1]))
+    return result
+
+
+def watch(runs: list[tuple[Path, str]], every: int, until: str | None, poll_s: float) -> None:
+    """Measure each run's new checkpoints as they appear, until `until` (HH:MM UTC)."""
+    while True:
+        for run_dir, name in runs:
+            for ckpt in _pending(run_dir, name, every):
+                result = measure(ckpt)
+                if result is None:
+                    continue
+                result["train_s"] = _train_s_at(run_dir, result["step"])
+                result["hparams"] = json.loads((ckpt / "state.json").read_text())["hparams"]
+                with open(_log(name), "a") as f:
+                    f.write(json.dumps(result, sort_keys=True) + "\n")
+                keys = ("step", "recon", "kl_nats", "active_units", "code_gain", "ret_at_1",
+                        "ret_at_5")
+                print(dt.datetime.now().strftime("%H:%M"), name,
+                      json.dumps({k: result.get(k) for k in keys}), flush=True)
+                latent_measures.plot_curve(_log(name), name, _log(name).with_suffix(".png"))
+        if _past(until):
+            return
+        time.sleep(poll_s)
+
+
+# What each watched run is (the table's first column says it once per run).
+ABOUT = {
+    "small_scratch_remedies": (
+        "`small` from scratch, one core: `mu_init_std=0.1`, stroke dropout keep 0.5, free bits "
+        "(`kl_floor_per_dim`, `kl_tolerance=0.5`), `decay_rate=0.9998`", "AMD EPYC, 1 of 2 cores"),
+    "small_scratch_control": (
+        "the same with `small`'s defaults (Magenta's mu init 0.001, no stroke dropout, the "
+        "0.2 floor on the mean KL)", "AMD EPYC, 1 of 2 cores"),
+    "sheep_finetune_remedies": (
+        "the shipped `checkpoints/sheep` (step 13459, GPU) trained on, one core: stroke dropout "
+        "keep 0.5, free bits 0.5, `decay_rate=0.9999`", "H100 to 13459, then AMD EPYC, 1 core"),
+    "sheep_decoder": ("decoder-only `small` (LSTM, M 20), no latent", "AMD EPYC, 1 of 2 cores"),
+}
+
+
+def table(names: list[str]) -> str:
+    """One markdown row per measured checkpoint of each named curve."""
+    cols = ["run", "step", "train wall", "machine", "test L_R", "KL (per dim)", "kl_nats",
+            "active units", "code gain", "ret@1", "ret@5"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for name in names:
+        what, where = ABOUT.get(name, (name, "?"))
+        for i, r in enumerate(_rows(name)):
+            wall = "–" if r.get("train_s") is None else f"{r['train_s'] / 60:.0f} min"
+            cells = [f"{name}: {what}" if i == 0 else "″", str(r["step"]), wall, where,
+                     f"{r['recon']:.3f}", f"{r['kl']:.3f}", f"{r['kl_nats']:.1f}",
+                     str(r["active_units"]), f"{r.get('code_gain', float('nan')):.3f}",
+                     f"{r['ret_at_1']:.3f}", f"{r['ret_at_5']:.3f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("watch", help="measure new checkpoints of runs training elsewhere")
+    w.add_argument("runs", nargs="+", help="RUN_DIR:NAME (NAME names the curve's files)")
+    w.add_argument("--every", type=int, default=1000, help="measure steps that are "
+                   "multiples of this (checkpoints come every save_every steps)")
+    w.add_argument("--until", default=None, help="HH:MM UTC: stop watching after it")
+    w.add_argument("--poll", type=float, default=30.0, help="seconds between looks")
+    t = sub.add_parser("table", help="print the named curves as one markdown table")
+    t.add_argument("names", nargs="+")
+    d = sub.add_parser("decoding", help="greedy vs sampled reconstructions: retrieval, "
+                       "runs to N_max, pen lifts (JSON lines)")
+    d.add_argument("run_dirs", nargs="+", type=Path)
+    args = parser.parse_args()
+    if args.cmd == "decoding":
+        for run_dir in args.run_dirs:
+            for row in latent_measures.decoding(run_dir):
+                print(json.dumps(row), flush=True)
+        return 0
+    if args.cmd == "table":
+        print(table(args.names), end="")
+        return 0
+    runs = [(Path(r.rsplit(":", 1)[0]).resolve(), r.rsplit(":", 1)[1]) for r in args.runs]
+    watch(runs, args.every, args.until, args.poll)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
