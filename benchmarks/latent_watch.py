@@ -169,7 +169,13 @@ def main() -> int:
     d = sub.add_parser("decoding", help="greedy vs sampled reconstructions: retrieval, "
                        "runs to N_max, pen lifts (JSON lines)")
     d.add_argument("run_dirs", nargs="+", type=Path)
+    f = sub.add_parser("figure", help="test sketches, then each run's greedy reconstructions")
+    f.add_argument("run_dirs", nargs="+", type=Path)
+    f.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if args.cmd == "figure":
+        latent_measures.figure(args.run_dirs, args.out)
+        return 0
     if args.cmd == "decoding":
         for run_dir in args.run_dirs:
             for row in latent_measures.decoding(run_dir):
