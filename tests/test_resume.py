@@ -159,6 +159,22 @@ def test_info_json_fields(straight) -> None:
     assert info["hparams"]["dec_rnn_size"] == 32 and info["params"] > 0
 
 
+def test_info_gives_the_best_checkpoints_own_cost(straight, tmp_path) -> None:
+    """`best` names an older checkpoint than `latest`: info must not pair its name with the
+    newest checkpoint's valid cost."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(straight[0], run_dir)
+    (run_dir / "best").write_text(json.dumps({"checkpoint": "ckpt-00000020",
+                                              "valid_cost": 0.125}) + "\n")
+    cmd = [sys.executable, "-m", "sketch_rnn", "info", str(run_dir)]
+    info = json.loads(subprocess.run(cmd + ["--json"], capture_output=True, text=True,
+                                     check=True, cwd=ROOT).stdout)
+    assert (info["best"], info["best_valid_cost"]) == ("ckpt-00000020", 0.125)
+    assert info["valid_cost"] != 0.125  # the newest checkpoint's own, a different number
+    text = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert "best:        ckpt-00000020  (valid cost 0.125)" in text
+
+
 def test_architecture_change_and_other_data_are_refused(straight, tmp_path) -> None:
     run_dir = tmp_path / "run"
     shutil.copytree(straight[0], run_dir)

@@ -186,7 +186,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"run:         {summary['run_dir']}")
     print(f"step:        {summary['step']}  (checkpoint {summary['checkpoint']})")
     print(f"checkpoints: {', '.join(summary['checkpoints'])}")
-    print(f"best:        {summary['best']}  (valid cost {summary['valid_cost']})")
+    print(f"best:        {summary['best']}  (valid cost {summary['best_valid_cost']})")
     print(f"params:      {summary['params']:,}" if summary["params"] else "params: ?")
     print(f"data:        {', '.join(summary['data'] or [])}")
     print(f"fingerprint: {summary['fingerprint']}")

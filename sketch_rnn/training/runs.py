@@ -32,6 +32,7 @@ def info(run_dir: str | Path) -> dict[str, Any]:
         "checkpoint": ckpt.name,
         "checkpoints": sorted(names),
         "best": best[0] if best else None,
+        "best_valid_cost": best[1] if best else None,
         "hparams": state["hparams"],
         "params": state.get("params"),
         "fingerprint": state.get("fingerprint"),
