@@ -88,15 +88,38 @@ def test_sample_from_a_trained_run_is_reproducible(conditional_run, tmp_path) ->
     assert outs[0] == outs[1] and outs[0].count(b"<g") >= 4  # one group per sketch
 
 
-def test_shipped_pretrained_model_loads_exactly() -> None:
-    """checkpoints/sheep (trained on JAX) loads on this backend with every variable intact."""
+@pytest.mark.parametrize("name", ["sheep", "sheep_decoder"])
+def test_shipped_pretrained_model_loads_exactly(name: str) -> None:
+    """checkpoints/sheep (trained on JAX) and checkpoints/sheep_decoder (TensorFlow, CPU)
+    load on this backend with every variable intact, and sample."""
     from sketch_rnn.training.checkpoint import fingerprint
     from sketch_rnn.generation.sampling import sample
 
-    run = load_run(ROOT / "checkpoints" / "sheep")
+    run = load_run(ROOT / "checkpoints" / name)
     assert fingerprint(run.model) == run.state["fingerprint"]
     sketches = sample(run.model, 4, temperature=0.25, seed=0, scale_factor=run.scale_factor)
     assert len(sketches) == 4 and all(s.shape[1] == 3 and len(s) > 1 for s in sketches)
+
+
+def test_shipped_decoder_only_model_exports_for_the_browser(tmp_path) -> None:
+    """checkpoints/sheep_decoder is what @magenta/sketch runs (decoder-only LSTM, M = 20): it
+    exports, and the browser's int16 weights give back ours within the quantisation step."""
+    from sketch_rnn.serving.export import decode_magenta_js, to_keras_layout
+
+    run = load_run(ROOT / "checkpoints" / "sheep_decoder")
+    hps = run.hps
+    assert (hps.conditional, hps.dec_model, hps.num_mixture) == (False, "lstm", 20)
+    out = tmp_path / "sheep.gen.json"
+    result = _cli("export", "--run-dir", str(ROOT / "checkpoints" / "sheep_decoder"),
+                  "--format", "magenta-js", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    back = to_keras_layout(decode_magenta_js(json.loads(out.read_text())))
+    cell, head = run.model.decoder.cell, run.model.head
+    ours = {"kernel": cell.kernel, "recurrent_kernel": cell.recurrent_kernel,
+            "bias": cell.bias, "head_kernel": head.kernel, "head_bias": head.bias}
+    for key, variable in ours.items():  # int16 steps of 10/32767, rounded to nearest
+        error = np.max(np.abs(back[key] - np.asarray(variable, dtype=np.float64)))
+        assert error <= 5 / 32767 + 1e-6, (key, error)
 
 
 @pytest.mark.parametrize("seed", ["-1", "4294967296", "x"])
