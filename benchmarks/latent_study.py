@@ -145,14 +145,8 @@ def train_seconds(run_dir: Path) -> float | None:
     return float(sum(ends))
 
 
-def evaluate(run_dir: Path) -> dict | None:
-    """`sketch-rnn evaluate --split test` on run_dir, cached as RUN_DIR/eval_test.json."""
-    cache = run_dir / "eval_test.json" if run_dir.is_relative_to(STUDY) else \
-        STUDY / f"reference_{run_dir.name}.json"
-    result = _read_json(cache, None)
-    step = _last_step(run_dir)
-    if result is not None and result.get("step") == step and "code_gain" in result:
-        return result
+def measure(run_dir: Path) -> dict | None:
+    """`sketch-rnn evaluate --split test` on run_dir's newest checkpoint, plus its code gain."""
     t0 = time.perf_counter()
     proc = _cli("evaluate", "--run-dir", str(run_dir), "--split", "test")
     if proc.returncode != 0:
@@ -164,6 +158,20 @@ def evaluate(run_dir: Path) -> dict | None:
                           env=_env(), capture_output=True, text=True)
     if gain.returncode == 0:
         result.update(json.loads(gain.stdout.strip().splitlines()[-1]))
+    return result
+
+
+def evaluate(run_dir: Path) -> dict | None:
+    """`sketch-rnn evaluate --split test` on run_dir, cached as RUN_DIR/eval_test.json."""
+    cache = run_dir / "eval_test.json" if run_dir.is_relative_to(STUDY) else \
+        STUDY / f"reference_{run_dir.name}.json"
+    result = _read_json(cache, None)
+    step = _last_step(run_dir)
+    if result is not None and result.get("step") == step and "code_gain" in result:
+        return result
+    result = measure(run_dir)
+    if result is None:
+        return None
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(result))
     print(f"  evaluated {run_dir.name}: {json.dumps(result, sort_keys=True)}", flush=True)

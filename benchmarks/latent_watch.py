@@ -19,16 +19,15 @@ import argparse
 import datetime as dt
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import latent_measures  # noqa: E402 (benchmarks/ is on sys.path when run as a script)
-from latent_study import ROOT, _cli, _env, _past, train_seconds
+from latent_study import ROOT, _past, train_seconds
+from latent_study import measure as measure_newest
 
-HERE = Path(__file__).resolve()
 
 
 BENCH = ROOT / "benchmarks"
@@ -86,19 +85,7 @@ def measure(ckpt: Path) -> dict | None:
         snap = Path(tmp) / "run"
         shutil.copytree(ckpt, snap / "checkpoints" / ckpt.name)
         (snap / "latest").write_text(ckpt.name + "\n")
-        t0 = time.perf_counter()
-        proc = _cli("evaluate", "--run-dir", str(snap), "--split", "test")
-        if proc.returncode != 0:
-            print(f"evaluate {ckpt} failed: {proc.stderr.strip()[-300:]}", flush=True)
-            return None
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-        result["eval_s"] = round(time.perf_counter() - t0, 1)
-        gain = subprocess.run([sys.executable, str(HERE.with_name("latent_study.py")),
-                               "code-gain", str(snap)], cwd=ROOT, env=_env(),
-                              capture_output=True, text=True)
-        if gain.returncode == 0:
-            result.update(json.loads(gain.stdout.strip().splitlines()[-1]))
-    return result
+        return measure_newest(snap)
 
 
 def watch(runs: list[tuple[Path, str]], every: int, until: str | None, poll_s: float) -> None:
