@@ -7,8 +7,8 @@ multiple of --every is copied into a one-checkpoint run directory (a snapshot, s
 trainer's pruning cannot pull it away mid-read) and measured there by `sketch-rnn evaluate
 --split test` (losses, ret@1/5, active units, kl_nats) and by the code gain of
 `latent_measures.code_gain`. One JSON line per checkpoint goes to
-benchmarks/latent_curve_<name>.jsonl and the curve is drawn beside it (.png); `table` writes
-every curve named as one markdown table, benchmarks/latent_curves.md.
+benchmarks/latent_curve_<name>.jsonl and the curve is drawn beside it (.png); `table` prints
+the named curves as one markdown table (pasted into latent_study_reading.md).
 
     python benchmarks/latent_watch.py watch runs/s12/A:scratch runs/s12/C:finetune --until 12:30
     python benchmarks/latent_watch.py table scratch finetune
@@ -25,10 +25,8 @@ import time
 from pathlib import Path
 
 import latent_measures  # noqa: E402 (benchmarks/ is on sys.path when run as a script)
-from latent_study import ROOT, _past, train_seconds
+from latent_study import ROOT, _past
 from latent_study import measure as measure_newest
-
-
 
 BENCH = ROOT / "benchmarks"
 
@@ -44,9 +42,7 @@ def _rows(name: str) -> list[dict]:
 
 
 def _done(name: str) -> set[int]:
-    log = _log(name)
-    return {json.loads(line)["step"] for line in log.read_text().splitlines()} \
-        if log.exists() else set()
+    return {r["step"] for r in _rows(name)}
 
 
 def _pending(run_dir: Path, name: str, every: int) -> list[Path]:
@@ -64,10 +60,10 @@ def _train_s_at(run_dir: Path, step: int) -> float | None:
     """Training seconds up to `step`: the sessions before it plus this session's wall_s."""
     import csv
 
-    total = train_seconds(run_dir)
-    if total is None:
+    log = run_dir / "logs" / "train.csv"
+    if not log.exists():
         return None
-    with open(run_dir / "logs" / "train.csv") as f:
+    with open(log) as f:
         rows = [(int(r["step"]), float(r["wall_s"])) for r in csv.DictReader(f)]
     ended, last = 0.0, 0.0
     for s, wall in rows:
