@@ -14,67 +14,21 @@ This module needs no TensorFlow: it imports only NumPy, svgwrite, matplotlib, Pi
 """
 from __future__ import annotations
 
-import base64
 import io
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from ..core.errors import SketchRNNError
-from ..core.files import atomic_write
+from .images import GIFImage, PNGImage, SVGImage, write_bytes
 
 Colors = str | Sequence[str] | None
 
 DEFAULT_COLOR = "black"
 SAVE_EXTENSIONS = (".svg", ".png", ".gif", ".npz")
-
-
-# --------------------------------------------------------------------------- image objects
-@dataclass(frozen=True)
-class SVGImage:
-    """SVG text; shown inline by Jupyter."""
-
-    text: str = field(repr=False)
-
-    def _repr_svg_(self) -> str:
-        return self.text
-
-    def save(self, path: str) -> None:
-        _write_bytes(path, self.text.encode("utf-8"))
-
-
-@dataclass(frozen=True)
-class PNGImage:
-    """PNG bytes; shown inline by Jupyter."""
-
-    data: bytes = field(repr=False)
-
-    def _repr_png_(self) -> bytes:
-        return self.data
-
-    def save(self, path: str) -> None:
-        _write_bytes(path, self.data)
-
-
-@dataclass(frozen=True)
-class GIFImage:
-    """Animated GIF bytes; Jupyter has no GIF repr, so it is shown as an HTML <img>."""
-
-    data: bytes = field(repr=False)
-
-    def _repr_html_(self) -> str:
-        return f'<img src="data:image/gif;base64,{base64.b64encode(self.data).decode()}"/>'
-
-    def save(self, path: str) -> None:
-        _write_bytes(path, self.data)
-
-
-def _write_bytes(path: str, data: bytes) -> None:
-    """Every drawing is written atomically: a viewer never sees half a file."""
-    atomic_write(path, data)
 
 
 # --------------------------------------------------------------------------- geometry
@@ -411,4 +365,4 @@ def npz_bytes(sketches: Sequence[np.ndarray]) -> bytes:
 
 
 def _save_npz(path: str, sketches: Sequence[np.ndarray]) -> None:
-    _write_bytes(path, npz_bytes(sketches))
+    write_bytes(path, npz_bytes(sketches))
