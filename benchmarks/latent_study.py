@@ -133,16 +133,26 @@ def _train_one(name: str, run_dir: Path, hparams: str | None, steps: int) -> Non
     evaluate(run_dir)
 
 
-def train_seconds(run_dir: Path) -> float | None:
-    """Training wall time over all sessions, from logs/train.csv: wall_s restarts at each
-    resume, so the sum of each session's last wall_s (start-up and compilation included)."""
+def train_seconds(run_dir: Path, step: int | None = None) -> float | None:
+    """Training wall time from logs/train.csv up to `step` (default: the last logged step).
+
+    wall_s restarts at each resume, so the time is the sum of the earlier sessions' last
+    wall_s plus this session's wall_s at `step` (start-up and compilation included).
+    None when there is no log or `step` was not logged.
+    """
     log = run_dir / "logs" / "train.csv"
     if not log.exists():
         return None
     with open(log) as f:
-        walls = [float(row["wall_s"]) for row in csv.DictReader(f)]
-    ends = [a for a, b in zip(walls, walls[1:] + [-1.0]) if b < a]  # (sessions,)
-    return float(sum(ends))
+        rows = [(int(r["step"]), float(r["wall_s"])) for r in csv.DictReader(f)]
+    ended, last = 0.0, 0.0
+    for s, wall in rows:
+        if wall < last:  # a resume: the previous session ended at `last`
+            ended += last
+        last = wall
+        if s == step:
+            return ended + wall
+    return ended + last if step is None and rows else None
 
 
 def measure(run_dir: Path) -> dict | None:

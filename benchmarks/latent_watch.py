@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import latent_measures  # noqa: E402 (benchmarks/ is on sys.path when run as a script)
-from latent_study import ROOT, _past
+from latent_study import ROOT, _past, train_seconds
 from latent_study import measure as measure_newest
 
 BENCH = ROOT / "benchmarks"
@@ -56,25 +56,6 @@ def _pending(run_dir: Path, name: str, every: int) -> list[Path]:
     return found
 
 
-def _train_s_at(run_dir: Path, step: int) -> float | None:
-    """Training seconds up to `step`: the sessions before it plus this session's wall_s."""
-    import csv
-
-    log = run_dir / "logs" / "train.csv"
-    if not log.exists():
-        return None
-    with open(log) as f:
-        rows = [(int(r["step"]), float(r["wall_s"])) for r in csv.DictReader(f)]
-    ended, last = 0.0, 0.0
-    for s, wall in rows:
-        if wall < last:  # a resume: the previous session ended at `last`
-            ended += last
-        last = wall
-        if s == step:
-            return ended + wall
-    return None
-
-
 def measure(ckpt: Path) -> dict | None:
     """evaluate + code gain of one checkpoint, in a snapshot run directory."""
     with tempfile.TemporaryDirectory(prefix="watch-") as tmp:
@@ -92,7 +73,7 @@ def watch(runs: list[tuple[Path, str]], every: int, until: str | None, poll_s: f
                 result = measure(ckpt)
                 if result is None:
                     continue
-                result["train_s"] = _train_s_at(run_dir, result["step"])
+                result["train_s"] = train_seconds(run_dir, result["step"])
                 result["hparams"] = json.loads((ckpt / "state.json").read_text())["hparams"]
                 with open(_log(name), "a") as f:
                     f.write(json.dumps(result, sort_keys=True) + "\n")
