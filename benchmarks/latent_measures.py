@@ -9,17 +9,23 @@ from pathlib import Path
 
 
 def code_gain(run_dir: Path) -> dict:
-    """How much reconstruction the code buys: teacher-forced test L_R decoded from another
-    sketch's mu (a shuffled pairing) minus L_R decoded from the sketch's own mu.
+    """How much reconstruction the code buys, and how sure the decoder is of its pen lifts.
 
-    0 means the decoder gets nothing from z about its sketch (collapse); it is a finer scale
-    than retrieval, which stays at chance until reconstructions keep their input's shape.
+    code_gain: teacher-forced test L_R decoded from another sketch's mu (a shuffled pairing)
+    minus L_R decoded from the sketch's own mu. 0 means the decoder gets nothing from z about
+    its sketch (collapse); it is a finer scale than retrieval, which stays at chance until
+    reconstructions keep their input's shape.
+
+    p_lift_at_lifts / lift_is_argmax: at the test sketches' real pen lifts, decoded from their
+    own mu and teacher-forced, the mean probability of "lift" and how often it is the most
+    likely pen state. A greedy decode lifts the pen only where it is the most likely state, so
+    a low lift_is_argmax is why greedy reconstructions draw one unbroken line.
     """
     import numpy as np
     from keras import ops
 
     from sketch_rnn.data import eval_batches, load_data
-    from sketch_rnn.model.vae import sketch_loss_terms
+    from sketch_rnn.model.vae import sketch_loss_terms, split_params
     from sketch_rnn.training.runs import load_run
 
     run = load_run(run_dir)
@@ -27,6 +33,8 @@ def code_gain(run_dir: Path) -> dict:
     rng = np.random.default_rng(0)
     totals = {"own": 0.0, "shuffled": 0.0}
     count = 0.0
+    p_lift: list[np.ndarray] = []
+    lift_max: list[np.ndarray] = []
     for strokes, lengths, weights in eval_batches(data.split("test"), run.hps):
         mu = np.asarray(run.model.encode(strokes, lengths)[0])  # (B, z)
         real = np.flatnonzero(weights > 0)
@@ -37,9 +45,17 @@ def code_gain(run_dir: Path) -> dict:
             terms = sketch_loss_terms(ops.transpose(raw, (1, 0, 2)), strokes, lengths)
             recon = np.asarray(terms["stroke"]) + np.asarray(terms["pen"])  # (B,)
             totals[key] += float(np.sum(recon * weights))
+            if key == "own":
+                pen = np.asarray(ops.softmax(split_params(raw).pen_logits, axis=-1))  # (B, N_max, 3)
+                at = np.asarray(strokes)[:, 1:, 3] > 0.5  # (B, N_max): real lifts only
+                at &= (weights > 0)[:, None]
+                p_lift.append(pen[..., 1][at])
+                lift_max.append(np.argmax(pen, axis=-1)[at] == 1)
         count += float(np.sum(weights))
-    return {"recon_own_mu": totals["own"] / count, "code_gain":
-            (totals["shuffled"] - totals["own"]) / count}
+    return {"recon_own_mu": totals["own"] / count,
+            "code_gain": (totals["shuffled"] - totals["own"]) / count,
+            "p_lift_at_lifts": float(np.mean(np.concatenate(p_lift))),
+            "lift_is_argmax": float(np.mean(np.concatenate(lift_max)))}
 
 
 def plot_curve(log: Path, title: str, out: Path) -> None:

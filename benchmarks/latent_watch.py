@@ -6,7 +6,7 @@ script leaves training to the CLI and only watches: each complete checkpoint who
 multiple of --every is copied into a one-checkpoint run directory (a snapshot, so that the
 trainer's pruning cannot pull it away mid-read) and measured there by `sketch-rnn evaluate
 --split test` (losses, ret@1/5, active units, kl_nats) and by the code gain of
-`latent_measures.code_gain`. One JSON line per checkpoint goes to
+`latent_measures.code_gain` (with the decoder's confidence at the real pen lifts). One JSON line per checkpoint goes to
 benchmarks/latent_curve_<name>.jsonl and the curve is drawn beside it (.png); `table` prints
 the named curves as one markdown table (pasted into latent_study_reading.md).
 
@@ -77,8 +77,8 @@ def watch(runs: list[tuple[Path, str]], every: int, until: str | None, poll_s: f
                 result["hparams"] = json.loads((ckpt / "state.json").read_text())["hparams"]
                 with open(_log(name), "a") as f:
                     f.write(json.dumps(result, sort_keys=True) + "\n")
-                keys = ("step", "recon", "kl_nats", "active_units", "code_gain", "ret_at_1",
-                        "ret_at_5")
+                keys = ("step", "recon", "kl_nats", "active_units", "code_gain",
+                        "lift_is_argmax", "ret_at_1", "ret_at_5")
                 print(dt.datetime.now().strftime("%H:%M"), name,
                       json.dumps({k: result.get(k) for k in keys}), flush=True)
                 latent_measures.plot_curve(_log(name), name, _log(name).with_suffix(".png"))
@@ -105,7 +105,7 @@ ABOUT = {
 def table(names: list[str]) -> str:
     """One markdown row per measured checkpoint of each named curve."""
     cols = ["run", "step", "train wall", "machine", "test L_R", "KL (per dim)", "kl_nats",
-            "active units", "code gain", "ret@1", "ret@5"]
+            "active units", "code gain", "lifts argmax", "ret@1", "ret@5"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for name in names:
         what, where = ABOUT.get(name, (name, "?"))
@@ -114,6 +114,7 @@ def table(names: list[str]) -> str:
             cells = [f"{name}: {what}" if i == 0 else "″", str(r["step"]), wall, where,
                      f"{r['recon']:.3f}", f"{r['kl']:.3f}", f"{r['kl_nats']:.1f}",
                      str(r["active_units"]), f"{r.get('code_gain', float('nan')):.3f}",
+                     "–" if "lift_is_argmax" not in r else f"{r['lift_is_argmax']:.2f}",
                      f"{r['ret_at_1']:.3f}", f"{r['ret_at_5']:.3f}"]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
