@@ -25,7 +25,7 @@ def code_gain(run_dir: Path) -> dict:
     from keras import ops
 
     from sketch_rnn.data import eval_batches, load_data
-    from sketch_rnn.model.vae import sketch_loss_terms, split_params
+    from sketch_rnn.model.vae import sketch_loss_terms
     from sketch_rnn.training.runs import load_run
 
     run = load_run(run_dir)
@@ -46,7 +46,7 @@ def code_gain(run_dir: Path) -> dict:
             recon = np.asarray(terms["stroke"]) + np.asarray(terms["pen"])  # (B,)
             totals[key] += float(np.sum(recon * weights))
             if key == "own":
-                pen = np.asarray(ops.softmax(split_params(raw).pen_logits, axis=-1))  # (B, N_max, 3)
+                pen = pen_probs(raw)  # (B, N_max, 3)
                 at = np.asarray(strokes)[:, 1:, 3] > 0.5  # (B, N_max): real lifts only
                 at &= (weights > 0)[:, None]
                 p_lift.append(pen[..., 1][at])
@@ -56,6 +56,54 @@ def code_gain(run_dir: Path) -> dict:
             "code_gain": (totals["shuffled"] - totals["own"]) / count,
             "p_lift_at_lifts": float(np.mean(np.concatenate(p_lift))),
             "lift_is_argmax": float(np.mean(np.concatenate(lift_max)))}
+
+
+def pen_probs(raw):
+    """Raw head outputs (B, N_max, K) -> the pen states' probabilities (B, N_max, 3) as NumPy."""
+    import numpy as np
+    from keras import ops
+
+    from sketch_rnn.model.vae import split_params
+
+    return np.asarray(ops.softmax(split_params(raw).pen_logits, axis=-1))
+
+
+def lift_figure(run_dir: Path, out: Path, n: int = 3) -> None:
+    """For n test sketches: the decoder's teacher-forced p(lift) at every step (from the
+    sketch's own mu) against the steps where the drawer really lifted the pen. A greedy
+    decode lifts only where p(lift) is the largest of the three pen states (about > 0.5):
+    the picture shows how rarely a real lift gets there."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from sketch_rnn.data import load_data
+    from sketch_rnn.generation.sampling import sketches_to_stroke5
+    from sketch_rnn.training.runs import load_run
+
+    run = load_run(run_dir)
+    split = load_data(run.data_paths, run.hps.max_seq_len,
+                      scale_factor=run.scale_factor).split("test")
+    strokes, lengths = sketches_to_stroke5(run.model, [split.sketch(i) for i in range(n)])
+    mu = run.model.encode(strokes, lengths)[0]  # (n, z)
+    pen = pen_probs(run.model.decode_sequence(strokes, mu))  # (n, N_max, 3)
+    fig, axes = plt.subplots(n, 1, figsize=(9, 1.7 * n), sharex=True, squeeze=False)
+    for i, ax in enumerate(axes[:, 0]):
+        length = int(lengths[i])
+        steps = np.arange(length)
+        for t in np.flatnonzero(strokes[i, 1:length + 1, 3] > 0.5):
+            ax.axvline(t, color="tab:red", lw=0.8, alpha=0.6)
+        ax.plot(steps, pen[i, :length, 1], color="black", lw=1.2)
+        ax.axhline(0.5, color="grey", ls=":", lw=0.8)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(f"test {i}\np(lift)")
+    axes[0, 0].set_title(f"{run_dir} (step {run.step}): teacher-forced p(lift); red: the "
+                         "drawer's real lifts; dotted: 0.5", fontsize=9)
+    axes[-1, 0].set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    print(f"wrote {out}", flush=True)
 
 
 def plot_curve(log: Path, title: str, out: Path) -> None:

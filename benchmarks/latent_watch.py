@@ -137,7 +137,13 @@ def main() -> int:
     f = sub.add_parser("figure", help="test sketches, then each run's greedy reconstructions")
     f.add_argument("run_dirs", nargs="+", type=Path)
     f.add_argument("--out", type=Path, required=True)
+    lf = sub.add_parser("lifts", help="a run's teacher-forced p(lift) against the real lifts")
+    lf.add_argument("run_dir", type=Path)
+    lf.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if args.cmd == "lifts":
+        latent_measures.lift_figure(args.run_dir, args.out)
+        return 0
     if args.cmd == "figure":
         latent_measures.figure(args.run_dirs, args.out)
         return 0
