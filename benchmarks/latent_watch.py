@@ -137,10 +137,18 @@ def main() -> int:
     f = sub.add_parser("figure", help="test sketches, then each run's greedy reconstructions")
     f.add_argument("run_dirs", nargs="+", type=Path)
     f.add_argument("--out", type=Path, required=True)
+    o = sub.add_parser("oracle-pen", help="retrieval when the pen states are copied from the "
+                       "originals, from own vs another sketch's mu (JSON lines)")
+    o.add_argument("run_dirs", nargs="+", type=Path)
     lf = sub.add_parser("lifts", help="a run's teacher-forced p(lift) against the real lifts")
     lf.add_argument("run_dir", type=Path)
     lf.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if args.cmd == "oracle-pen":
+        for run_dir in args.run_dirs:
+            for row in latent_measures.oracle_pen_decoding(run_dir):
+                print(json.dumps(row), flush=True)
+        return 0
     if args.cmd == "lifts":
         latent_measures.lift_figure(args.run_dir, args.out)
         return 0
