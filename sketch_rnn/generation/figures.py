@@ -18,12 +18,11 @@ from .images import PNGImage
 
 def sketch_rows(rows: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str] | None = None,
                 titles: Sequence[Sequence[str]] | None = None, cell: float = 1.3, dpi: int = 80,
-                color: str = "black", linewidth: float = 1.2):
+                color: str = "black", linewidth: float = 1.2) -> PNGImage:
     """Rows of stroke-3 sketches as one PNG: a label left of each row, a title above each cell.
 
     `titles` is nested like `rows` (give only a first row for column titles). Each sketch
-    is fitted to its own cell (aspect kept, y down). Returns a `PNGImage`,
-    which a notebook shows inline.
+    is fitted to its own cell (aspect kept, y down). A notebook shows the result inline.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
