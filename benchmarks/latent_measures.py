@@ -155,13 +155,22 @@ def figure(run_dirs: list[Path], out: Path, n: int = 10) -> None:
     print(f"wrote {out}: rows = test sketches, then {', '.join(str(r) for r in run_dirs)}")
 
 
+def _mean_step(sketches: list) -> float:
+    """Mean length of a point's move (dx, dy), normalised units, over all points of all sketches."""
+    import numpy as np
+
+    moves = np.concatenate([np.asarray(s)[:, :2] for s in sketches if len(s)])  # (P, 2)
+    return float(np.mean(np.linalg.norm(moves, axis=1)))
+
+
 def decoding(run_dir: Path, temperatures: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)) -> list[dict]:
     """Why retrieval can stay at chance while the code is used: how the reconstructions end.
 
     For the greedy decode (what `evaluate` retrieves) and for sampled decodes at each
     temperature (seed 0), from the same mu of every test sketch: ret@1 / ret@5 by the same
     chamfer retrieval, the fraction of reconstructions that run to N_max (never choose
-    end-of-sketch), and the median number of pen lifts, beside the originals' own.
+    end-of-sketch), the median number of pen lifts and the mean length of a move, beside the
+    originals' own.
     """
     import numpy as np
 
@@ -189,7 +198,8 @@ def decoding(run_dir: Path, temperatures: tuple[float, ...] = (0.1, 0.25, 0.5, 1
             **retrieval.retrieval_at_k(dist, (1, 5)),
             to_n_max=float(np.mean([len(r) >= n_max - 1 for r in recons])),
             pen_lifts=float(np.median([r[:, 2].sum() for r in recons])),
-            original_pen_lifts=float(np.median([s[:, 2].sum() for s in originals]))))
+            original_pen_lifts=float(np.median([s[:, 2].sum() for s in originals])),
+            step_length=_mean_step(recons), original_step_length=_mean_step(originals)))
     return rows
 
 
