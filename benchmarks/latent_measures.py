@@ -170,7 +170,8 @@ def decoding(run_dir: Path, temperatures: tuple[float, ...] = (0.1, 0.25, 0.5, 1
     temperature (seed 0), from the same mu of every test sketch: ret@1 / ret@5 by the same
     chamfer retrieval, the fraction of reconstructions that run to N_max (never choose
     end-of-sketch), the median number of pen lifts and the mean length of a move, beside the
-    originals' own.
+    originals' own; the greedy row also has the greedy move's length when the decoder is fed
+    the original's points (teacher-forced), to tell the estimator from the feedback.
     """
     import numpy as np
 
@@ -189,6 +190,7 @@ def decoding(run_dir: Path, temperatures: tuple[float, ...] = (0.1, 0.25, 0.5, 1
     for temperature in (None, *temperatures):
         if temperature is None:
             recons = retrieval.greedy_decode(run.model, mu, 1.0)
+            tf_moves = _teacher_forced_greedy_moves(run.model, originals, mu)
         else:
             recons = decode(run.model, mu, temperature=temperature, seed=0)
         dist = retrieval.chamfer_matrix(retrieval.rasterise(recons), references)  # (n, n)
@@ -199,8 +201,27 @@ def decoding(run_dir: Path, temperatures: tuple[float, ...] = (0.1, 0.25, 0.5, 1
             to_n_max=float(np.mean([len(r) >= n_max - 1 for r in recons])),
             pen_lifts=float(np.median([r[:, 2].sum() for r in recons])),
             original_pen_lifts=float(np.median([s[:, 2].sum() for s in originals])),
-            step_length=_mean_step(recons), original_step_length=_mean_step(originals)))
+            step_length=_mean_step(recons), original_step_length=_mean_step(originals),
+            **({} if temperature is not None else {"teacher_forced_step_length": tf_moves})))
     return rows
+
+
+def _teacher_forced_greedy_moves(model, originals: list, mu) -> float:
+    """Mean length of the greedy move (the most likely component's mean) at every real step
+    when the decoder is fed the original's points, not its own: what the estimator gives
+    before its own short moves are fed back."""
+    import numpy as np
+
+    from sketch_rnn.generation.sampling import sketches_to_stroke5
+    from sketch_rnn.model.vae import split_params
+
+    strokes, lengths = sketches_to_stroke5(model, originals)  # (n, N_max+1, 5), (n,)
+    p = split_params(model.decode_sequence(strokes, mu))  # each (n, N_max, M)
+    k = np.argmax(np.asarray(p.pi_logits), axis=-1)[..., None]  # (n, N_max, 1)
+    dx = np.take_along_axis(np.asarray(p.mu_x), k, -1)[..., 0]  # (n, N_max)
+    dy = np.take_along_axis(np.asarray(p.mu_y), k, -1)[..., 0]
+    real = np.arange(dx.shape[1])[None] < lengths[:, None]  # (n, N_max)
+    return float(np.mean(np.hypot(dx, dy)[real]))
 
 
 def oracle_pen_decoding(run_dir: Path) -> list[dict]:
