@@ -216,12 +216,19 @@ def _teacher_forced_greedy_moves(model, originals: list, mu) -> float:
     from sketch_rnn.model.vae import split_params
 
     strokes, lengths = sketches_to_stroke5(model, originals)  # (n, N_max+1, 5), (n,)
-    p = split_params(model.decode_sequence(strokes, mu))  # each (n, N_max, M)
-    k = np.argmax(np.asarray(p.pi_logits), axis=-1)[..., None]  # (n, N_max, 1)
-    dx = np.take_along_axis(np.asarray(p.mu_x), k, -1)[..., 0]  # (n, N_max)
+    moves = _greedy_moves(split_params(model.decode_sequence(strokes, mu)))  # (n, N_max, 2)
+    real = np.arange(moves.shape[1])[None] < lengths[:, None]  # (n, N_max)
+    return float(np.mean(np.linalg.norm(moves, axis=-1)[real]))
+
+
+def _greedy_moves(p):
+    """The greedy decode's (dx, dy): the most likely component's mean, (..., 2) NumPy."""
+    import numpy as np
+
+    k = np.argmax(np.asarray(p.pi_logits), axis=-1)[..., None]  # (..., 1)
+    dx = np.take_along_axis(np.asarray(p.mu_x), k, -1)[..., 0]  # (...)
     dy = np.take_along_axis(np.asarray(p.mu_y), k, -1)[..., 0]
-    real = np.arange(dx.shape[1])[None] < lengths[:, None]  # (n, N_max)
-    return float(np.mean(np.hypot(dx, dy)[real]))
+    return np.stack([dx, dy], axis=-1)
 
 
 def oracle_pen_decoding(run_dir: Path) -> list[dict]:
@@ -259,14 +266,12 @@ def oracle_pen_decoding(run_dir: Path) -> list[dict]:
         xy = np.zeros((n, strokes.shape[1] - 1, 2), np.float32)  # (n, N_max, 2)
         for t in range(strokes.shape[1] - 1):
             raw, states = run.model.decode_step(s_prev, codes, states)  # (n, K)
-            p = split_params(raw)
-            k = np.argmax(np.asarray(p.pi_logits), axis=-1)  # (n,)
-            xy[:, t, 0] = np.take_along_axis(np.asarray(p.mu_x), k[:, None], -1)[:, 0]
-            xy[:, t, 1] = np.take_along_axis(np.asarray(p.mu_y), k[:, None], -1)[:, 0]
+            xy[:, t] = _greedy_moves(split_params(raw))  # (n, 2)
             s_prev = np.concatenate([xy[:, t], strokes[:, t + 1, 2:]], axis=-1)  # oracle pen
         recons = [np.concatenate([xy[i, :lengths[i]], originals[i][:, 2:]], axis=-1)
                   for i in range(n)]
         dist = retrieval.chamfer_matrix(retrieval.rasterise(recons), references)  # (n, n)
-        rows.append(dict(run=str(run_dir), step=run.step, decode=f"greedy xy, original pen, {which}",
+        rows.append(dict(run=str(run_dir), step=run.step,
+                         decode=f"greedy xy, original pen, {which}",
                          **retrieval.retrieval_at_k(dist, (1, 5))))
     return rows

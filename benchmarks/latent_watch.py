@@ -5,10 +5,11 @@ two configs train faster side by side (one core each) than one after the other, 
 script leaves training to the CLI and only watches: each complete checkpoint whose step is a
 multiple of --every is copied into a one-checkpoint run directory (a snapshot, so that the
 trainer's pruning cannot pull it away mid-read) and measured there by `sketch-rnn evaluate
---split test` (losses, ret@1/5, active units, kl_nats) and by the code gain of
-`latent_measures.code_gain` (with the decoder's confidence at the real pen lifts). One JSON line per checkpoint goes to
-benchmarks/latent_curve_<name>.jsonl and the curve is drawn beside it (.png); `table` prints
-the named curves as one markdown table (pasted into latent_study_reading.md).
+--split test` (losses, ret@1/5, active units, kl_nats) and by `latent_measures.code_gain`
+(the code gain, and the decoder's confidence at the real pen lifts). One JSON line per
+checkpoint goes to benchmarks/latent_curve_<name>.jsonl and the curve is drawn beside it
+(.png); `table` prints the named curves as one markdown table (pasted into
+latent_study_reading.md).
 
     python benchmarks/latent_watch.py watch runs/s12/A:scratch runs/s12/C:finetune --until 12:30
     python benchmarks/latent_watch.py table scratch finetune
