@@ -145,9 +145,11 @@ def main() -> int:
     lf.add_argument("run_dir", type=Path)
     lf.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    if args.cmd == "oracle-pen":
+    rows_of = {"decoding": latent_measures.decoding,
+               "oracle-pen": latent_measures.oracle_pen_decoding}
+    if args.cmd in rows_of:  # JSON lines, one run after another
         for run_dir in args.run_dirs:
-            for row in latent_measures.oracle_pen_decoding(run_dir):
+            for row in rows_of[args.cmd](run_dir):
                 print(json.dumps(row), flush=True)
         return 0
     if args.cmd == "lifts":
@@ -155,11 +157,6 @@ def main() -> int:
         return 0
     if args.cmd == "figure":
         latent_measures.figure(args.run_dirs, args.out)
-        return 0
-    if args.cmd == "decoding":
-        for run_dir in args.run_dirs:
-            for row in latent_measures.decoding(run_dir):
-                print(json.dumps(row), flush=True)
         return 0
     if args.cmd == "table":
         print(table(args.names), end="")
