@@ -8,6 +8,17 @@ import json
 from pathlib import Path
 
 
+def _run_and_test_split(run_dir: Path):
+    """A run's newest model and its test split, loaded with the run's own scale factor (as
+    `sketch-rnn evaluate` does): split.sketch(i) is then in normalised units."""
+    from sketch_rnn.data import load_data
+    from sketch_rnn.training.runs import load_run
+
+    run = load_run(run_dir)
+    data = load_data(run.data_paths, run.hps.max_seq_len, scale_factor=run.scale_factor)
+    return run, data.split("test")
+
+
 def code_gain(run_dir: Path) -> dict:
     """How much reconstruction the code buys, and how sure the decoder is of its pen lifts.
 
@@ -24,18 +35,16 @@ def code_gain(run_dir: Path) -> dict:
     import numpy as np
     from keras import ops
 
-    from sketch_rnn.data import eval_batches, load_data
+    from sketch_rnn.data import eval_batches
     from sketch_rnn.model.vae import sketch_loss_terms
-    from sketch_rnn.training.runs import load_run
 
-    run = load_run(run_dir)
-    data = load_data(run.data_paths, run.hps.max_seq_len, scale_factor=run.scale_factor)
+    run, split = _run_and_test_split(run_dir)
     rng = np.random.default_rng(0)
     totals = {"own": 0.0, "shuffled": 0.0}
     count = 0.0
     p_lift: list[np.ndarray] = []
     lift_max: list[np.ndarray] = []
-    for strokes, lengths, weights in eval_batches(data.split("test"), run.hps):
+    for strokes, lengths, weights in eval_batches(split, run.hps):
         mu = np.asarray(run.model.encode(strokes, lengths)[0])  # (B, z)
         real = np.flatnonzero(weights > 0)
         other = mu.copy()
@@ -78,13 +87,9 @@ def lift_figure(run_dir: Path, out: Path, n: int = 3) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from sketch_rnn.data import load_data
     from sketch_rnn.generation.sampling import sketches_to_stroke5
-    from sketch_rnn.training.runs import load_run
 
-    run = load_run(run_dir)
-    split = load_data(run.data_paths, run.hps.max_seq_len,
-                      scale_factor=run.scale_factor).split("test")
+    run, split = _run_and_test_split(run_dir)
     strokes, lengths = sketches_to_stroke5(run.model, [split.sketch(i) for i in range(n)])
     mu = run.model.encode(strokes, lengths)[0]  # (n, z)
     pen = pen_probs(run.model.decode_sequence(strokes, mu))  # (n, N_max, 3)
@@ -137,16 +142,12 @@ def figure(run_dirs: list[Path], out: Path, n: int = 10) -> None:
     """Test sketches (top row) and each run's greedy reconstruction from mu (one row per
     run, in the given order): whether a reconstruction keeps its input's pose and parts is
     easier to see than to read off a number."""
-    from sketch_rnn.data import load_data
     from sketch_rnn.generation.drawing import save_sketches
     from sketch_rnn.generation.sampling import reconstruct
-    from sketch_rnn.training.runs import load_run
 
     rows = []
     for run_dir in run_dirs:
-        run = load_run(run_dir)
-        data = load_data(run.data_paths, run.hps.max_seq_len, scale_factor=run.scale_factor)
-        split = data.split("test")
+        run, split = _run_and_test_split(run_dir)
         originals = [split.sketch(i) for i in range(n)]  # normalised units, as evaluate
         if not rows:
             rows.append(originals)
@@ -175,14 +176,11 @@ def decoding(run_dir: Path, temperatures: tuple[float, ...] = (0.1, 0.25, 0.5, 1
     """
     import numpy as np
 
-    from sketch_rnn.data import load_data
     from sketch_rnn.generation import retrieval
     from sketch_rnn.generation.sampling import decode
-    from sketch_rnn.training.runs import load_run
 
-    run = load_run(run_dir)
+    run, split = _run_and_test_split(run_dir)
     n_max = run.hps.max_seq_len
-    split = load_data(run.data_paths, n_max, scale_factor=run.scale_factor).split("test")
     originals = [split.sketch(i) for i in range(len(split))]  # normalised: scale factor 1
     mu, _ = retrieval.posterior(run.model, originals, 1.0)  # (n, z)
     references = retrieval.rasterise(originals)
@@ -244,15 +242,11 @@ def oracle_pen_decoding(run_dir: Path) -> list[dict]:
     import numpy as np
     from keras import ops
 
-    from sketch_rnn.data import load_data
     from sketch_rnn.generation import retrieval
     from sketch_rnn.generation.sampling import sketches_to_stroke5
     from sketch_rnn.model.vae import split_params
-    from sketch_rnn.training.runs import load_run
 
-    run = load_run(run_dir)
-    split = load_data(run.data_paths, run.hps.max_seq_len,
-                      scale_factor=run.scale_factor).split("test")
+    run, split = _run_and_test_split(run_dir)
     originals = [split.sketch(i) for i in range(len(split))]
     strokes, lengths = sketches_to_stroke5(run.model, originals)  # (n, N_max+1, 5), (n,)
     mu, _ = retrieval.posterior(run.model, originals, 1.0)  # (n, z)

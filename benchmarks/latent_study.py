@@ -152,7 +152,7 @@ def train_seconds(run_dir: Path, step: int | None = None) -> float | None:
         last = wall
         if s == step:
             return ended + wall
-    return ended + last if step is None and rows else None
+    return ended + last if step is None else None
 
 
 def measure(run_dir: Path) -> dict | None:
