@@ -117,7 +117,7 @@ def _prefix_fn(model: Any) -> Callable:
     """
     from keras import ops
 
-    from ..model.cells import scan_sequence
+    from ..model.cell_parts import scan_sequence
 
     cell = model.decoder
 

@@ -31,114 +31,13 @@ the 1.0 at run time as Magenta does, since they have no plain bias on every gate
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import keras
 from keras import ops
 
-from .lanes import gate_scale, lstm_lanes, matmul_rows, scan
+from .cell_parts import (FORGET_BIAS, GatewiseOrthogonal, SequenceCellMixin, StandaloneCallMixin,
+                         layer_norm, normalised_update, split4)
+from .lanes import gate_scale, lstm_lanes, matmul_rows
 from .options import DEFAULT, FastPath
-
-FORGET_BIAS = 1.0
-LN_EPSILON = 1e-3  # Magenta's layer-norm epsilon
-
-
-class GatewiseOrthogonal(keras.initializers.Initializer):
-    """Orthogonal init of each gate's (u, u) block of a recurrent kernel (u, gates*u).
-
-    Magenta initialises W_hh gate by gate; one orthogonal (u, 4u) matrix would not make
-    each gate's own map orthogonal.
-    """
-
-    def __init__(self, gates: int = 4, seed: int | keras.random.SeedGenerator | None = None):
-        self.gates = gates
-        self.seed = seed if not isinstance(seed, int) else keras.random.SeedGenerator(seed)
-
-    def __call__(self, shape, dtype=None):
-        rows, cols = shape
-        block = cols // self.gates
-        ortho = keras.initializers.Orthogonal(seed=self.seed)
-        return ops.concatenate([ortho((rows, block), dtype=dtype) for _ in range(self.gates)],
-                               axis=1)
-
-    def get_config(self) -> dict:
-        return {"gates": self.gates}
-
-
-def layer_norm(x, gamma, beta, groups: int = 1):
-    """Normalise each of `groups` equal chunks of the last axis (Magenta's layer_norm_all)."""
-    width = x.shape[-1]
-    xg = ops.reshape(x, (-1, groups, width // groups))  # (B, groups, u)
-    mean = ops.mean(xg, axis=-1, keepdims=True)
-    centred = xg - mean
-    var = ops.mean(ops.square(centred), axis=-1, keepdims=True)
-    normed = ops.reshape(centred * ops.rsqrt(var + LN_EPSILON), (-1, width))
-    return normed * gamma + beta
-
-
-def _split4(x):
-    return ops.split(x, 4, axis=-1)
-
-
-def _normalised_update(cell, pre, c, keep_t):
-    """The layer-norm LSTM's (and HyperLSTM's) update from gate pre-activations (B, 4u):
-    layer norm per gate, recurrent dropout on g, layer norm on c before its tanh."""
-    pre = layer_norm(pre, cell.ln_gamma, cell.ln_beta, groups=4)
-    i, f, g, o = _split4(pre)
-    g = ops.tanh(g)
-    if keep_t is not None:
-        g = g * keep_t
-    c = ops.sigmoid(f + FORGET_BIAS) * c + ops.sigmoid(i) * g
-    h = ops.sigmoid(o) * ops.tanh(layer_norm(c, cell.ln_c_gamma, cell.ln_c_beta))
-    return h, c
-
-
-def scan_sequence(step, xp, states: tuple, keep=None):
-    """Run `step` over time-major `xp` (N, B, P); autodiff gives the backward.
-
-    Returns (hs (N, B, u), final states). `keep` is the recurrent-dropout multiplier per
-    step (N, B, u) or None.
-    """
-    xs = (xp,) if keep is None else (xp, keep)
-
-    def body(carry, x):
-        h, new_states = step(x[0], carry, x[1] if keep is not None else None)
-        return new_states, (h,)
-
-    final, (hs,) = scan(body, tuple(states), xs, [states[0].shape])
-    return hs, final
-
-
-class SequenceCellMixin:
-    """The protocol shared by all cells (see module docstring)."""
-
-    units: int
-
-    @property
-    def state_sizes(self) -> tuple[int, ...]:
-        return (self.units, self.units)
-
-    @property
-    def input_width(self) -> int:
-        """Width P of one step's precomputed input projection."""
-        return 4 * self.units
-
-    def zero_state(self, batch_size: int) -> tuple:
-        return tuple(ops.zeros((batch_size, n)) for n in self.state_sizes)
-
-    def sequence(self, xp, states: Sequence, keep=None):
-        """xp (N, B, P) -> (hs (N, B, u), final states); keep: dropout multiplier (N, B, u)."""
-        return scan_sequence(self.step, xp, tuple(states), keep)
-
-    def run(self, x_seq, z, states: Sequence, mask=None, keep_prob: float = 1.0,
-            x_grad: bool = False):
-        """x_seq (N, B, d) [+ z (B, D-d) for every step] -> (hs (N, B, u), final states).
-
-        mask (N, B, u) bool: recurrent dropout keeps g where True (scaled by 1/keep_prob).
-        """
-        keep = None if mask is None else ops.cast(mask, "float32") / keep_prob
-        return self.sequence(self.input_projection(x_seq, z), states, keep)
-
 
 
 class LSTM(SequenceCellMixin, keras.layers.LSTM):
@@ -186,7 +85,7 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
     def step(self, xp_t, states, keep_t=None):
         """One step on the variables as they are (the sampler's per-step path)."""
         h, c = states
-        i, f, g, o = _split4(xp_t + ops.matmul(h, self.cell.recurrent_kernel))  # (B, u) each
+        i, f, g, o = split4(xp_t + ops.matmul(h, self.cell.recurrent_kernel))  # (B, u) each
         g = ops.tanh(g)
         if keep_t is not None:
             g = g * keep_t
@@ -215,7 +114,6 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
         return ops.transpose(seq, (1, 0, 2)), (h, c)
 
 
-
 def bidirectional_lstm(fw: LSTM, bw: LSTM, x_fw, x_bw, mask_fw=None, mask_bw=None,
                        keep_prob: float = 1.0):
     """Both encoder directions in one time loop (two lanes): -> (hs_fw, hs_bw) (N, B, u).
@@ -231,16 +129,6 @@ def bidirectional_lstm(fw: LSTM, bw: LSTM, x_fw, x_bw, mask_fw=None, mask_bw=Non
                           recompute=(fw.options.encoder_recompute,) * 2,
                           xla=fw.options.xla_loops)
     return hs
-
-
-class StandaloneCallMixin:
-    """`call` for the cells that are plain Keras layers (usable alone, as in tests)."""
-
-    def call(self, x):
-        """x (B, T, D) -> hs (B, T, u), zero initial state, no dropout (standalone use)."""
-        xp = self.input_projection(ops.transpose(x, (1, 0, 2)))
-        hs, _ = self.sequence(xp, self.zero_state(ops.shape(x)[0]))
-        return ops.transpose(hs, (1, 0, 2))
 
 
 class LayerNormLSTM(StandaloneCallMixin, SequenceCellMixin, keras.layers.Layer):
@@ -275,7 +163,7 @@ class LayerNormLSTM(StandaloneCallMixin, SequenceCellMixin, keras.layers.Layer):
     def step(self, xp_t, states, keep_t=None):
         h, c = states
         pre = xp_t + ops.matmul(h, self.recurrent_kernel)  # (B, 4u)
-        h, c = _normalised_update(self, pre, c, keep_t)
+        h, c = normalised_update(self, pre, c, keep_t)
         return h, (h, c)
 
 
@@ -374,7 +262,7 @@ class HyperLSTM(StandaloneCallMixin, SequenceCellMixin, keras.layers.Layer):
         hpre = (xp_hyper + ops.matmul(h, self.hyper_kernel[d_all:])
                 + ops.matmul(hh, self.hyper_recurrent_kernel))  # (B, 4H)
         hpre = layer_norm(hpre, self.hyper_ln_gamma, self.hyper_ln_beta, groups=4)
-        hi, hf, hg, ho = _split4(hpre)
+        hi, hf, hg, ho = split4(hpre)
         hc = ops.sigmoid(hf + FORGET_BIAS) * hc + ops.sigmoid(hi) * ops.tanh(hg)
         hh = ops.sigmoid(ho) * ops.tanh(layer_norm(hc, self.hyper_ln_c_gamma,
                                                    self.hyper_ln_c_beta))
@@ -384,7 +272,7 @@ class HyperLSTM(StandaloneCallMixin, SequenceCellMixin, keras.layers.Layer):
         beta_h = self._embed(hh, self.zb_h_kernel, None, self.beta_h)
         hh_main = ops.matmul(h, self.recurrent_kernel)  # (B, 4u)
         pre = alpha_x * xh_main + alpha_h * hh_main + beta_h + self.bias
-        h, c = _normalised_update(self, pre, c, keep_t)
+        h, c = normalised_update(self, pre, c, keep_t)
         return h, (h, c, hh, hc)
 
 
