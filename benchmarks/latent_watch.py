@@ -99,6 +99,12 @@ ABOUT = {
     "sheep_finetune_remedies": (
         "the shipped `checkpoints/sheep` (step 13459, GPU) trained on, one core: stroke dropout "
         "keep 0.5, free bits 0.5, `decay_rate=0.9999`", "H100 to 13459, then AMD EPYC, 1 core"),
+    "sheep_finetune_ss05": (
+        "the shipped `checkpoints/sheep` trained on, one core: scheduled sampling 0.5 "
+        "(`scheduled_sampling_prob=0.5`), `decay_rate=0.9999`", "H100 to 13459, then AMD EPYC, 1 core"),
+    "sheep_finetune_plain": (
+        "its control: the same without scheduled sampling (`decay_rate=0.9999` only)",
+        "H100 to 13459, then AMD EPYC, 1 core"),
     "sheep_decoder": ("decoder-only `small` (LSTM, M 20), no latent", "AMD EPYC, 1 of 2 cores"),
 }
 

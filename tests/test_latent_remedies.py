@@ -1,5 +1,5 @@
 """The remedies for posterior collapse (issue 12): mu's initial spread, stroke dropout and
-per-dimension free bits.
+per-dimension free bits (and scheduled sampling, tested in test_scheduled_sampling.py).
 
 References are independent: the KL floor against its formula in NumPy, stroke dropout by
 what reaches the decoder (gradients with respect to its inputs), the init by the drawn
@@ -15,7 +15,8 @@ from keras import ops
 from conftest import TINY_HPARAMS, fingerprint, tiny_model, train_tiny
 from sketch_rnn.model.vae import kl_penalty
 
-REMEDIES = "use_stroke_dropout=true,stroke_dropout_prob=0.5,kl_floor_per_dim=true"
+REMEDIES = ("use_stroke_dropout=true,stroke_dropout_prob=0.5,kl_floor_per_dim=true,"
+            "scheduled_sampling_prob=0.5")
 
 
 @pytest.mark.parametrize("per_dim", [False, True])

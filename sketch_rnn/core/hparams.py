@@ -62,6 +62,9 @@ class HParams:
     use_stroke_dropout: bool = _f(False, "zero whole decoder inputs S_{i-1} (never z), so "
                                   "the decoder must read the sketch from z")
     stroke_dropout_prob: float = _f(0.75, "keep probability of stroke dropout")
+    scheduled_sampling_prob: float = _f(0.0, "chance that a decoder input S_{i-1} is "
+                                        "replaced in training by the decoder's own greedy "
+                                        "guess of it (scheduled sampling, one parallel pass)")
     # --- run length and checkpoints ---------------------------------------
     num_steps: int = _f(10000000, "total training steps (the target, also on resume)")
     save_every: int = _f(500, "steps between checkpoints (and validation runs)")
@@ -87,6 +90,9 @@ class HParams:
                      "stroke_dropout_prob", "decay_rate", "kl_decay_rate"):
             if not 0.0 < getattr(self, name) <= 1.0:
                 raise SketchRNNError(f"hparam {name}={getattr(self, name)!r}: must be in (0, 1]")
+        if not 0.0 <= self.scheduled_sampling_prob <= 1.0:
+            raise SketchRNNError(f"hparam scheduled_sampling_prob={self.scheduled_sampling_prob!r}: "
+                                 "must be in [0, 1]")
         for name in ("random_scale_factor", "augment_stroke_prob", "min_learning_rate",
                      "mu_init_std", "kl_weight", "kl_weight_start", "kl_tolerance"):
             if getattr(self, name) < 0:

@@ -118,18 +118,17 @@ def sample_point(params: Any, noise: Any, temperature: Any, greedy: bool) -> Any
     from keras import ops
 
     if greedy:
-        k = ops.argmax(params.pi_logits, axis=-1)  # (B,)
-        dx, dy = _pick(params.mu_x, k), _pick(params.mu_y, k)
-        pen = ops.argmax(params.pen_logits, axis=-1)  # (B,)
-    else:
-        k = _categorical(ops.softmax(params.pi_logits / temperature, axis=-1), noise[:, 0])
-        sd = ops.sqrt(temperature)
-        sx, sy = _pick(params.sigma_x, k) * sd, _pick(params.sigma_y, k) * sd  # (B,)
-        rho = _pick(params.rho, k)
-        e1, e2 = noise[:, 2], noise[:, 3]
-        dx = _pick(params.mu_x, k) + sx * e1
-        dy = _pick(params.mu_y, k) + sy * (rho * e1 + ops.sqrt(1.0 - rho * rho) * e2)
-        pen = _categorical(ops.softmax(params.pen_logits / temperature, axis=-1), noise[:, 1])
+        from ..model.vae import greedy_point
+
+        return greedy_point(params)  # (B, 5)
+    k = _categorical(ops.softmax(params.pi_logits / temperature, axis=-1), noise[:, 0])
+    sd = ops.sqrt(temperature)
+    sx, sy = _pick(params.sigma_x, k) * sd, _pick(params.sigma_y, k) * sd  # (B,)
+    rho = _pick(params.rho, k)
+    e1, e2 = noise[:, 2], noise[:, 3]
+    dx = _pick(params.mu_x, k) + sx * e1
+    dy = _pick(params.mu_y, k) + sy * (rho * e1 + ops.sqrt(1.0 - rho * rho) * e2)
+    pen = _categorical(ops.softmax(params.pen_logits / temperature, axis=-1), noise[:, 1])
     xy = ops.stack([dx, dy], axis=-1)  # (B, 2)
     return ops.concatenate([xy, ops.one_hot(pen, 3, dtype=xy.dtype)], axis=-1)  # (B, 5)
 

@@ -48,6 +48,17 @@ def split_params(raw) -> MixtureParams:
                          pen_logits)
 
 
+def greedy_point(p: MixtureParams):
+    """The decoder's most likely next point, (..., 5): the most likely component's mean and
+    the most likely pen state, one-hot. One rule for what a greedy decode draws and for what
+    scheduled sampling feeds back in training, so the two cannot drift apart."""
+    k = ops.expand_dims(ops.argmax(p.pi_logits, axis=-1), -1)  # (..., 1)
+    dx = ops.take_along_axis(p.mu_x, k, axis=-1)  # (..., 1)
+    dy = ops.take_along_axis(p.mu_y, k, axis=-1)  # (..., 1)
+    pen = ops.one_hot(ops.argmax(p.pen_logits, axis=-1), 3, dtype=dx.dtype)  # (..., 3)
+    return ops.concatenate([dx, dy, pen], axis=-1)  # (..., 5)
+
+
 def step_losses(raw, target):
     """Per-step mixture NLL (unmasked) and pen cross-entropy.
 
@@ -329,7 +340,8 @@ class SketchRNN(keras.Model):
         lengths = ops.convert_to_tensor(lengths, "int32")
         counter = self._train_step_counter() if training else _EVAL_STREAM
         needs_rng = hps.conditional or (training and (
-            hps.use_recurrent_dropout or hps.use_input_dropout or hps.use_output_dropout))
+            hps.use_recurrent_dropout or hps.use_input_dropout or hps.use_output_dropout
+            or hps.scheduled_sampling_prob > 0))
         if needs_rng:
             self._reset_rng(counter)
         batch = ops.shape(strokes)[0]
@@ -340,8 +352,30 @@ class SketchRNN(keras.Model):
             z = mu + ops.exp(presig / 2.0) * eps  # (B, z)
         states = self.initial_state(z, batch)
         s_prev = ops.transpose(strokes[:, :-1], (1, 0, 2))  # (N_max, B, 5)
+        if training and hps.scheduled_sampling_prob > 0:
+            s_prev = self._scheduled_inputs(s_prev, z, states, lengths)
         raw = self._decode_tm(s_prev, z, states, training)
         return {"raw": raw, "mu": mu, "presig": presig}
+
+    def _scheduled_inputs(self, s_prev_tm, z, states, lengths):
+        """Scheduled sampling (Bengio et al. 2015) in one parallel pass: each real input
+        S_{i-1} (1 <= i-1 <= length) is swapped, with probability `scheduled_sampling_prob`,
+        for the decoder's own greedy guess of it, made teacher-forced from the true points
+        before it, without dropout and without gradient.
+
+        Why: a decoder trained only on true inputs has never been fed its own moves; the
+        greedy decode feeds back its most likely moves, which are shorter than real ones,
+        and the drawing curls up (issue 12). s_prev_tm (N, B, 5) -> (N, B, 5).
+        """
+        n, batch = s_prev_tm.shape[0], ops.shape(s_prev_tm)[1]
+        raw = ops.stop_gradient(self._decode_tm(s_prev_tm, z, states))  # (N, B, K)
+        guess = greedy_point(split_params(raw))  # (N, B, 5); guess[t] is for S_{t+1}
+        guess = ops.concatenate([s_prev_tm[:1], guess[:-1]], axis=0)  # aligned with s_prev
+        t = ops.arange(n, dtype="int32")[:, None]  # (N, 1)
+        real = (t >= 1) & (t <= ops.cast(lengths, "int32")[None, :])  # (N, B)
+        swap = self._draw(keras.random.uniform, (n, batch, 1)) < self.hps.scheduled_sampling_prob
+        swap = swap & real[:, :, None]  # (N, B, 1)
+        return ops.where(swap, guess, s_prev_tm)
 
     def call(self, inputs, training: bool = False):
         """{"raw": (N_max, B, K) TIME-major head outputs[, "mu", "presig": (B, z)]}.
