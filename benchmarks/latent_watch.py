@@ -17,6 +17,7 @@ latent_study_reading.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import shutil
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import latent_measures  # noqa: E402 (benchmarks/ is on sys.path when run as a script)
 from latent_study import ROOT, _past, train_seconds
@@ -57,12 +59,20 @@ def _pending(run_dir: Path, name: str, every: int) -> list[Path]:
     return found
 
 
-def measure(ckpt: Path) -> dict | None:
-    """evaluate + code gain of one checkpoint, in a snapshot run directory."""
+@contextlib.contextmanager
+def snapshot(ckpt: Path) -> Iterator[Path]:
+    """A one-checkpoint run directory holding a copy of `ckpt` (RUN/checkpoints/ckpt-N), so
+    that the trainer's pruning cannot pull it away mid-read, and any step can be measured."""
     with tempfile.TemporaryDirectory(prefix="watch-") as tmp:
         snap = Path(tmp) / "run"
         shutil.copytree(ckpt, snap / "checkpoints" / ckpt.name)
         (snap / "latest").write_text(ckpt.name + "\n")
+        yield snap
+
+
+def measure(ckpt: Path) -> dict | None:
+    """evaluate + code gain of one checkpoint, in a snapshot run directory."""
+    with snapshot(ckpt) as snap:
         return measure_newest(snap)
 
 
@@ -140,7 +150,10 @@ def main() -> int:
     t.add_argument("names", nargs="+")
     d = sub.add_parser("decoding", help="greedy vs sampled reconstructions: retrieval, "
                        "runs to N_max, pen lifts (JSON lines)")
-    d.add_argument("run_dirs", nargs="+", type=Path)
+    d.add_argument("run_dirs", nargs="+", type=Path, help="run directories (their newest "
+                   "checkpoint) or checkpoints (RUN/checkpoints/ckpt-N)")
+    d.add_argument("--temperatures", nargs="*", type=float, default=[0.1, 0.25, 0.5, 1.0],
+                   help="sampled decodes besides the greedy one (none: greedy only)")
     f = sub.add_parser("figure", help="test sketches, then each run's greedy reconstructions")
     f.add_argument("run_dirs", nargs="+", type=Path)
     f.add_argument("--out", type=Path, required=True)
@@ -154,9 +167,12 @@ def main() -> int:
     rows_of = {"decoding": latent_measures.decoding,
                "oracle-pen": latent_measures.oracle_pen_decoding}
     if args.cmd in rows_of:  # JSON lines, one run after another
+        extra = {"temperatures": tuple(args.temperatures)} if args.cmd == "decoding" else {}
         for run_dir in args.run_dirs:
-            for row in rows_of[args.cmd](run_dir):
-                print(json.dumps(row), flush=True)
+            is_ckpt = run_dir.parent.name == "checkpoints"
+            with snapshot(run_dir) if is_ckpt else contextlib.nullcontext(run_dir) as source:
+                for row in rows_of[args.cmd](source, **extra):
+                    print(json.dumps({**row, "run": str(run_dir)}), flush=True)
         return 0
     if args.cmd == "lifts":
         latent_measures.lift_figure(args.run_dir, args.out)
