@@ -138,7 +138,7 @@ def plot_curve(log: Path, title: str, out: Path) -> None:
     print(f"wrote {out}", flush=True)
 
 
-def figure(run_dirs: list[Path], out: Path, n: int = 10) -> None:
+def figure(run_dirs: list[Path], out: Path, n: int = 10, labels: list | None = None) -> None:
     """Test sketches (top row) and each run's greedy reconstruction from mu (one row per
     run, in the given order): whether a reconstruction keeps its input's pose and parts is
     easier to see than to read off a number."""
@@ -153,7 +153,8 @@ def figure(run_dirs: list[Path], out: Path, n: int = 10) -> None:
             rows.append(originals)
         rows.append(reconstruct(run.model, originals, greedy=True))
     save_sketches(str(out), [s for row in rows for s in row], cols=n)
-    print(f"wrote {out}: rows = test sketches, then {', '.join(str(r) for r in run_dirs)}")
+    names = ", ".join(str(r) for r in (labels or run_dirs))
+    print(f"wrote {out}: rows = test sketches, then {names}")
 
 
 def _mean_step(sketches: list) -> float:

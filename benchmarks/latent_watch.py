@@ -70,6 +70,14 @@ def snapshot(ckpt: Path) -> Iterator[Path]:
         yield snap
 
 
+@contextlib.contextmanager
+def run_dirs_of(paths: list[Path]) -> Iterator[list[Path]]:
+    """Run directories as given; checkpoints (RUN/checkpoints/ckpt-N) as snapshots of them."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(snapshot(p)) if p.name.startswith("ckpt-") else p
+               for p in paths]
+
+
 def measure(ckpt: Path) -> dict | None:
     """evaluate + code gain of one checkpoint, in a snapshot run directory."""
     with snapshot(ckpt) as snap:
@@ -115,6 +123,10 @@ ABOUT = {
     "sheep_finetune_plain": (
         "its control: the same without scheduled sampling (`decay_rate=0.9999` only)",
         "H100 to 13459, then AMD EPYC, 1 core"),
+    "sheep_finetune_free2": (
+        "the shipped `checkpoints/sheep` trained on, one core: free bits 2 nats per dimension "
+        "(`kl_floor_per_dim=true,kl_tolerance=2.0`, 128 nats free), `decay_rate=0.9999`",
+        "H100 to 13459, then AMD EPYC, 1 core"),
     "sheep_decoder": ("decoder-only `small` (LSTM, M 20), no latent", "AMD EPYC, 1 of 2 cores"),
 }
 
@@ -155,7 +167,7 @@ def main() -> int:
     d.add_argument("--temperatures", nargs="*", type=float, default=[0.1, 0.25, 0.5, 1.0],
                    help="sampled decodes besides the greedy one (none: greedy only)")
     f = sub.add_parser("figure", help="test sketches, then each run's greedy reconstructions")
-    f.add_argument("run_dirs", nargs="+", type=Path)
+    f.add_argument("run_dirs", nargs="+", type=Path, help="run directories or checkpoints")
     f.add_argument("--out", type=Path, required=True)
     o = sub.add_parser("oracle-pen", help="retrieval when the pen states are copied from the "
                        "originals, from own vs another sketch's mu (JSON lines)")
@@ -169,8 +181,7 @@ def main() -> int:
     if args.cmd in rows_of:  # JSON lines, one run after another
         extra = {"temperatures": tuple(args.temperatures)} if args.cmd == "decoding" else {}
         for run_dir in args.run_dirs:
-            is_ckpt = run_dir.parent.name == "checkpoints"
-            with snapshot(run_dir) if is_ckpt else contextlib.nullcontext(run_dir) as source:
+            with run_dirs_of([run_dir]) as (source,):
                 for row in rows_of[args.cmd](source, **extra):
                     print(json.dumps({**row, "run": str(run_dir)}), flush=True)
         return 0
@@ -178,7 +189,8 @@ def main() -> int:
         latent_measures.lift_figure(args.run_dir, args.out)
         return 0
     if args.cmd == "figure":
-        latent_measures.figure(args.run_dirs, args.out)
+        with run_dirs_of(args.run_dirs) as sources:
+            latent_measures.figure(sources, args.out, labels=args.run_dirs)
         return 0
     if args.cmd == "table":
         print(table(args.names), end="")
