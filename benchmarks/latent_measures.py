@@ -67,6 +67,34 @@ def code_gain(run_dir: Path) -> dict:
             "lift_is_argmax": float(np.mean(np.concatenate(lift_max)))}
 
 
+def code_retrieval(run_dir: Path, n: int = 300) -> dict:
+    """Does z pick out its sketch, before any decoding? For each of the first n test
+    sketches, its teacher-forced L_R (stroke + pen NLL) under every sketch's mu; ret@k is how
+    often its own mu is among the k that explain it best (chance k / n). The same sketch is
+    compared under different codes, so its length and difficulty cancel out.
+
+    High here and chance in `evaluate`'s greedy retrieval means the code carries the sketch
+    and the decode loses it; chance here means the code itself does not carry it.
+    """
+    import numpy as np
+    from keras import ops
+
+    from sketch_rnn.generation import retrieval
+    from sketch_rnn.generation.sampling import sketches_to_stroke5
+    from sketch_rnn.model.vae import sketch_loss_terms
+
+    run, split = _run_and_test_split(run_dir)
+    strokes, lengths = sketches_to_stroke5(run.model, [split.sketch(i) for i in range(n)])
+    mu = np.asarray(run.model.encode(strokes, lengths)[0])  # (n, z)
+    nll = np.zeros((n, n))  # [sketch j, code i]
+    for i in range(n):
+        raw = run.model.decode_sequence(strokes, np.repeat(mu[i:i + 1], n, axis=0))  # (n, N_max, K)
+        terms = sketch_loss_terms(ops.transpose(raw, (1, 0, 2)), strokes, lengths)
+        nll[:, i] = np.asarray(terms["stroke"]) + np.asarray(terms["pen"])  # (n,)
+    return {"run": str(run_dir), "step": run.step, "n": n, "decode": "teacher-forced L_R",
+            **retrieval.retrieval_at_k(nll, (1, 5))}
+
+
 def pen_probs(raw):
     """Raw head outputs (B, N_max, K) -> the pen states' probabilities (B, N_max, 3) as NumPy."""
     import numpy as np
@@ -224,10 +252,9 @@ def _greedy_moves(p):
     """The greedy decode's (dx, dy): the most likely component's mean, (..., 2) NumPy."""
     import numpy as np
 
-    k = np.argmax(np.asarray(p.pi_logits), axis=-1)[..., None]  # (..., 1)
-    dx = np.take_along_axis(np.asarray(p.mu_x), k, -1)[..., 0]  # (...)
-    dy = np.take_along_axis(np.asarray(p.mu_y), k, -1)[..., 0]
-    return np.stack([dx, dy], axis=-1)
+    from sketch_rnn.model.vae import greedy_point
+
+    return np.asarray(greedy_point(p))[..., :2]
 
 
 def oracle_pen_decoding(run_dir: Path) -> list[dict]:

@@ -127,6 +127,9 @@ ABOUT = {
         "the shipped `checkpoints/sheep` trained on, one core: free bits 2 nats per dimension "
         "(`kl_floor_per_dim=true,kl_tolerance=2.0`, 128 nats free), `decay_rate=0.9999`",
         "H100 to 13459, then AMD EPYC, 1 core"),
+    "sheep_finetune_nokl": (
+        "the shipped `checkpoints/sheep` trained on, one core, as an autoencoder: no KL term "
+        "(`kl_weight=0`), `decay_rate=0.9999`", "H100 to 13459, then AMD EPYC, 1 core"),
     "sheep_decoder": ("decoder-only `small` (LSTM, M 20), no latent", "AMD EPYC, 1 of 2 cores"),
 }
 
@@ -172,14 +175,20 @@ def main() -> int:
     o = sub.add_parser("oracle-pen", help="retrieval when the pen states are copied from the "
                        "originals, from own vs another sketch's mu (JSON lines)")
     o.add_argument("run_dirs", nargs="+", type=Path)
+    c = sub.add_parser("code-retrieval", help="ret@k of each test sketch's own mu by its "
+                       "teacher-forced L_R under every mu: the code, without a decode (JSON)")
+    c.add_argument("run_dirs", nargs="+", type=Path, help="run directories or checkpoints")
+    c.add_argument("--n", type=int, default=300, help="the first n test sketches")
     lf = sub.add_parser("lifts", help="a run's teacher-forced p(lift) against the real lifts")
     lf.add_argument("run_dir", type=Path)
     lf.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     rows_of = {"decoding": latent_measures.decoding,
-               "oracle-pen": latent_measures.oracle_pen_decoding}
+               "oracle-pen": latent_measures.oracle_pen_decoding,
+               "code-retrieval": lambda run_dir, n: [latent_measures.code_retrieval(run_dir, n)]}
     if args.cmd in rows_of:  # JSON lines, one run after another
-        extra = {"temperatures": tuple(args.temperatures)} if args.cmd == "decoding" else {}
+        extra = ({"temperatures": tuple(args.temperatures)} if args.cmd == "decoding" else
+                 {"n": args.n} if args.cmd == "code-retrieval" else {})
         for run_dir in args.run_dirs:
             with run_dirs_of([run_dir]) as (source,):
                 for row in rows_of[args.cmd](source, **extra):
