@@ -73,8 +73,10 @@ def code_retrieval(run_dir: Path, n: int = 300) -> dict:
     often its own mu is among the k that explain it best (chance k / n). The same sketch is
     compared under different codes, so its length and difficulty cancel out.
 
-    High here and chance in `evaluate`'s greedy retrieval means the code carries the sketch
-    and the decode loses it; chance here means the code itself does not carry it.
+    High here and chance in `evaluate`'s greedy retrieval means the code tells the sketches
+    apart and the decode loses it. The `moves_` keys use the stroke term L_s alone (the
+    (dx, dy) moves, not the pen states), so a code that only knew when each sketch ends or
+    lifts its pen would score low there.
     """
     import numpy as np
     from keras import ops
@@ -86,13 +88,15 @@ def code_retrieval(run_dir: Path, n: int = 300) -> dict:
     run, split = _run_and_test_split(run_dir)
     strokes, lengths = sketches_to_stroke5(run.model, [split.sketch(i) for i in range(n)])
     mu = np.asarray(run.model.encode(strokes, lengths)[0])  # (n, z)
-    nll = np.zeros((n, n))  # [sketch j, code i]
+    stroke, pen = np.zeros((n, n)), np.zeros((n, n))  # [sketch j, code i]
     for i in range(n):
         raw = run.model.decode_sequence(strokes, np.repeat(mu[i:i + 1], n, axis=0))  # (n, N_max, K)
         terms = sketch_loss_terms(ops.transpose(raw, (1, 0, 2)), strokes, lengths)
-        nll[:, i] = np.asarray(terms["stroke"]) + np.asarray(terms["pen"])  # (n,)
+        stroke[:, i], pen[:, i] = np.asarray(terms["stroke"]), np.asarray(terms["pen"])  # (n,)
+    moves = retrieval.retrieval_at_k(stroke, (1, 5))
     return {"run": str(run_dir), "step": run.step, "n": n, "decode": "teacher-forced L_R",
-            **retrieval.retrieval_at_k(nll, (1, 5))}
+            **retrieval.retrieval_at_k(stroke + pen, (1, 5)),
+            **{f"moves_{k}": v for k, v in moves.items()}}
 
 
 def pen_probs(raw):

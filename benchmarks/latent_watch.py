@@ -121,7 +121,8 @@ ABOUT = {
         "the shipped `checkpoints/sheep` trained on, one core: scheduled sampling 0.5 "
         "(`scheduled_sampling_prob=0.5`), `decay_rate=0.9999`", "H100 to 13459, then AMD EPYC, 1 core"),
     "sheep_finetune_plain": (
-        "its control: the same without scheduled sampling (`decay_rate=0.9999` only)",
+        "the shipped `checkpoints/sheep` trained on, one core, with only `decay_rate=0.9999`: "
+        "the control of the three below",
         "H100 to 13459, then AMD EPYC, 1 core"),
     "sheep_finetune_free2": (
         "the shipped `checkpoints/sheep` trained on, one core: free bits 2 nats per dimension "
