@@ -36,7 +36,7 @@ def code_gain(run_dir: Path) -> dict:
     from keras import ops
 
     from sketch_rnn.data import eval_batches
-    from sketch_rnn.model.vae import sketch_loss_terms
+    from sketch_rnn.model.mixture import sketch_loss_terms
 
     run, split = _run_and_test_split(run_dir)
     rng = np.random.default_rng(0)
@@ -83,7 +83,7 @@ def code_retrieval(run_dir: Path, n: int = 300) -> dict:
 
     from sketch_rnn.generation import retrieval
     from sketch_rnn.generation.sampling import sketches_to_stroke5
-    from sketch_rnn.model.vae import sketch_loss_terms
+    from sketch_rnn.model.mixture import sketch_loss_terms
 
     run, split = _run_and_test_split(run_dir)
     strokes, lengths = sketches_to_stroke5(run.model, [split.sketch(i) for i in range(n)])
@@ -104,7 +104,7 @@ def pen_probs(raw):
     import numpy as np
     from keras import ops
 
-    from sketch_rnn.model.vae import split_params
+    from sketch_rnn.model.mixture import split_params
 
     return np.asarray(ops.softmax(split_params(raw).pen_logits, axis=-1))
 
@@ -244,7 +244,7 @@ def _teacher_forced_greedy_moves(model, originals: list, mu) -> float:
     import numpy as np
 
     from sketch_rnn.generation.sampling import sketches_to_stroke5
-    from sketch_rnn.model.vae import split_params
+    from sketch_rnn.model.mixture import split_params
 
     strokes, lengths = sketches_to_stroke5(model, originals)  # (n, N_max+1, 5), (n,)
     moves = _greedy_moves(split_params(model.decode_sequence(strokes, mu)))  # (n, N_max, 2)
@@ -256,7 +256,7 @@ def _greedy_moves(p):
     """The greedy decode's (dx, dy): the most likely component's mean, (..., 2) NumPy."""
     import numpy as np
 
-    from sketch_rnn.model.vae import greedy_point
+    from sketch_rnn.model.mixture import greedy_point
 
     return np.asarray(greedy_point(p))[..., :2]
 
@@ -276,7 +276,7 @@ def oracle_pen_decoding(run_dir: Path) -> list[dict]:
 
     from sketch_rnn.generation import retrieval
     from sketch_rnn.generation.sampling import sketches_to_stroke5
-    from sketch_rnn.model.vae import split_params
+    from sketch_rnn.model.mixture import split_params
 
     run, split = _run_and_test_split(run_dir)
     originals = [split.sketch(i) for i in range(len(split))]

@@ -133,7 +133,7 @@ def our_pdfs(model, strokes_norm: np.ndarray, z, states) -> dict:
     logits / TAU, sigma * sqrt(TAU)."""
     from keras import ops
 
-    from sketch_rnn.model.vae import split_params
+    from sketch_rnn.model.mixture import split_params
 
     rows = {k: [] for k in FIELDS}
     for row in strokes_norm:

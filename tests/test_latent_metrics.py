@@ -193,7 +193,7 @@ def test_kl_nats_matches_closed_form_on_a_tiny_models_codes(test_split) -> None:
     from keras import ops
 
     from sketch_rnn.generation.sampling import sketches_to_stroke5
-    from sketch_rnn.model.vae import kl_per_sketch
+    from sketch_rnn.model.mixture import kl_per_sketch
 
     model = _tiny_model()
     sketches = [s for s in test_split if len(s) <= 40][:12]

@@ -13,7 +13,7 @@ import tensorflow as tf
 from keras import ops
 
 from conftest import TINY_HPARAMS, fingerprint, tiny_model, train_tiny
-from sketch_rnn.model.vae import kl_penalty
+from sketch_rnn.model.mixture import kl_penalty
 
 REMEDIES = ("use_stroke_dropout=true,stroke_dropout_prob=0.5,kl_floor_per_dim=true,"
             "scheduled_sampling_prob=0.5")

@@ -11,7 +11,8 @@ import pytest
 from keras import ops
 
 from sketch_rnn.core.hparams import preset
-from sketch_rnn.model.vae import SketchRNN, sketch_loss_terms, split_params
+from sketch_rnn.model.mixture import sketch_loss_terms, split_params
+from sketch_rnn.model.vae import SketchRNN
 
 CELLS = ["lstm", "layer_norm", "hyper"]
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

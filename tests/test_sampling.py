@@ -74,7 +74,7 @@ def test_temperature_follows_the_paper():
     """pi and pen logits / tau; sigma * sqrt(tau) (covariance * tau), not magenta's tau^2."""
     from keras import ops
 
-    from sketch_rnn.model.vae import MixtureParams
+    from sketch_rnn.model.mixture import MixtureParams
 
     n, tau = 40000, 0.25
     col = lambda *v: ops.convert_to_tensor(np.tile(np.array(v, np.float32), (n, 1)))

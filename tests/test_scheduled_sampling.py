@@ -14,15 +14,15 @@ from keras import ops
 from conftest import tiny_model
 from sketch_rnn.core.errors import SketchRNNError
 from sketch_rnn.core.hparams import HParams
-from sketch_rnn.model import vae
+from sketch_rnn.model import mixture, vae
 
 N_MAX, BATCH = 24, 32
 
 
 def _numpy_greedy(raw: np.ndarray, m: int) -> np.ndarray:
     """raw (..., 3+6M) in Magenta's layout -> (..., 5): argmax component's mean, pen one-hot."""
-    pen_logits, pi, mu_x, mu_y = raw[..., :3], raw[..., 3:3 + m], raw[..., 3 + m:3 + 2 * m], \
-        raw[..., 3 + 2 * m:3 + 3 * m]
+    pen_logits, pi = raw[..., :3], raw[..., 3:3 + m]
+    mu_x, mu_y = raw[..., 3 + m:3 + 2 * m], raw[..., 3 + 2 * m:3 + 3 * m]
     k = np.argmax(pi, axis=-1)[..., None]
     pen = np.eye(3)[np.argmax(pen_logits, axis=-1)]
     return np.concatenate([np.take_along_axis(mu_x, k, -1), np.take_along_axis(mu_y, k, -1),
@@ -32,7 +32,7 @@ def _numpy_greedy(raw: np.ndarray, m: int) -> np.ndarray:
 def test_greedy_point_matches_numpy() -> None:
     m = 7
     raw = np.random.default_rng(0).normal(size=(5, 9, 3 + 6 * m)).astype(np.float32)
-    got = ops.convert_to_numpy(vae.greedy_point(vae.split_params(raw)))
+    got = ops.convert_to_numpy(mixture.greedy_point(mixture.split_params(raw)))
     np.testing.assert_allclose(got, _numpy_greedy(raw, m), rtol=1e-6)
 
 

@@ -13,7 +13,7 @@ from .compiled import compiled
 
 
 def _step_fn(model: Any) -> Callable:
-    from ..model.vae import split_params
+    from ..model.mixture import split_params
 
     def step(s_prev, z, states):
         raw, states = model.decode_step(s_prev, z, states)

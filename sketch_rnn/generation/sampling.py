@@ -118,7 +118,7 @@ def sample_point(params: Any, noise: Any, temperature: Any, greedy: bool) -> Any
     from keras import ops
 
     if greedy:
-        from ..model.vae import greedy_point
+        from ..model.mixture import greedy_point
 
         return greedy_point(params)  # (B, 5)
     k = _categorical(ops.softmax(params.pi_logits / temperature, axis=-1), noise[:, 0])
@@ -150,7 +150,7 @@ def _decode_loop(model: Any, greedy: bool, stop_early: bool, record: bool,
     """
     from keras import ops
 
-    from ..model.vae import split_params
+    from ..model.mixture import split_params
 
     n_params = 3 + 6 * int(model.hps.num_mixture)
 

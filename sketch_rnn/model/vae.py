@@ -1,4 +1,5 @@
-"""The Sketch-RNN model (Ha & Eck 2017): encoder, latent z, decoder, mixture head, loss.
+"""The Sketch-RNN model (Ha & Eck 2017): encoder, latent z, decoder and its head; the head's
+mixture and the losses are in `mixture`.
 
 Shapes: B sketches, N_max steps, M mixture components, K = 3 + 6M head outputs.
 Inputs are stroke-5 `strokes` (B, N_max+1, 5) with S_0 = (0, 0, 1, 0, 0) prepended and
@@ -11,131 +12,18 @@ iterations) at the start of each step, so a resumed run needs no saved RNG state
 """
 from __future__ import annotations
 
-import math
-from typing import NamedTuple
-
 import keras
 import numpy as np
 from keras import ops
 
 from ..core.hparams import HParams
 from .cells import LSTM, bidirectional_lstm, make_cell
+from .mixture import batch_cost, greedy_point, sketch_loss_terms, split_params
 from .optimizer import make_optimizer, replica_slot
 from .options import DEFAULT, FastPath
 
-NLL_EPSILON = 1e-6  # inside the log of the mixture density, as Magenta
 _DRAWS_PER_STEP = 8  # RNG state stride per training step (each draw advances it by one)
 _EVAL_STREAM = 2**31 - 8  # RNG counter used when not training (deterministic evaluation)
-
-
-class MixtureParams(NamedTuple):
-    """The head's output, split and transformed (sigma = exp, rho = tanh applied)."""
-
-    pi_logits: object  # (..., M)
-    mu_x: object
-    mu_y: object
-    sigma_x: object
-    sigma_y: object
-    rho: object
-    pen_logits: object  # (..., 3)
-
-
-def split_params(raw) -> MixtureParams:
-    """raw (..., 3+6M), Magenta's layout: pen logits, then pi, mu_x, mu_y, s_x, s_y, rho."""
-    pen_logits = raw[..., :3]
-    pi_logits, mu_x, mu_y, s_x, s_y, rho = ops.split(raw[..., 3:], 6, axis=-1)
-    return MixtureParams(pi_logits, mu_x, mu_y, ops.exp(s_x), ops.exp(s_y), ops.tanh(rho),
-                         pen_logits)
-
-
-def greedy_point(p: MixtureParams):
-    """The decoder's most likely next point, (..., 5): the most likely component's mean and
-    the most likely pen state, one-hot. One rule for what a greedy decode draws and for what
-    scheduled sampling feeds back in training, so the two cannot drift apart."""
-    k = ops.expand_dims(ops.argmax(p.pi_logits, axis=-1), -1)  # (..., 1)
-    dx = ops.take_along_axis(p.mu_x, k, axis=-1)  # (..., 1)
-    dy = ops.take_along_axis(p.mu_y, k, axis=-1)  # (..., 1)
-    pen = ops.one_hot(ops.argmax(p.pen_logits, axis=-1), 3, dtype=dx.dtype)  # (..., 3)
-    return ops.concatenate([dx, dy, pen], axis=-1)  # (..., 5)
-
-
-def step_losses(raw, target):
-    """Per-step mixture NLL (unmasked) and pen cross-entropy.
-
-    raw (..., K), target (..., 5) -> (nll (...), pen_ce (...)).
-    """
-    p = split_params(raw)
-    dx, dy = target[..., 0:1], target[..., 1:2]
-    n1, n2 = dx - p.mu_x, dy - p.mu_y
-    s1s2 = p.sigma_x * p.sigma_y
-    zz = (ops.square(n1 / p.sigma_x) + ops.square(n2 / p.sigma_y)
-          - 2.0 * p.rho * n1 * n2 / s1s2)
-    one_minus_rho2 = 1.0 - ops.square(p.rho)
-    density = ops.exp(-zz / (2.0 * one_minus_rho2)) / (
-        2.0 * math.pi * s1s2 * ops.sqrt(one_minus_rho2))  # (..., M)
-    pi = ops.softmax(p.pi_logits, axis=-1)
-    nll = -ops.log(ops.sum(pi * density, axis=-1) + NLL_EPSILON)
-    pen_ce = -ops.sum(target[..., 2:] * ops.log_softmax(p.pen_logits, axis=-1), axis=-1)
-    return nll, pen_ce
-
-
-def kl_per_dim(mu, presig):
-    """KL(q(z_d|S) || N(0, 1)) of each dimension: (B, z) -> (B, z)."""
-    return -0.5 * (1.0 + presig - ops.square(mu) - ops.exp(presig))
-
-
-def kl_per_sketch(mu, presig):
-    """Magenta's KL(q(z|S) || N(0, I)), averaged (not summed) over z: (B, z) -> (B,)."""
-    return ops.mean(kl_per_dim(mu, presig), axis=-1)
-
-
-def kl_penalty(kl_dims, kl_tolerance: float, per_dim: bool):
-    """The KL term before w_KL, from the batch-mean KL of each dimension kl_dims (z,).
-
-    Magenta floors the mean over z: max(KL, tol). That floor can be met by shrinking every
-    sigma a little, which tells the decoder nothing about the sketch. Flooring each dimension
-    instead (free bits, Kingma et al. 2016: mean_d max(KL_d, tol)) leaves no dimension's
-    first tol nats worth saving, so the encoder may as well spend them on information.
-    """
-    if per_dim:
-        return ops.mean(ops.maximum(kl_dims, kl_tolerance))
-    return ops.maximum(ops.mean(kl_dims), kl_tolerance)
-
-
-def sketch_loss_terms(raw_tm, strokes, lengths, mu=None, presig=None) -> dict:
-    """Per-sketch stroke (L_s), pen (L_p) and kl terms, each (B,), and kl_dims (B, z).
-
-    raw_tm (N_max, B, K) time-major head outputs for targets strokes[:, 1:]. As Magenta:
-    L_s is masked after each sketch's end, L_p runs over all N_max steps, and both are
-    summed over steps and divided by N_max (so batch means give Magenta's r_cost parts).
-    """
-    strokes = ops.convert_to_tensor(strokes, "float32")
-    lengths = ops.cast(ops.convert_to_tensor(lengths), "int32")
-    stroke, pen = _reconstruction_terms(raw_tm, strokes, lengths)
-    if mu is None:
-        return {"stroke": stroke, "pen": pen, "kl": ops.zeros_like(stroke)}
-    kl_dims = kl_per_dim(mu, presig)  # (B, z)
-    return {"stroke": stroke, "pen": pen, "kl": ops.mean(kl_dims, axis=-1), "kl_dims": kl_dims}
-
-
-def _reconstruction_terms(raw_tm, strokes, lengths):
-    """(stroke (B,), pen (B,)): the masked mixture NLL and the pen cross-entropy."""
-    n_max = raw_tm.shape[0]
-    target = ops.transpose(strokes[:, 1:], (1, 0, 2))  # (N_max, B, 5)
-    nll, pen_ce = step_losses(raw_tm, target)  # (N_max, B) each
-    mask = ops.cast(ops.arange(n_max, dtype="int32")[:, None] < lengths[None, :], "float32")
-    return ops.sum(nll * mask, axis=0) / n_max, ops.sum(pen_ce, axis=0) / n_max
-
-
-def batch_cost(terms: dict, kl_weight, hps: HParams):
-    """(cost, L_R, KL): cost = L_R + w_KL * kl_penalty; L_R alone if unconditional."""
-    recon = ops.mean(terms["stroke"]) + ops.mean(terms["pen"])
-    kl = ops.mean(terms["kl"])
-    if not hps.conditional:
-        return recon, recon, kl
-    penalty = kl_penalty(ops.mean(terms["kl_dims"], axis=0), hps.kl_tolerance,
-                         hps.kl_floor_per_dim)
-    return recon + kl_weight * penalty, recon, kl
 
 
 class SketchRNN(keras.Model):

@@ -10,7 +10,7 @@ the split exactly once (the padded rows of the last batch carry weight 0):
 - recon  = L_R = L_s + L_p;
 - kl     = L_KL before the tolerance floor (0 for decoder-only models);
 - cost   = L_R + w_KL * max(kl, kl_tolerance) with the model's current w_KL (with
-  `kl_floor_per_dim`, the floor applies to each z dimension: `model.vae.kl_penalty`).
+  `kl_floor_per_dim`, the floor applies to each z dimension: `model.mixture.kl_penalty`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import numpy as np
 from ..core.errors import SketchRNNError
 from ..core.hparams import HParams
 from ..data import SketchSplit, eval_batches
-from ..model.vae import kl_penalty
+from ..model.mixture import kl_penalty
 
 
 def evaluate_split(model: Any, split: SketchSplit, hps: HParams) -> dict[str, float]:
