@@ -184,15 +184,13 @@ def main() -> int:
     lf.add_argument("run_dir", type=Path)
     lf.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    rows_of = {"decoding": latent_measures.decoding,
+    rows_of = {"decoding": lambda d: latent_measures.decoding(d, tuple(args.temperatures)),
                "oracle-pen": latent_measures.oracle_pen_decoding,
-               "code-retrieval": lambda run_dir, n: [latent_measures.code_retrieval(run_dir, n)]}
+               "code-retrieval": lambda d: [latent_measures.code_retrieval(d, args.n)]}
     if args.cmd in rows_of:  # JSON lines, one run after another
-        extra = ({"temperatures": tuple(args.temperatures)} if args.cmd == "decoding" else
-                 {"n": args.n} if args.cmd == "code-retrieval" else {})
         for run_dir in args.run_dirs:
             with run_dirs_of([run_dir]) as (source,):
-                for row in rows_of[args.cmd](source, **extra):
+                for row in rows_of[args.cmd](source):
                     print(json.dumps({**row, "run": str(run_dir)}), flush=True)
         return 0
     if args.cmd == "lifts":
