@@ -54,7 +54,7 @@ def _log_intervals(run_dir: Path) -> list[float]:
 
 def measure(preset_name: str, steps: int, repeats: int) -> dict:
     """Step times (one fit of `steps` steps), checkpoint and validation times, size."""
-    from sketch_rnn.training.validation import evaluate_split
+    from sketch_rnn.evaluation.losses import evaluate_split
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ckpt-"))
     try:

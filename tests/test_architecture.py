@@ -12,15 +12,19 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "sketch_rnn"
 
-# Layer of each top-level part of the package; a module may import only from its own layer
-# or lower ones (ARCHITECTURE.md). quickdraw sits just above data: `download` checks a
-# fetched file with the data loader, never the other way round.
+# Layer of each part of the package (the longest matching name wins); a module may import
+# only from its own layer or lower ones (ARCHITECTURE.md). quickdraw sits just above data:
+# `download` checks a fetched file with the data loader, never the other way round.
+# evaluation sits above generation (its metrics decode with the sampler), except its split
+# losses, pure model and data code, which sit below training: the trainer validates with them.
 LAYERS = {
     "core": 0,
     "data": 1, "quickdraw": 1.5,
     "model": 2,
+    "evaluation.losses": 2.5,
     "training": 3,
     "generation": 4,
+    "evaluation": 4.5,
     "serving": 5,
     "cli": 6, "notebook": 6,
     "__init__": 7, "__main__": 7, "train": 7, "sample": 7,
@@ -63,8 +67,11 @@ def graph() -> dict[str, set[str]]:
 
 
 def layer(module: str) -> float:
-    parts = module.split(".")
-    return LAYERS[parts[1]] if len(parts) > 1 else LAYERS["__init__"]
+    parts = module.split(".")[1:]
+    for n in range(len(parts), 0, -1):
+        if ".".join(parts[:n]) in LAYERS:
+            return LAYERS[".".join(parts[:n])]
+    return LAYERS["__init__"]
 
 
 def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
@@ -102,6 +109,15 @@ def test_import_graph_resolves_relative_imports():
     assert "sketch_rnn.model.vae" in edges["sketch_rnn.model.build"]
 
 
+def test_every_module_has_a_layer():
+    """The longest name wins: the split losses sit below training, the rest of evaluation
+    above generation."""
+    assert layer("sketch_rnn.evaluation.losses") < layer("sketch_rnn.training.trainer")
+    assert layer("sketch_rnn.generation.sampling") < layer("sketch_rnn.evaluation.report")
+    assert all(m == "sketch_rnn" or m.split(".")[1] in {k.split(".")[0] for k in LAYERS}
+               for m in graph())
+
+
 def test_no_import_circles():
     assert find_cycle(graph()) is None
 
@@ -136,3 +152,20 @@ def test_info_reads_json_only() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=PACKAGE.parent)
     assert result.returncode == 0, result.stderr
+
+
+def test_experiments_stay_out_of_the_product():
+    """benchmarks/ holds benchmarks only, and neither it nor the package reaches into studies/
+    (an experiment may use the product, never the other way round)."""
+    root = PACKAGE.parent
+    assert sorted(p.name for p in (root / "benchmarks").iterdir()
+                  if not p.name.startswith(("bench_", "__pycache__"))) == []
+    study_modules = {p.stem for p in (root / "studies").rglob("*.py")}
+    for path in [*PACKAGE.rglob("*.py"), *(root / "benchmarks").glob("*.py")]:
+        text = path.read_text(encoding="utf-8")
+        assert "studies" not in text, path
+        tops = {a.name.split(".")[0] for n in ast.walk(ast.parse(text))
+                if isinstance(n, ast.Import) for a in n.names}
+        tops |= {(n.module or "").split(".")[0] for n in ast.walk(ast.parse(text))
+                 if isinstance(n, ast.ImportFrom) and not n.level}
+        assert not tops & study_modules, (path, tops & study_modules)

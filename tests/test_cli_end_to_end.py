@@ -13,7 +13,7 @@ import pytest
 
 from sketch_rnn.training.runs import load_run
 from sketch_rnn.data import load_data
-from sketch_rnn.training.validation import evaluate_split
+from sketch_rnn.evaluation.losses import evaluate_split
 from sketch_rnn.training.trainer import Trainer, plan_run
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Latent-quality metrics (sketch_rnn.generation.retrieval) against independent references.
+"""Latent-quality metrics (sketch_rnn.evaluation.retrieval) against independent references.
 
 Retrieval is checked on the real bundled sheep test split with pairings whose answer is known
 without the code under test: originals as their own reconstructions (every query must find
@@ -24,7 +24,7 @@ from scipy.stats import binom
 from sketch_rnn import cli
 from sketch_rnn.core.errors import SketchRNNError
 from sketch_rnn.data import load_npz
-from sketch_rnn.generation import retrieval
+from sketch_rnn.evaluation import retrieval
 
 ROOT = Path(__file__).resolve().parents[1]
 SHEEP = str(ROOT / "data" / "aaron_sheep.npz")
@@ -256,7 +256,7 @@ def test_evaluate_reports_latent_metrics(tmp_path) -> None:
 
 def test_the_metrics_module_imports_no_framework() -> None:
     """Pure NumPy/SciPy/Pillow: usable (and movable) without TensorFlow, Keras or JAX."""
-    code = ("import sys, sketch_rnn.generation.retrieval\n"
+    code = ("import sys, sketch_rnn.evaluation.retrieval\n"
             "heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'jax')]\n"
             "sys.exit(str(heavy) if heavy else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

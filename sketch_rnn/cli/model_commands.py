@@ -165,7 +165,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- evaluate, info
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """`sketch-rnn evaluate`: one JSON object of the split's losses."""
-    from ..generation.evaluation import evaluate_run
+    from ..evaluation.report import evaluate_run
 
     print_json(evaluate_run(args.run_dir, args.data, args.split))
     return 0

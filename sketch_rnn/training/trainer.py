@@ -33,7 +33,7 @@ from .callbacks import (
     StopSignal,
 )
 from .schedules import kl_weight_schedule, learning_rate_schedule
-from .validation import evaluate_split
+from ..evaluation.losses import evaluate_split
 
 DEFAULT_PRESET = "small"
 # hparams that change when and what is saved, never the weights: free to change on resume

@@ -1,24 +1,22 @@
-"""A small, CPU-sized study of what keeps Sketch-RNN's latent code in use (issue 12).
+"""The latent study's runs (issue 12): train named configs with our own CLI, evaluate each.
 
-Trains named configs one after another with our own CLI, evaluates each on the test split
-with `sketch-rnn evaluate` (losses plus the latent metrics of `sketch_rnn.generation.retrieval`), and
-writes a markdown table and one JSON line per row to benchmarks/latent_study.md.
+Trains named configs one after another with `sketch-rnn train`, evaluates each on the test
+split with `sketch-rnn evaluate` (losses plus the latent metrics of
+`sketch_rnn.evaluation.retrieval`), and writes a markdown table and one JSON line per row to
+studies/latent/latent_study.md.
 
 The model is a reduced `small` (encoder 64, decoder 128, z 32) so that a step costs about a
 second on 2 CPU cores, and the KL weight anneals 10x faster than `small`'s (kl_decay_rate
-0.995: w_KL reaches 78% of its target by step 300, 92% by step 500) so that the KL term actually bites within
-a few hundred steps. Short runs RANK configs; they do not show where a config ends up.
+0.995: w_KL reaches 78% of its target by step 300, 92% by step 500) so that the KL term
+actually bites within a few hundred steps. Short runs RANK configs; they do not show where a
+config ends up.
 
 Restartable: training resumes when RUN_DIR exists (the CLI's own resume), evaluation results
 are cached in RUN_DIR/eval_test.json; training wall time is summed over sessions from
-RUN_DIR/logs/train.csv.
-
-    PYTHONPATH=. python benchmarks/latent_study.py train --steps 300 --stop-at 04:15
-    PYTHONPATH=. python benchmarks/latent_study.py report
+RUN_DIR/logs/train.csv. Driven by `latent.py` (train, report, curve).
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as dt
 import json
@@ -29,11 +27,12 @@ import time
 import sys
 from pathlib import Path
 
-import latent_measures  # noqa: E402 (benchmarks/ is on sys.path when run as a script)
+import measures
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent  # studies/latent/
+ROOT = HERE.parents[1]  # the repository
 STUDY = ROOT / "runs" / "study"
-OUT = ROOT / "benchmarks" / "latent_study.md"
+OUT = HERE / "latent_study.md"
 DATA = "data/aaron_sheep.npz"
 REFERENCE = "checkpoints/sheep"
 BASE = "enc_rnn_size=64,dec_rnn_size=128,z_size=32,kl_decay_rate=0.995,save_every=250"
@@ -86,7 +85,8 @@ def _cli(*args: str, log: Path | None = None) -> subprocess.CompletedProcess:
                               text=True)
 
 
-def _past(stop_at: str | None) -> bool:
+def past(stop_at: str | None) -> bool:
+    """Whether HH:MM UTC has passed today (None: never)."""
     if not stop_at:
         return False
     now = dt.datetime.now(dt.timezone.utc)
@@ -104,7 +104,7 @@ def train(steps: int, stop_at: str | None, only: list[str] | None) -> None:
     for name, extra, _ in CONFIGS:
         if only and name not in only:
             continue
-        if _past(stop_at):
+        if past(stop_at):
             print(f"{stop_at} UTC passed: not launching {name}", flush=True)
             break
         run_dir = STUDY / name
@@ -113,7 +113,7 @@ def train(steps: int, stop_at: str | None, only: list[str] | None) -> None:
     for name, source, n, _ in LONGER:
         if (only and name not in only) or not (STUDY / source / "checkpoints").exists():
             continue
-        if _past(stop_at):
+        if past(stop_at):
             print(f"{stop_at} UTC passed: not launching {name}", flush=True)
             break
         if not (STUDY / name).exists():
@@ -164,7 +164,7 @@ def measure(run_dir: Path) -> dict | None:
         return None
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result["eval_s"] = round(time.perf_counter() - t0, 1)
-    gain = subprocess.run([sys.executable, __file__, "code-gain", str(run_dir)], cwd=ROOT,
+    gain = subprocess.run([sys.executable, str(HERE / "latent.py"), "code-gain", str(run_dir)], cwd=ROOT,
                           env=_env(), capture_output=True, text=True)
     if gain.returncode == 0:
         result.update(json.loads(gain.stdout.strip().splitlines()[-1]))
@@ -254,7 +254,7 @@ def curve(config: str, every: int, until: int, stop_at: str | None) -> None:
     for target in range(every, until + 1, every):
         if target in done:
             continue
-        if _past(stop_at):
+        if past(stop_at):
             print(f"{stop_at} UTC passed: stopping at step {_last_step(run_dir)}", flush=True)
             break
         _train_one(f"{config}_long", run_dir, BASE + extra, target)
@@ -264,8 +264,8 @@ def curve(config: str, every: int, until: int, stop_at: str | None) -> None:
         result["train_s"] = train_seconds(run_dir)
         with open(log, "a") as f:
             f.write(json.dumps(result, sort_keys=True) + "\n")
-    latent_measures.plot_curve(log, f"{config}: {BASE + extra}",
-               ROOT / "benchmarks" / f"latent_curve_{config.replace('+', '_')}.png")
+    measures.plot_curve(log, f"{config}: {BASE + extra}",
+                        HERE / f"latent_curve_{config.replace('+', '_')}.png")
 
 
 def _earlier_rows() -> list[dict]:
@@ -285,7 +285,7 @@ def _metrics(r: dict) -> dict:
 
 HEADER = """# Latent-use study (issue 12): short CPU runs, ranked
 
-Generated by `benchmarks/latent_study.py` (train, then `sketch-rnn evaluate --split test`).
+Generated by `studies/latent/latent.py report` (train, then `sketch-rnn evaluate --split test`).
 Every config is a **reduced** `small` preset, `--hparams {base}` plus the change shown,
 trained with `sketch-rnn train --preset small --no-samples` on `data/aaron_sheep.npz` and
 evaluated on its test split ({count} sketches; chance ret@1 = 1/{count} = {chance:.4f},
@@ -296,7 +296,7 @@ Columns: test L_R (`recon`), KL as logged (per-dimension mean, before the tolera
 posterior mean > 0.01), code gain (test L_R decoded from a shuffled sketch's mu minus from the
 sketch's own mu, teacher-forced: what the code buys the decoder; 0 = collapse), ret@1 / ret@5 (a greedy reconstruction from mu retrieves its own test
 sketch among all test sketches by chamfer distance on 64x64 centred, scale-normalised
-rasters; see `sketch_rnn/generation/retrieval.py`). Wall time: training only, this machine, all sessions.
+rasters; see `sketch_rnn/evaluation/retrieval.py`). Wall time: training only, this machine, all sessions.
 
 """
 
@@ -328,40 +328,3 @@ def _markdown(rows: list[dict], cpu: str) -> str:
     json_lines = "\n".join(json.dumps(r, sort_keys=True) for r in rows)
     return head + "\n".join(lines) + "\n" + FOOTER.format(
         reading=READING.read_text().rstrip(), json_lines=json_lines)
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="train (and evaluate) each config in turn")
-    t.add_argument("--steps", type=int, default=300)
-    t.add_argument("--stop-at", default=None, help="HH:MM UTC: launch no new config after it")
-    t.add_argument("--only", nargs="+", default=None, help="config names")
-    sub.add_parser("report", help="evaluate what is trained and write the markdown table")
-    c = sub.add_parser("curve", help="train one config on in segments, evaluating each")
-    c.add_argument("config")
-    c.add_argument("--every", type=int, default=500)
-    c.add_argument("--until", type=int, default=5000)
-    c.add_argument("--stop-at", default=None, help="HH:MM UTC: start no new segment after it")
-    fig = sub.add_parser("figure", help="test sketches and each run's reconstructions")
-    fig.add_argument("run_dirs", nargs="+", type=Path)
-    g = sub.add_parser("code-gain", help="print one run's code gain as JSON")
-    g.add_argument("run_dir", type=Path)
-    args = parser.parse_args()
-    if args.cmd == "code-gain":
-        print(json.dumps(latent_measures.code_gain(args.run_dir)))
-        return 0
-    if args.cmd == "figure":
-        latent_measures.figure(args.run_dirs, ROOT / "benchmarks" / "latent_reconstructions.png")
-        return 0
-    if args.cmd == "curve":
-        curve(args.config, args.every, args.until, args.stop_at)
-        return 0
-    if args.cmd == "train":
-        train(args.steps, args.stop_at, args.only)
-    report()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""`evaluate`: the paper's loss terms over a split (see `training.validation`).
+"""`sketch-rnn evaluate`: the paper's loss terms over a split (`losses.evaluate_split`).
 
 Loads a run, its data with the run's own scale factor, and reports L_R, L_s, L_p, KL and
 cost over every sketch of the split. For conditional models it also reports how much of each
@@ -13,7 +13,7 @@ from typing import Any
 
 from ..data import load_data
 from ..training.runs import load_run
-from ..training.validation import evaluate_split
+from .losses import evaluate_split
 from .retrieval import latent_report
 
 

@@ -198,11 +198,11 @@ def posterior(model: Any, sketches: Sequence[np.ndarray], scale_factor: float,
               batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """(mu, presig), each (n, z_size) float32, of stroke-3 sketches in data units.
 
-    The same encoder call as `sampling.encode` (which returns mu only), in batches padded
+    The same encoder call as `generation.sampling.encode` (which returns mu only), in batches padded
     to one shape (see `greedy_decode`); the backend's tensors are read with np.asarray, so
     this module never imports Keras.
     """
-    from .sampling import sketches_to_stroke5
+    from ..generation.sampling import sketches_to_stroke5
 
     mus, presigs = [], []
     for chunk in _padded_chunks(list(sketches), batch):
@@ -220,7 +220,7 @@ def greedy_decode(model: Any, mu: np.ndarray, scale_factor: float,
     Every batch is padded to `batch` rows (repeating the last code), so the compiled
     sampler is built once instead of once more for a shorter last batch.
     """
-    from .sampling import decode
+    from ..generation.sampling import decode
 
     out: list[np.ndarray] = []
     for chunk in _padded_chunks(list(np.asarray(mu, dtype=np.float32)), batch):

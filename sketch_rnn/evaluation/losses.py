@@ -1,6 +1,9 @@
-"""Validation: losses over a whole split, the way the paper's Table 1 reports them.
+"""The losses over a whole split, the way the paper's Table 1 reports them.
 
-The trainer validates at every checkpoint; `sketch-rnn evaluate` reports the same numbers.
+The trainer validates with them at every checkpoint (`training.trainer`); `sketch-rnn
+evaluate` reports the same numbers (`report.evaluate_run`). Pure model and data code: this
+module sits below the training layer (ARCHITECTURE.md), the rest of `evaluation` above
+generation.
 
 Per-sketch terms from `model.loss_terms` are averaged over every sketch of
 the split exactly once (the padded rows of the last batch carry weight 0):

@@ -1,6 +1,6 @@
 """What the latent study measures in process (TensorFlow): code gain, curves, pictures.
 
-Kept apart from `latent_study.py`, which only drives the CLI in subprocesses.
+Kept apart from `study.py`, which only drives the CLI in subprocesses.
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def code_retrieval(run_dir: Path, n: int = 300) -> dict:
     import numpy as np
     from keras import ops
 
-    from sketch_rnn.generation import retrieval
+    from sketch_rnn.evaluation import retrieval
     from sketch_rnn.generation.sampling import sketches_to_stroke5
     from sketch_rnn.model.mixture import sketch_loss_terms
 
@@ -209,7 +209,7 @@ def decoding(run_dir: Path, temperatures: tuple[float, ...] = (0.1, 0.25, 0.5, 1
     """
     import numpy as np
 
-    from sketch_rnn.generation import retrieval
+    from sketch_rnn.evaluation import retrieval
     from sketch_rnn.generation.sampling import decode
 
     run, split = _run_and_test_split(run_dir)
@@ -274,7 +274,7 @@ def oracle_pen_decoding(run_dir: Path) -> list[dict]:
     import numpy as np
     from keras import ops
 
-    from sketch_rnn.generation import retrieval
+    from sketch_rnn.evaluation import retrieval
     from sketch_rnn.generation.sampling import sketches_to_stroke5
     from sketch_rnn.model.mixture import split_params
 

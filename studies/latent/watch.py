@@ -1,41 +1,33 @@
-"""Evaluate the checkpoints of `sketch-rnn train` runs while they train (issue 12's study).
+"""Evaluate the checkpoints of `sketch-rnn train` runs while they train (the latent study).
 
-`latent_study.py curve` trains one config in segments and evaluates between them; on 2 cores
-two configs train faster side by side (one core each) than one after the other, so this
-script leaves training to the CLI and only watches: each complete checkpoint whose step is a
+`latent.py curve` trains one config in segments and evaluates between them; on 2 cores two
+configs train faster side by side (one core each) than one after the other, so `latent.py
+watch` leaves training to the CLI and only watches: each complete checkpoint whose step is a
 multiple of --every is copied into a one-checkpoint run directory (a snapshot, so that the
 trainer's pruning cannot pull it away mid-read) and measured there by `sketch-rnn evaluate
---split test` (losses, ret@1/5, active units, kl_nats) and by `latent_measures.code_gain`
-(the code gain, and the decoder's confidence at the real pen lifts). One JSON line per
-checkpoint goes to benchmarks/latent_curve_<name>.jsonl and the curve is drawn beside it
-(.png); `table` prints the named curves as one markdown table (pasted into
-latent_study_reading.md).
-
-    python benchmarks/latent_watch.py watch runs/s12/A:scratch runs/s12/C:finetune --until 12:30
-    python benchmarks/latent_watch.py table scratch finetune
+--split test` (losses, ret@1/5, active units, kl_nats) and by `measures.code_gain` (the code
+gain, and the decoder's confidence at the real pen lifts). One JSON line per checkpoint goes
+to studies/latent/latent_curve_<name>.jsonl and the curve is drawn beside it (.png); `table`
+prints the named curves as one markdown table (pasted into latent_study_reading.md).
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import json
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
 
-import latent_measures  # noqa: E402 (benchmarks/ is on sys.path when run as a script)
-from latent_study import ROOT, _past, train_seconds
-from latent_study import measure as measure_newest
-
-BENCH = ROOT / "benchmarks"
+import measures
+from study import HERE, past, train_seconds
+from study import measure as measure_newest
 
 
 def _log(name: str) -> Path:
-    return BENCH / f"latent_curve_{name}.jsonl"
+    return HERE / f"latent_curve_{name}.jsonl"
 
 
 def _rows(name: str) -> list[dict]:
@@ -100,8 +92,8 @@ def watch(runs: list[tuple[Path, str]], every: int, until: str | None, poll_s: f
                         "lift_is_argmax", "ret_at_1", "ret_at_5")
                 print(dt.datetime.now().strftime("%H:%M"), name,
                       json.dumps({k: result.get(k) for k in keys}), flush=True)
-                latent_measures.plot_curve(_log(name), name, _log(name).with_suffix(".png"))
-        if _past(until):
+                measures.plot_curve(_log(name), name, _log(name).with_suffix(".png"))
+        if past(until):
             return
         time.sleep(poll_s)
 
@@ -151,62 +143,3 @@ def table(names: list[str]) -> str:
                      f"{r['ret_at_1']:.3f}", f"{r['ret_at_5']:.3f}"]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    w = sub.add_parser("watch", help="measure new checkpoints of runs training elsewhere")
-    w.add_argument("runs", nargs="+", help="RUN_DIR:NAME (NAME names the curve's files)")
-    w.add_argument("--every", type=int, default=1000, help="measure steps that are "
-                   "multiples of this (checkpoints come every save_every steps)")
-    w.add_argument("--until", default=None, help="HH:MM UTC: stop watching after it")
-    w.add_argument("--poll", type=float, default=30.0, help="seconds between looks")
-    t = sub.add_parser("table", help="print the named curves as one markdown table")
-    t.add_argument("names", nargs="+")
-    d = sub.add_parser("decoding", help="greedy vs sampled reconstructions: retrieval, "
-                       "runs to N_max, pen lifts (JSON lines)")
-    d.add_argument("run_dirs", nargs="+", type=Path, help="run directories (their newest "
-                   "checkpoint) or checkpoints (RUN/checkpoints/ckpt-N)")
-    d.add_argument("--temperatures", nargs="*", type=float, default=[0.1, 0.25, 0.5, 1.0],
-                   help="sampled decodes besides the greedy one (none: greedy only)")
-    f = sub.add_parser("figure", help="test sketches, then each run's greedy reconstructions")
-    f.add_argument("run_dirs", nargs="+", type=Path, help="run directories or checkpoints")
-    f.add_argument("--out", type=Path, required=True)
-    o = sub.add_parser("oracle-pen", help="retrieval when the pen states are copied from the "
-                       "originals, from own vs another sketch's mu (JSON lines)")
-    o.add_argument("run_dirs", nargs="+", type=Path)
-    c = sub.add_parser("code-retrieval", help="ret@k of each test sketch's own mu by its "
-                       "teacher-forced L_R under every mu: the code, without a decode (JSON)")
-    c.add_argument("run_dirs", nargs="+", type=Path, help="run directories or checkpoints")
-    c.add_argument("--n", type=int, default=300, help="the first n test sketches")
-    lf = sub.add_parser("lifts", help="a run's teacher-forced p(lift) against the real lifts")
-    lf.add_argument("run_dir", type=Path)
-    lf.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    rows_of = {"decoding": lambda d: latent_measures.decoding(d, tuple(args.temperatures)),
-               "oracle-pen": latent_measures.oracle_pen_decoding,
-               "code-retrieval": lambda d: [latent_measures.code_retrieval(d, args.n)]}
-    if args.cmd in rows_of:  # JSON lines, one run after another
-        for run_dir in args.run_dirs:
-            with run_dirs_of([run_dir]) as (source,):
-                for row in rows_of[args.cmd](source):
-                    print(json.dumps({**row, "run": str(run_dir)}), flush=True)
-        return 0
-    if args.cmd == "lifts":
-        latent_measures.lift_figure(args.run_dir, args.out)
-        return 0
-    if args.cmd == "figure":
-        with run_dirs_of(args.run_dirs) as sources:
-            latent_measures.figure(sources, args.out, labels=args.run_dirs)
-        return 0
-    if args.cmd == "table":
-        print(table(args.names), end="")
-        return 0
-    runs = [(Path(r.rsplit(":", 1)[0]).resolve(), r.rsplit(":", 1)[1]) for r in args.runs]
-    watch(runs, args.every, args.until, args.poll)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
