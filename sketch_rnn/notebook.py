@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import os
 import queue
-import re
 import signal
 import subprocess
 import sys
@@ -34,14 +33,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .cli.terminal import TF_NOISE
 from .core.errors import SketchRNNError
 from .generation.figures import sketch_rows  # noqa: F401  (the notebooks call nb.sketch_rows)
 
 ENV_STEPS = "SKETCH_RNN_NOTEBOOK_STEPS"
 
-# TensorFlow's C++ (absl) log lines, e.g. "I0000 00:00:17... port.cc:153] oneDNN custom ...".
-_TF_NOISE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+:\d+\]|WARNING: All log messages "
-                       r"before absl::InitializeLog)")
 
 
 # --------------------------------------------------------------------------- brief errors
@@ -168,7 +165,7 @@ def _shown(args: Sequence[Any]) -> str:
 
 
 def _noise(line: str) -> bool:
-    return bool(_TF_NOISE.match(line))
+    return bool(TF_NOISE.match(line))
 
 
 class _Lines:

@@ -169,3 +169,12 @@ def test_experiments_stay_out_of_the_product():
         tops |= {(n.module or "").split(".")[0] for n in ast.walk(ast.parse(text))
                  if isinstance(n, ast.ImportFrom) and not n.level}
         assert not tops & study_modules, (path, tops & study_modules)
+
+
+def test_domain_code_reports_through_logging_not_print():
+    """Only the cli (and notebook.py at its level) writes to the terminal."""
+    printing = sorted(module_name(p) for p in PACKAGE.rglob("*.py")
+                      if layer(module_name(p)) < LAYERS["cli"]
+                      and any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                              and n.func.id == "print" for n in ast.walk(ast.parse(p.read_text()))))
+    assert printing == []

@@ -250,7 +250,7 @@ def test_killed_worker_stops_the_job_and_a_restart_resumes_exactly(multi_worker_
 
 
 # --------------------------------------------------------------------------- set-up errors
-def test_bad_distribution_arguments_are_clear_errors(monkeypatch, capsys) -> None:
+def test_bad_distribution_arguments_are_clear_errors(monkeypatch, caplog) -> None:
     with pytest.raises(SketchRNNError, match="--cpu-devices needs --distribute mirrored"):
         distribute.setup(None, 2)
     monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -263,6 +263,7 @@ def test_bad_distribution_arguments_are_clear_errors(monkeypatch, capsys) -> Non
     with pytest.raises(SketchRNNError, match="batch_size=7 does not split evenly over 2"):
         two.check_batch(7)
     distribute.check_resume({"kind": "mirrored", "replicas": 2, "workers": 1}, two)
-    assert capsys.readouterr().err == ""
+    assert caplog.records == []
     distribute.check_resume(None, two)  # a one-device run continued on 2 replicas
-    assert "trained with one device" in capsys.readouterr().err
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "trained with one device" in caplog.records[0].getMessage()

@@ -126,13 +126,14 @@ def test_kill_soak_ends_bit_identical_without_quarantine(tmp_path) -> None:
 
 
 # --------------------------------------------------------------------------- recovery
-def test_quarantine_names_the_failing_file_and_spares_good_checkpoints(tmp_path, capsys) -> None:
+def test_quarantine_names_the_failing_file_and_spares_good_checkpoints(tmp_path, caplog) -> None:
     run_dir = tmp_path / "run"
     train_tiny(run_dir, 30)
     bad = run_dir / "checkpoints" / "ckpt-00000030"
     (bad / ckpt_io.CALLBACKS).write_bytes(b"garbage")
+    caplog.clear()
     moved = ckpt_io.quarantine_newer(run_dir, 10)  # 20 verifies, 30 does not
-    err = capsys.readouterr().err
+    err = "\n".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
     assert [p.name for p in moved] == ["corrupt-ckpt-00000030"]
     assert "ckpt-00000030" in err and "callbacks.pkl does not match its sha256" in err
     assert (run_dir / "checkpoints" / "ckpt-00000020").is_dir()  # good: left alone

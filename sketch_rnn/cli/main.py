@@ -3,7 +3,8 @@
 Handlers live in `model_commands` (train, sample, interpolate, evaluate, info) and
 `data_commands` (convert, download, stats); they import TensorFlow only when they need a
 model, so `convert`, `download` and `stats` start in a fraction of a second. Every
-`SketchRNNError` becomes one line on stderr and exit status 2.
+`SketchRNNError` becomes one line on stderr and exit status 2; `terminal` decides what else
+reaches the terminal (our log records; TensorFlow's chatter only with --verbose).
 """
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from . import complete_command as complete_cmd
 from . import data_commands as data_cmds
 from . import model_commands as model_cmds
 from . import serving_commands as serving_cmds
+from . import terminal
+
+VERBOSE_HELP = "also show TensorFlow's own log lines and third-party warnings"
 
 
 # --------------------------------------------------------------------------- parsers
@@ -184,11 +188,15 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sketch-rnn", description="Sketch-RNN: train, resume exactly, sample and draw.")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_train, _add_sample, _add_interpolate, _add_evaluate, _add_convert,
                 _add_download, _add_info, _add_stats, _add_complete, _add_serve,
                 _add_export):
         add(sub)
+    for command in sub.choices.values():  # `--verbose` before or after the command
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help=VERBOSE_HELP)
     return parser
 
 
@@ -198,7 +206,8 @@ def run(argv: Sequence[str] | None, parser: argparse.ArgumentParser | None = Non
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
-        return int(handler(args) or 0)
+        with terminal.session(verbose=args.verbose):
+            return int(handler(args) or 0)
     except SketchRNNError as e:
         print(f"sketch-rnn {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
@@ -211,9 +220,7 @@ def run(argv: Sequence[str] | None, parser: argparse.ArgumentParser | None = Non
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # TensorFlow's C++ start-up notices (oneDNN, CPU features) are not for users of a CLI;
-    # warnings and errors still show. An explicit TF_CPP_MIN_LOG_LEVEL wins.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """The command line: TensorFlow's start-up chatter hidden unless --verbose (`terminal`)."""
     return run(argv)
 
 

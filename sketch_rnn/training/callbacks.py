@@ -11,12 +11,15 @@ caught before it trains anything.
 """
 from __future__ import annotations
 
+import logging
 import signal
 from typing import Any, Callable
 
 import keras
 
 from ..core.errors import SketchRNNError
+
+log = logging.getLogger(__name__)
 
 
 class StatefulCallback(keras.callbacks.Callback):
@@ -100,7 +103,7 @@ class StopSignal:
         if self.received is None:
             self.received = signum
             name = signal.Signals(signum).name
-            print(f"\n{name} received: finishing this step, saving, then stopping", flush=True)
+            log.info(f"\n{name} received: finishing this step, saving, then stopping")
 
     def __enter__(self) -> "StopSignal":
         for sig in self.EXIT_CODES:

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import pickle
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -48,6 +48,8 @@ from ..core.files import (
 )
 from ..core.hparams import HParams
 from ..core.safepickle import restricted_loads
+
+log = logging.getLogger(__name__)
 
 WEIGHTS = "model.weights.h5"
 CALLBACKS = "callbacks.pkl"
@@ -164,7 +166,7 @@ def complete_checkpoints(run_dir: Path, warn: bool = True) -> Iterator[Checkpoin
             yield verify(path)
         except SketchRNNError as e:
             if warn:
-                print(f"warning: skipping checkpoint {e}", file=sys.stderr)
+                log.warning(f"skipping checkpoint {e}")
 
 
 def newest_checkpoint(run_dir: Path, warn: bool = True) -> Checkpoint | None:
@@ -294,8 +296,7 @@ def quarantine_newer(run_dir: Path, step: int) -> list[Path]:
             target, n = path.with_name(f"{CORRUPT_PREFIX}{path.name}.{n}"), n + 1
         os.rename(path, target)
         moved.append(target)
-        print(f"warning: moved checkpoint {path.name} aside to {target.name}: {reason}",
-              file=sys.stderr)
+        log.warning(f"moved checkpoint {path.name} aside to {target.name}: {reason}")
     return moved
 
 

@@ -32,10 +32,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import signal
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -46,6 +46,8 @@ from ..core.errors import SketchRNNError
 from ..core.hparams import HParams
 from ..model.optimizer import make_optimizer
 from . import cluster
+
+log = logging.getLogger(__name__)
 
 KINDS = ("mirrored", "multi-worker")
 HEALTH_CHECK_ENV = "SKETCH_RNN_HEALTH_CHECK_S"  # seconds between peer checks (default 30)
@@ -203,8 +205,8 @@ def _mirrored(cpu_devices: int | None) -> Distribution:
         configure_cpu_devices(cpu_devices)
         devices = [f"/cpu:{i}" for i in range(cpu_devices)]
     elif not tf.config.list_physical_devices("GPU"):
-        print("warning: --distribute mirrored found no GPU: one replica on the CPU "
-              "(--cpu-devices N splits the CPU, for testing)", file=sys.stderr)
+        log.warning("--distribute mirrored found no GPU: one replica on the CPU "
+                    "(--cpu-devices N splits the CPU, for testing)")
     strategy = tf.distribute.MirroredStrategy(devices)
     return Distribution("mirrored", strategy, strategy.num_replicas_in_sync, 1, "chief", True)
 
@@ -256,8 +258,8 @@ class StopAgreement(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self.dist.any_worker(self.stop.received is not None) and self.stop.received is None:
             self.stop.received = signal.SIGTERM  # a peer's stop: exit as a SIGTERM would
-            print(f"{self.dist.task}: another worker was asked to stop: finishing this step, "
-                  "then stopping", flush=True)
+            log.info(f"{self.dist.task}: another worker was asked to stop: finishing this step, "
+                     "then stopping")
 
 
 def check_resume(saved: dict[str, Any] | None, dist: Distribution) -> None:
@@ -265,9 +267,9 @@ def check_resume(saved: dict[str, Any] | None, dist: Distribution) -> None:
     before = saved or {"kind": "none", "replicas": 1, "workers": 1}
     now = dist.describe()
     if (before.get("kind"), before.get("replicas")) != (now["kind"], now["replicas"]):
-        print(f"warning: this run was trained with {_say(before)} and resumes with {_say(now)}: "
-              "training continues, but bitwise equality with an uninterrupted run no longer "
-              "holds", file=sys.stderr)
+        log.warning(f"this run was trained with {_say(before)} and resumes with {_say(now)}: "
+                    "training continues, but bitwise equality with an uninterrupted run no "
+                    "longer holds")
 
 
 def _say(d: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ resuming to N give the same bits.
 """
 from __future__ import annotations
 
-import sys
+import logging
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +34,8 @@ from .callbacks import (
 )
 from .schedules import kl_weight_schedule, learning_rate_schedule
 from ..evaluation.losses import evaluate_split
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PRESET = "small"
 # hparams that change when and what is saved, never the weights: free to change on resume
@@ -99,12 +101,12 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
         raise SketchRNNError(f"{run_dir}: cannot change {', '.join(arch)} of an existing run "
                              f"(the weights' shapes or the training sketches); use a new --run-dir")
     if preset_name is not None and _differs_from_preset(hps, preset_name, changes):
-        print(f"note: resuming {run_dir}: its saved hparams win over --preset {preset_name}")
+        log.info(f"note: resuming {run_dir}: its saved hparams win over --preset {preset_name}")
     differing = sorted(k for k, v in changes.items()
                        if k not in BOOKKEEPING_FIELDS and v != getattr(hps, k))
     if differing:
-        print(f"warning: changing {', '.join(differing)} on resume: the run will no longer match "
-              "an uninterrupted one bit for bit", file=sys.stderr)
+        log.warning(f"changing {', '.join(differing)} on resume: the run will no longer match "
+                    "an uninterrupted one bit for bit")
     if seed is not None and seed != saved["seed"]:
         raise SketchRNNError(f"{run_dir}: the run was started with --seed {saved['seed']}, not {seed}")
     paths = list(data) if data else list(saved["data"]["paths"])
@@ -170,13 +172,13 @@ class Trainer:
                 raise SketchRNNError(f"{prev.path / ckpt_io.CALLBACKS}: {name} belongs to another "
                                      f"run ({cb.run_id or '?'}, this run is {run_id})")
         if lr_cb.schedule != lr_schedule or kl_cb.schedule != kl_schedule:
-            print("warning: the schedules changed with the hparams; continuing from the saved counts "
-                  "with the new schedules", file=sys.stderr)
+            log.warning("the schedules changed with the hparams; continuing from the saved counts "
+                        "with the new schedules")
             lr_cb.schedule, kl_cb.schedule = lr_schedule, kl_schedule
         fp = ckpt_io.fingerprint(self.model)
         if fp != prev.state.get("fingerprint"):
             raise SketchRNNError(f"{prev.path}: restored variables do not match the saved fingerprint")
-        print(f"resuming {self.config.run_dir} from {prev.name} (step {prev.step})")
+        log.info(f"resuming {self.config.run_dir} from {prev.name} (step {prev.step})")
         return lr_cb, kl_cb
 
     # ----------------------------------------------------------------- saving
@@ -233,7 +235,7 @@ class Trainer:
         """Train to hps.num_steps; returns the process exit code (130/143 after a signal)."""
         start, stop = self.step, self.hps.num_steps
         if start >= stop:
-            print(f"{self.config.run_dir}: already at step {start} of {stop}; nothing to do")
+            log.info(f"{self.config.run_dir}: already at step {start} of {stop}; nothing to do")
             return 0
         from .progress import TrainingLogger
 
