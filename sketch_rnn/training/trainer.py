@@ -22,7 +22,7 @@ import numpy as np
 from ..core.errors import SketchRNNError
 from ..core.files import StorageError
 from ..core.hparams import ARCHITECTURE_FIELDS, HParams, parse_overrides, preset
-from ..data import DEFAULT_DATA, SketchSplit, load_data, train_batch
+from ..data import DEFAULT_DATA, SketchSplit, load_data, step_batch
 from ..model.build import build_model
 from . import checkpoint as ckpt_io
 from . import distribute
@@ -38,6 +38,10 @@ from .validation import evaluate_split
 DEFAULT_PRESET = "small"
 # hparams that change when and what is saved, never the weights: free to change on resume
 BOOKKEEPING_FIELDS = ("num_steps", "save_every", "keep_checkpoints")
+# hparams that decide how the same weights are trained (which batches, their shapes): a
+# resume refuses to change them by name unless asked (plan_run's allow_changes); a run saved
+# before one existed resumes with its legacy value (core.hparams.LEGACY_DEFAULTS)
+RESUME_PATH_FIELDS = ("bucketed_batches",)
 
 
 # --------------------------------------------------------------------------- set-up
@@ -51,7 +55,11 @@ def configure_determinism(seed: int) -> None:
 
 
 class TrainStream(keras.utils.PyDataset):
-    """Item i is the batch of global step start + i: the data position is the step."""
+    """Item i is the batch of global step start + i: the data position is the step.
+
+    With hps.bucketed_batches a batch is (B, T+1, 5) with T its length bucket's padded
+    length (data.batches), so items differ in shape; `fit_input` says how fit reads them.
+    """
 
     def __init__(self, split: SketchSplit, hps: HParams, seed: int, start: int, stop: int) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
@@ -62,8 +70,63 @@ class TrainStream(keras.utils.PyDataset):
         return self.stop - self.start
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
-        strokes, lengths = train_batch(self.split, self.hps, self.seed, self.start + i)
-        return {"strokes": strokes, "lengths": lengths}  # (B, N_max+1, 5), (B,)
+        strokes, lengths = step_batch(self.split, self.hps, self.seed, self.start + i)
+        return {"strokes": strokes, "lengths": lengths}  # (B, T+1, 5), (B,); T = N_max unbucketed
+
+    def fit_input(self, model: keras.Model) -> Any:
+        """What `model.fit` reads, preparing `model` for it.
+
+        Full-length batches: this PyDataset, as before. Bucketed batches on TensorFlow:
+        Keras would infer the tf.data spec from the first two items (a fixed time length if
+        they happen to agree, then fail on the next bucket), so the stream is wrapped in the
+        same from_generator + prefetch pipeline with the time dimension declared None, and
+        the model gets a train function traced once per batch shape
+        (`per_shape_train_function`). JAX's fit jit-compiles per input shape by itself.
+        """
+        if not self.hps.bucketed_batches or keras.backend.backend() != "tensorflow":
+            return self
+        import tensorflow as tf
+
+        b = self.hps.batch_size
+        spec = {"strokes": tf.TensorSpec((b, None, 5), tf.float32),  # (B, T+1, 5)
+                "lengths": tf.TensorSpec((b,), tf.int32)}
+        items = tf.data.Dataset.from_generator(lambda: (self[i] for i in range(len(self))),
+                                               output_signature=spec)
+        model.train_function = per_shape_train_function(model)
+        items = items.apply(tf.data.experimental.assert_cardinality(len(self)))  # fit's steps
+        return items.prefetch(tf.data.AUTOTUNE)
+
+
+def per_shape_train_function(model: keras.Model) -> Callable[[Any], Any]:
+    """A Keras (TensorFlow) train function that traces one graph per input shape.
+
+    Keras' own wraps its step in tf.function(reduce_retracing=True), which after a second
+    shape retraces with the time dimension None; the recurrent loops (model.lanes, the
+    XLA-compiled scans) need a static number of steps. Here each batch is pulled eagerly
+    (concrete shapes) and run by Keras' one-step function made for that shape alone, so
+    every bucket's step is today's graph at its length: one trace and one XLA compile per
+    bucket (at most data.batches.NUM_BUCKETS), none per step. `model.trace_count` counts
+    them (tests check it).
+    """
+    functions: dict[tuple, Any] = {}
+    model.trace_count = 0
+    strategy = model.distribute_strategy
+
+    def shape_key(data: Any) -> tuple:
+        import tensorflow as tf
+
+        return tuple(tuple(strategy.experimental_local_results(v)[0].shape)
+                     for v in tf.nest.flatten(data))
+
+    def train_function(iterator: Any) -> Any:
+        data = next(iterator)  # StopIteration / OutOfRangeError end fit's epoch, as in Keras
+        key = shape_key(data)
+        if key not in functions:
+            functions[key] = model._make_function(model.train_step)
+            model.trace_count += 1
+        return functions[key]([data])  # Keras runs one step per item of an eager iterable
+
+    return train_function
 
 
 # --------------------------------------------------------------------------- the run
@@ -78,8 +141,12 @@ class RunConfig:
 
 
 def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str | None,
-             overrides: str | None, num_steps: int | None, seed: int | None) -> RunConfig:
-    """Decide between a new run and a resume, and check the arguments against the saved run."""
+             overrides: str | None, num_steps: int | None, seed: int | None,
+             allow_changes: Sequence[str] = ()) -> RunConfig:
+    """Decide between a new run and a resume, and check the arguments against the saved run.
+
+    `allow_changes` names RESUME_PATH_FIELDS the caller explicitly lets a resume change.
+    """
     run_dir = Path(run_dir)
     previous = ckpt_io.newest_checkpoint(run_dir) if run_dir.is_dir() else None
     if previous is None:
@@ -98,6 +165,13 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
     if arch:
         raise SketchRNNError(f"{run_dir}: cannot change {', '.join(arch)} of an existing run "
                              f"(the weights' shapes or the training sketches); use a new --run-dir")
+    path = [k for k in RESUME_PATH_FIELDS
+            if k in changes and changes[k] != getattr(hps, k) and k not in allow_changes]
+    if path:
+        raise SketchRNNError(f"{run_dir}: the run was trained with "
+                             + ", ".join(f"{k}={getattr(hps, k)}" for k in path)
+                             + "; changing it on resume changes every later batch (allow it "
+                             "explicitly, or use a new --run-dir)")
     if preset_name is not None and _differs_from_preset(hps, preset_name, changes):
         print(f"note: resuming {run_dir}: its saved hparams win over --preset {preset_name}")
     differing = sorted(k for k, v in changes.items()
@@ -247,7 +321,7 @@ class Trainer:
             agree = self.dist.stop_callbacks(self.stop)
             stream = TrainStream(self.data.train, self.hps, self.config.seed, start, stop)
             try:
-                self.model.fit(stream, epochs=1, verbose=0, shuffle=False,
+                self.model.fit(stream.fit_input(self.model), epochs=1, verbose=0, shuffle=False,
                                callbacks=[self.lr_callback, self.kl_callback, *agree, saver,
                                           self.logger])
             finally:
