@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -38,10 +38,7 @@ from .validation import evaluate_split
 DEFAULT_PRESET = "small"
 # hparams that change when and what is saved, never the weights: free to change on resume
 BOOKKEEPING_FIELDS = ("num_steps", "save_every", "keep_checkpoints")
-# hparams that decide how the same weights are trained (which batches, their shapes): a
-# resume refuses to change them by name unless asked (plan_run's allow_changes); a run saved
-# before one existed resumes with its legacy value (core.hparams.LEGACY_DEFAULTS)
-RESUME_PATH_FIELDS = ("bucketed_batches",)
+
 
 
 # --------------------------------------------------------------------------- set-up
@@ -138,14 +135,17 @@ class RunConfig:
     seed: int
     run_id: str
     resume_from: ckpt_io.Checkpoint | None
+    # {"step", "from", "to"} per explicit --allow-batching-change, kept in state.json
+    batching_changes: list = field(default_factory=list)
 
 
 def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str | None,
              overrides: str | None, num_steps: int | None, seed: int | None,
-             allow_changes: Sequence[str] = ()) -> RunConfig:
+             allow_batching_change: bool = False) -> RunConfig:
     """Decide between a new run and a resume, and check the arguments against the saved run.
 
-    `allow_changes` names RESUME_PATH_FIELDS the caller explicitly lets a resume change.
+    A resume keeps the saved `bucketed_batches` (runs saved before the field: False) and
+    refuses another unless `allow_batching_change`, which is then recorded in state.json.
     """
     run_dir = Path(run_dir)
     previous = ckpt_io.newest_checkpoint(run_dir) if run_dir.is_dir() else None
@@ -165,13 +165,14 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
     if arch:
         raise SketchRNNError(f"{run_dir}: cannot change {', '.join(arch)} of an existing run "
                              f"(the weights' shapes or the training sketches); use a new --run-dir")
-    path = [k for k in RESUME_PATH_FIELDS
-            if k in changes and changes[k] != getattr(hps, k) and k not in allow_changes]
-    if path:
-        raise SketchRNNError(f"{run_dir}: the run was trained with "
-                             + ", ".join(f"{k}={getattr(hps, k)}" for k in path)
-                             + "; changing it on resume changes every later batch (allow it "
-                             "explicitly, or use a new --run-dir)")
+    history = list(saved.get("batching_changes", []))
+    if changes.get("bucketed_batches", hps.bucketed_batches) != hps.bucketed_batches:
+        if not allow_batching_change:
+            raise SketchRNNError(f"{run_dir}: cannot change bucketed_batches of an existing run "
+                                 f"({hps.bucketed_batches} -> {changes['bucketed_batches']}) "
+                                 "unless asked for with --allow-batching-change")
+        history.append({"step": previous.step, "from": hps.bucketed_batches,
+                        "to": changes["bucketed_batches"]})
     if preset_name is not None and _differs_from_preset(hps, preset_name, changes):
         print(f"note: resuming {run_dir}: its saved hparams win over --preset {preset_name}")
     differing = sorted(k for k, v in changes.items()
@@ -183,7 +184,7 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
         raise SketchRNNError(f"{run_dir}: the run was started with --seed {saved['seed']}, not {seed}")
     paths = list(data) if data else list(saved["data"]["paths"])
     return RunConfig(run_dir, paths, hps.replace(**changes), int(saved["seed"]), saved["run_id"],
-                     previous)
+                     previous, batching_changes=history)
 
 
 def _differs_from_preset(hps: HParams, preset_name: str, changes: dict[str, Any]) -> bool:
@@ -276,6 +277,8 @@ class Trainer:
             "valid_cost": valid.get("cost"),
             "versions": {"keras": keras.__version__, "backend": keras.backend.backend()},
             "distribute": self.dist.describe(),
+            **({"batching_changes": self.config.batching_changes}
+               if self.config.batching_changes else {}),
         }
 
     def save(self, step: int) -> Path | None:
