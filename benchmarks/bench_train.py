@@ -3,6 +3,7 @@ FLOP counts, so that neither a favourable count nor a lucky step can flatter the
 
     python benchmarks/bench_train.py [--steps 8] [--configs paper,small,small@100]
     python benchmarks/bench_train.py --steps 2 --configs tiny@20 --peak-size 1024   # smoke
+    python benchmarks/bench_train.py --configs small --real-batches paper   # + real sheep batches
 
 What is counted (by formula from the hparams; matmuls only, 2*m*n*k each; every sketch at
 full length N_max, which the synthetic batch guarantees; element-wise ops, layer norms,
@@ -183,6 +184,75 @@ def run_child(preset_name: str, n_max: int, steps: int, overrides: str, tune: st
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+# --------------------------------------------------------------------------- real sheep batches
+def run_real_child(preset_name: str, bucketed: bool, steps: int, overrides: str) -> dict:
+    """Time the training steps of steps 0..steps-1 on real sheep batches (issue 23).
+
+    The synthetic batch is full length, so it cannot show bucketing: here both paths train
+    on `data/aaron_sheep.npz` batches of seed 0 (bucketed_batches false: every batch padded
+    to N_max; true: to its length bucket, `data.batches`), one trace per batch shape
+    (`trainer.per_shape_train_function`, every shape compiled before the clock starts).
+    Executed FLOPs are counted per batch at its own padded length T (count_flops(.., T)).
+    """
+    from sketch_rnn.data import load_data, step_batch
+    from sketch_rnn.model.build import build_model
+    from sketch_rnn.training.trainer import configure_determinism, per_shape_train_function
+
+    hps = preset(preset_name).replace(bucketed_batches=bucketed).with_overrides(overrides)
+    configure_determinism(0)
+    data = load_data([os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+        __file__))), "data", "aaron_sheep.npz")], hps.max_seq_len)
+    model = build_model(hps, 0)
+    train = per_shape_train_function(model)
+    batches = [step_batch(data.train, hps, 0, k) for k in range(steps)]
+    batches = [{"strokes": s, "lengths": n} for s, n in batches]
+    t0 = time.perf_counter()
+    for shape in sorted({b["strokes"].shape for b in batches}):  # trace / compile each
+        train(iter([next(b for b in batches if b["strokes"].shape == shape)]))
+    warmup = time.perf_counter() - t0
+    times, flops = [], []
+    for b in batches:
+        t0 = time.perf_counter()
+        logs = train(iter([b]))
+        float(logs["cost"])  # wait for the step
+        times.append(time.perf_counter() - t0)
+        t = b["strokes"].shape[1] - 1
+        ex = count_flops(hps, hps.batch_size, t)
+        flops.append(ex["model"] + ex["recompute"])
+    return {"preset": preset_name, "bucketed": bucketed, "best_s": min(times),
+            "median_s": float(np.median(times)), "mean_s": float(np.mean(times)),
+            "warmup_s": warmup, "traces": model.trace_count,
+            "executed_gf": float(np.mean(flops)) / 1e9,
+            "mean_padded_length": float(np.mean([b["strokes"].shape[1] - 1 for b in batches])),
+            "gflops_per_s": float(np.sum(flops) / np.sum(times)) / 1e9}
+
+
+def real_batch_comparison(preset_name: str, steps: int, overrides: str, peak: float,
+                          summary: dict) -> int:
+    """Run both paths in children; print them; add paper_step_ratio (today/new medians)."""
+    rows = {}
+    for name, flag in (("today", "0"), ("new", "1")):
+        cmd = [sys.executable, os.path.abspath(__file__), "--real-child", f"{preset_name}@{flag}",
+               "--steps", str(steps), "--hparams", overrides]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            print(out.stderr[-3000:], file=sys.stderr)
+            return 1
+        rows[name] = r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"real sheep {preset_name} {name:>5} (bucketed {r['bucketed']}): best "
+              f"{r['best_s']:.3f} s/step, median {r['median_s']:.3f}, mean padded length "
+              f"{r['mean_padded_length']:.0f}, executed {r['executed_gf']:.4g} GF/step, "
+              f"{r['gflops_per_s']:.1f} GF/s = {100 * r['gflops_per_s'] / peak:.0f}% of peak, "
+              f"{r['traces']} traces")
+        for key in ("best_s", "median_s", "executed_gf", "gflops_per_s", "mean_padded_length"):
+            summary[f"real_{preset_name}_{name}_{key}"] = round(r[key], 4)
+        summary[f"real_{preset_name}_{name}_fraction_of_peak"] = round(r["gflops_per_s"] / peak, 3)
+    ratio = rows["today"]["median_s"] / rows["new"]["median_s"]
+    summary[f"{preset_name}_step_ratio"] = round(ratio, 3)
+    print(f"{preset_name}_step_ratio (today / new, medians): {ratio:.2f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=8, help="timed steps per configuration")
@@ -193,7 +263,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="matmul size of the peak measurement (smaller only for smoke runs)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--tune", default="", help=argparse.SUPPRESS)
+    p.add_argument("--real-batches", default="", metavar="PRESET",
+                   help="also time PRESET on real sheep batches, full-length vs bucketed "
+                   "(e.g. paper; reports PRESET_step_ratio)")
+    p.add_argument("--real-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.real_child:
+        name, flag = args.real_child.split("@")
+        print(json.dumps(run_real_child(name, flag == "1", args.steps, args.hparams)))
+        return 0
 
     _self_check()
     if args.child:
@@ -243,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'':14}{count:>8} {r[f'{count}_gf']:8.4g} GF: {rates[0]:.1f} | {rates[1]:.1f}"
                   f" GF/s = {100 * rates[0] / peak:.0f}% | {100 * rates[1] / peak:.0f}% of peak"
                   + note)
+    if args.real_batches and real_batch_comparison(args.real_batches, args.steps, args.hparams,
+                                                   peak, summary):
+        return 1
     print(json.dumps(summary))
     return 0
 

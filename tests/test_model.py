@@ -93,10 +93,10 @@ def test_loss_terms_match_numpy():
 
 @pytest.mark.parametrize("kl_scale", [0.01, 3.0])  # KL below and above kl_tolerance
 def test_compute_loss_cost_recon_kl(kl_scale):
-    hps = tiny(num_mixture=4, kl_tolerance=0.2)
+    B, N = 3, 9
+    hps = tiny(num_mixture=4, kl_tolerance=0.2, max_seq_len=N)  # the loss divides by N_max
     model = SketchRNN(hps)
     model.kl_weight.assign(0.37)
-    B, N = 3, 9
     x = make_batch(B, N, seed=4)
     raw, mu, presig = _random_outputs(B, N, 4, seed=5)
     mu, presig = mu * kl_scale, presig * kl_scale
@@ -210,7 +210,8 @@ def _recon(model, x):
 @pytest.mark.parametrize("conditional", [True, False])
 def test_overfits_one_batch(cell, conditional):
     steps = 150
-    hps = tiny(enc_model=cell, dec_model=cell, conditional=conditional, learning_rate=0.01)
+    hps = tiny(enc_model=cell, dec_model=cell, conditional=conditional, learning_rate=0.01,
+               max_seq_len=20)  # the batch's length: the loss divides by N_max
     model = SketchRNN(hps, seed=1)
     model.compile_for_training()
     x = make_batch(4, 20)

@@ -23,7 +23,7 @@ _SCRIPT = textwrap.dedent("""
 
     def train(seed, dec_model):
         keras.utils.set_random_seed(seed)
-        m = SketchRNN(tiny(dec_model=dec_model, learning_rate=0.01), seed=seed)
+        m = SketchRNN(tiny(dec_model=dec_model, learning_rate=0.01, max_seq_len=16), seed=seed)
         m.compile_for_training()
         costs = []
         class Log(keras.callbacks.Callback):

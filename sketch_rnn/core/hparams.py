@@ -40,6 +40,9 @@ class HParams:
     max_seq_len: int = _f(250, "N_max; longer sketches are dropped when loading")
     random_scale_factor: float = _f(0.15, "augmentation: x and y scaled by U[1-s, 1+s]")
     augment_stroke_prob: float = _f(0.10, "augmentation: chance to drop an interior point")
+    bucketed_batches: bool = _f(True, "draw each training batch from one length bucket and pad "
+                                "it to that bucket's length, not N_max (same sketches seen, "
+                                "less padding); runs saved without it resume with False")
     # --- optimisation -----------------------------------------------------
     learning_rate: float = _f(1e-3, "Adam learning rate at step 0")
     decay_rate: float = _f(0.9999, "learning rate decays by this factor each step")
@@ -129,6 +132,9 @@ class HParams:
         """Apply a "k=v,k=v" string (CLI --hparams)."""
         return self.replace(**parse_overrides(overrides))
 
+
+# hparams a run saved before them did not record, with the value that reproduces that run
+LEGACY_DEFAULTS = {"bucketed_batches": False}
 
 ARCHITECTURE_FIELDS = ("enc_rnn_size", "dec_rnn_size", "z_size", "num_mixture", "enc_model",
                        "dec_model", "hyper_num_units", "hyper_embedding_size", "conditional")

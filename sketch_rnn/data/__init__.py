@@ -4,7 +4,13 @@
 `batches` makes the training batch of a step and the evaluation batches, `stats` reports.
 Pure NumPy: nothing here imports TensorFlow or Keras.
 """
-from .batches import batch_from_indices, eval_batches, train_batch
+from .batches import (
+    batch_from_indices,
+    bucketed_train_batch,
+    eval_batches,
+    step_batch,
+    train_batch,
+)
 from .dataset import (
                       DEFAULT_DATA,
                       OFFSET_LIMIT,
@@ -17,5 +23,5 @@ from .npz import load_npz, load_npz_packed, validate_packed, validate_sketches
 from .stats import dataset_stats
 
 __all__ = ["DEFAULT_DATA", "OFFSET_LIMIT", "SketchData", "SketchSplit", "batch_from_indices",
-           "categories_of", "dataset_stats", "eval_batches", "load_data", "load_npz",
-           "load_npz_packed", "train_batch", "validate_packed", "validate_sketches"]
+           "bucketed_train_batch", "categories_of", "dataset_stats", "eval_batches", "load_data", "load_npz",
+           "load_npz_packed", "step_batch", "train_batch", "validate_packed", "validate_sketches"]

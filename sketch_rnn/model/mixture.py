@@ -93,28 +93,40 @@ def kl_penalty(kl_dims, kl_tolerance: float, per_dim: bool):
     return ops.maximum(ops.mean(kl_dims), kl_tolerance)
 
 
-def sketch_loss_terms(raw_tm, strokes, lengths, mu=None, presig=None) -> dict:
+def sketch_loss_terms(raw_tm, strokes, lengths, mu=None, presig=None,
+                      n_max: int | None = None) -> dict:
     """Per-sketch stroke (L_s), pen (L_p) and kl terms, each (B,), and kl_dims (B, z).
 
-    raw_tm (N_max, B, K) time-major head outputs for targets strokes[:, 1:]. As Magenta:
-    L_s is masked after each sketch's end, L_p runs over all N_max steps, and both are
-    summed over steps and divided by N_max (so batch means give Magenta's r_cost parts).
+    raw_tm (T, B, K) time-major head outputs for targets strokes[:, 1:], T <= N_max. As
+    Magenta: L_s is masked after each sketch's end, L_p runs over all T steps, and both are
+    summed over steps and divided by N_max (`n_max`, hps.max_seq_len; default T), so batch
+    means give Magenta's r_cost parts.
+
+    A length-bucketed batch (T < N_max, data.batches) gives the same L_s as the full-length
+    batch of the same sketches (the masked steps add 0, the divisor is still N_max). Its L_p
+    holds the end-of-sketch terms up to T only: each sketch keeps at least one of them
+    (T >= its length + 1) and loses the N_max - T after T, all -log p(end | past the end),
+    which the full-length loss counts and Magenta divides by N_max too. Training on it is
+    thus Magenta's loss with those late "stay ended" terms left out; validation and
+    `evaluate` always use full-length batches, so the L_R they report is Magenta's.
     """
     strokes = ops.convert_to_tensor(strokes, "float32")
     lengths = ops.cast(ops.convert_to_tensor(lengths), "int32")
-    stroke, pen = _reconstruction_terms(raw_tm, strokes, lengths)
+    stroke, pen = _reconstruction_terms(raw_tm, strokes, lengths, n_max)
     if mu is None:
         return {"stroke": stroke, "pen": pen, "kl": ops.zeros_like(stroke)}
     kl_dims = kl_per_dim(mu, presig)  # (B, z)
     return {"stroke": stroke, "pen": pen, "kl": ops.mean(kl_dims, axis=-1), "kl_dims": kl_dims}
 
 
-def _reconstruction_terms(raw_tm, strokes, lengths):
-    """(stroke (B,), pen (B,)): the masked mixture NLL and the pen cross-entropy."""
-    n_max = raw_tm.shape[0]
-    target = ops.transpose(strokes[:, 1:], (1, 0, 2))  # (N_max, B, 5)
-    nll, pen_ce = step_losses(raw_tm, target)  # (N_max, B) each
-    mask = ops.cast(ops.arange(n_max, dtype="int32")[:, None] < lengths[None, :], "float32")
+def _reconstruction_terms(raw_tm, strokes, lengths, n_max: int | None = None):
+    """(stroke (B,), pen (B,)): the masked mixture NLL and the pen cross-entropy over the
+    batch's T steps, each divided by N_max (n_max; T when not given)."""
+    steps = raw_tm.shape[0]  # T
+    n_max = steps if n_max is None else int(n_max)
+    target = ops.transpose(strokes[:, 1:], (1, 0, 2))  # (T, B, 5)
+    nll, pen_ce = step_losses(raw_tm, target)  # (T, B) each
+    mask = ops.cast(ops.arange(steps, dtype="int32")[:, None] < lengths[None, :], "float32")
     return ops.sum(nll * mask, axis=0) / n_max, ops.sum(pen_ce, axis=0) / n_max
 
 

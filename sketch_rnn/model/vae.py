@@ -278,12 +278,14 @@ class SketchRNN(keras.Model):
     def loss_terms(self, strokes, lengths, training: bool = False) -> dict:
         """Per-sketch (B,) terms whose batch means are L_s, L_p and KL (before the floor)."""
         out = self._forward(strokes, lengths, training)
-        return sketch_loss_terms(out["raw"], strokes, lengths, out["mu"], out["presig"])
+        return sketch_loss_terms(out["raw"], strokes, lengths, out["mu"], out["presig"],
+                                 n_max=self.hps.max_seq_len)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """cost = L_s + L_p + w_KL * kl_penalty; updates the metric trackers."""
         terms = sketch_loss_terms(y_pred["raw"], x["strokes"], x["lengths"],
-                                  y_pred.get("mu"), y_pred.get("presig"))
+                                  y_pred.get("mu"), y_pred.get("presig"),
+                                  n_max=self.hps.max_seq_len)  # bucketed batches: T < N_max
         cost, recon, kl = batch_cost(terms, self.kl_weight, self.hps)
         for tracker, value in ((self.cost_tracker, cost), (self.recon_tracker, recon),
                                (self.kl_tracker, kl), (self.w_kl_tracker, self.kl_weight)):

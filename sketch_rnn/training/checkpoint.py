@@ -46,7 +46,7 @@ from ..core.files import (
     temp_dir_for,
     write_error,
 )
-from ..core.hparams import HParams
+from ..core.hparams import LEGACY_DEFAULTS, HParams
 from ..core.safepickle import restricted_loads
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,8 @@ class Checkpoint:
 
     @property
     def hps(self) -> HParams:
-        return HParams.from_dict(self.state["hparams"])
+        # a field the run did not record takes the value it was trained with
+        return HParams.from_dict({**LEGACY_DEFAULTS, **self.state["hparams"]})
 
 
 def verify(path: Path) -> Checkpoint:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -22,7 +22,7 @@ import numpy as np
 from ..core.errors import SketchRNNError
 from ..core.files import StorageError
 from ..core.hparams import ARCHITECTURE_FIELDS, HParams, parse_overrides, preset
-from ..data import DEFAULT_DATA, SketchSplit, load_data, train_batch
+from ..data import DEFAULT_DATA, SketchSplit, load_data, step_batch
 from ..model.build import build_model
 from . import checkpoint as ckpt_io
 from . import distribute
@@ -42,6 +42,7 @@ DEFAULT_PRESET = "small"
 BOOKKEEPING_FIELDS = ("num_steps", "save_every", "keep_checkpoints")
 
 
+
 # --------------------------------------------------------------------------- set-up
 def configure_determinism(seed: int) -> None:
     """Seed every global RNG and ask TensorFlow for deterministic kernels."""
@@ -53,7 +54,11 @@ def configure_determinism(seed: int) -> None:
 
 
 class TrainStream(keras.utils.PyDataset):
-    """Item i is the batch of global step start + i: the data position is the step."""
+    """Item i is the batch of global step start + i: the data position is the step.
+
+    With hps.bucketed_batches a batch is (B, T+1, 5) with T its length bucket's padded
+    length (data.batches), so items differ in shape; `fit_input` says how fit reads them.
+    """
 
     def __init__(self, split: SketchSplit, hps: HParams, seed: int, start: int, stop: int) -> None:
         super().__init__(workers=1, use_multiprocessing=False)
@@ -64,8 +69,63 @@ class TrainStream(keras.utils.PyDataset):
         return self.stop - self.start
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
-        strokes, lengths = train_batch(self.split, self.hps, self.seed, self.start + i)
-        return {"strokes": strokes, "lengths": lengths}  # (B, N_max+1, 5), (B,)
+        strokes, lengths = step_batch(self.split, self.hps, self.seed, self.start + i)
+        return {"strokes": strokes, "lengths": lengths}  # (B, T+1, 5), (B,); T = N_max unbucketed
+
+    def fit_input(self, model: keras.Model) -> Any:
+        """What `model.fit` reads, preparing `model` for it.
+
+        Full-length batches: this PyDataset, as before. Bucketed batches on TensorFlow:
+        Keras would infer the tf.data spec from the first two items (a fixed time length if
+        they happen to agree, then fail on the next bucket), so the stream is wrapped in the
+        same from_generator + prefetch pipeline with the time dimension declared None, and
+        the model gets a train function traced once per batch shape
+        (`per_shape_train_function`). JAX's fit jit-compiles per input shape by itself.
+        """
+        if not self.hps.bucketed_batches or keras.backend.backend() != "tensorflow":
+            return self
+        import tensorflow as tf
+
+        b = self.hps.batch_size
+        spec = {"strokes": tf.TensorSpec((b, None, 5), tf.float32),  # (B, T+1, 5)
+                "lengths": tf.TensorSpec((b,), tf.int32)}
+        items = tf.data.Dataset.from_generator(lambda: (self[i] for i in range(len(self))),
+                                               output_signature=spec)
+        model.train_function = per_shape_train_function(model)
+        items = items.apply(tf.data.experimental.assert_cardinality(len(self)))  # fit's steps
+        return items.prefetch(tf.data.AUTOTUNE)
+
+
+def per_shape_train_function(model: keras.Model) -> Callable[[Any], Any]:
+    """A Keras (TensorFlow) train function that traces one graph per input shape.
+
+    Keras' own wraps its step in tf.function(reduce_retracing=True), which after a second
+    shape retraces with the time dimension None; the recurrent loops (model.lanes, the
+    XLA-compiled scans) need a static number of steps. Here each batch is pulled eagerly
+    (concrete shapes) and run by Keras' one-step function made for that shape alone, so
+    every bucket's step is today's graph at its length: one trace and one XLA compile per
+    bucket (at most data.batches.NUM_BUCKETS), none per step. `model.trace_count` counts
+    them (tests check it).
+    """
+    functions: dict[tuple, Any] = {}
+    model.trace_count = 0
+    strategy = model.distribute_strategy
+
+    def shape_key(data: Any) -> tuple:
+        import tensorflow as tf
+
+        return tuple(tuple(strategy.experimental_local_results(v)[0].shape)
+                     for v in tf.nest.flatten(data))
+
+    def train_function(iterator: Any) -> Any:
+        data = next(iterator)  # StopIteration / OutOfRangeError end fit's epoch, as in Keras
+        key = shape_key(data)
+        if key not in functions:
+            functions[key] = model._make_function(model.train_step)
+            model.trace_count += 1
+        return functions[key]([data])  # Keras runs one step per item of an eager iterable
+
+    return train_function
 
 
 # --------------------------------------------------------------------------- the run
@@ -77,11 +137,18 @@ class RunConfig:
     seed: int
     run_id: str
     resume_from: ckpt_io.Checkpoint | None
+    # {"step", "from", "to"} per explicit --allow-batching-change, kept in state.json
+    batching_changes: list = field(default_factory=list)
 
 
 def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str | None,
-             overrides: str | None, num_steps: int | None, seed: int | None) -> RunConfig:
-    """Decide between a new run and a resume, and check the arguments against the saved run."""
+             overrides: str | None, num_steps: int | None, seed: int | None,
+             allow_batching_change: bool = False) -> RunConfig:
+    """Decide between a new run and a resume, and check the arguments against the saved run.
+
+    A resume keeps the saved `bucketed_batches` (runs saved before the field: False) and
+    refuses another unless `allow_batching_change`, which is then recorded in state.json.
+    """
     run_dir = Path(run_dir)
     previous = ckpt_io.newest_checkpoint(run_dir) if run_dir.is_dir() else None
     if previous is None:
@@ -100,6 +167,14 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
     if arch:
         raise SketchRNNError(f"{run_dir}: cannot change {', '.join(arch)} of an existing run "
                              f"(the weights' shapes or the training sketches); use a new --run-dir")
+    history = list(saved.get("batching_changes", []))
+    if changes.get("bucketed_batches", hps.bucketed_batches) != hps.bucketed_batches:
+        if not allow_batching_change:
+            raise SketchRNNError(f"{run_dir}: cannot change bucketed_batches of an existing run "
+                                 f"({hps.bucketed_batches} -> {changes['bucketed_batches']}) "
+                                 "unless asked for with --allow-batching-change")
+        history.append({"step": previous.step, "from": hps.bucketed_batches,
+                        "to": changes["bucketed_batches"]})
     if preset_name is not None and _differs_from_preset(hps, preset_name, changes):
         log.info(f"note: resuming {run_dir}: its saved hparams win over --preset {preset_name}")
     differing = sorted(k for k, v in changes.items()
@@ -111,7 +186,7 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
         raise SketchRNNError(f"{run_dir}: the run was started with --seed {saved['seed']}, not {seed}")
     paths = list(data) if data else list(saved["data"]["paths"])
     return RunConfig(run_dir, paths, hps.replace(**changes), int(saved["seed"]), saved["run_id"],
-                     previous)
+                     previous, batching_changes=history)
 
 
 def _differs_from_preset(hps: HParams, preset_name: str, changes: dict[str, Any]) -> bool:
@@ -204,6 +279,8 @@ class Trainer:
             "valid_cost": valid.get("cost"),
             "versions": {"keras": keras.__version__, "backend": keras.backend.backend()},
             "distribute": self.dist.describe(),
+            **({"batching_changes": self.config.batching_changes}
+               if self.config.batching_changes else {}),
         }
 
     def save(self, step: int) -> Path | None:
@@ -249,7 +326,7 @@ class Trainer:
             agree = self.dist.stop_callbacks(self.stop)
             stream = TrainStream(self.data.train, self.hps, self.config.seed, start, stop)
             try:
-                self.model.fit(stream, epochs=1, verbose=0, shuffle=False,
+                self.model.fit(stream.fit_input(self.model), epochs=1, verbose=0, shuffle=False,
                                callbacks=[self.lr_callback, self.kl_callback, *agree, saver,
                                           self.logger])
             finally:

@@ -1,0 +1,213 @@
+"""Length-bucketed training batches (hparam bucketed_batches): the sampler, the loss and the
+resume paths.
+
+References are independent of the code under test: inclusion frequencies against the
+binomial law of the uniform draw (B/n per sketch and step), padded lengths against each
+sketch's own length, L_s against the same model's full-length (N_max) batch, and resumes
+against uninterrupted runs of the same path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import ROOT, SHEEP, fingerprint, train_tiny
+
+from sketch_rnn.core.hparams import HParams, preset
+from sketch_rnn.data import bucketed_train_batch, load_data, train_batch
+from sketch_rnn.data.batches import NUM_BUCKETS
+
+HPS = HParams(batch_size=50, max_seq_len=250, random_scale_factor=0.15, augment_stroke_prob=0.1)
+
+
+@pytest.fixture(scope="module")
+def sheep():
+    return load_data([SHEEP], 250)
+
+
+_TABLES: dict = {}
+
+
+def _indices(split, strokes, lengths):
+    """Which sketches a batch holds, found by matching rows against the split (no augment)."""
+    if id(split) not in _TABLES:
+        table: dict = {}
+        for i in range(len(split)):
+            table.setdefault(split.sketch(i).tobytes(), []).append(i)
+        _TABLES[id(split)] = (split, table)
+    table = _TABLES[id(split)][1]
+    out = []
+    for s, n in zip(strokes, lengths):
+        pts = np.stack([s[1:n + 1, 0], s[1:n + 1, 1], s[1:n + 1, 3]], axis=1)
+        out.append(table[pts.astype(np.float32).tobytes()][0])
+    return out
+
+
+def test_every_sketch_is_drawn_as_often_as_uniformly(sheep):
+    """Each step includes sketch i with probability B/n (steps independent), so its count
+    over many steps is Binomial(steps, B/n), as with the uniform draw; and no length range
+    is favoured: each length decile's total stays within 5 standard errors of the uniform
+    mean (the per-step totals vary more than binomially, a whole batch shares a bucket, so
+    the standard error comes from their observed spread)."""
+    hps = HPS.replace(random_scale_factor=0.0, augment_stroke_prob=0.0, batch_size=100)
+    split = sheep.train
+    n, b, steps = len(split), hps.batch_size, 2000
+    lengths = split.lengths()
+    deciles = np.array_split(np.argsort(lengths, kind="stable"), 10)
+    counts = np.zeros(n)
+    per_step = np.zeros((steps, len(deciles)))
+    for step in range(steps):
+        strokes, lens = bucketed_train_batch(split, hps, 3, step)
+        hit = np.zeros(n)
+        np.add.at(hit, _indices(split, strokes, lens), 1)
+        counts += hit
+        per_step[step] = [hit[g].sum() for g in deciles]
+    p = b / n
+    for j, group in enumerate(deciles):
+        # duplicates of a sketch count at its first copy, which may sit in a neighbour decile
+        se = np.sqrt(steps) * per_step[:, j].std() + 1
+        assert abs(per_step[:, j].sum() - steps * p * len(group)) < 5 * se + 30
+    unique = np.array([len(_TABLES[id(split)][1][split.sketch(i).tobytes()]) == 1
+                       for i in range(n)])
+    c = counts[unique]
+    assert abs(c.mean() - steps * p) < 5 * np.sqrt(steps * p * (1 - p) / len(c))
+    assert 0.9 < c.std() / np.sqrt(steps * p * (1 - p)) < 1.1
+    assert counts.sum() == steps * b  # B distinct rows each step
+
+
+def test_padded_length_bounds_each_sketch_and_shapes_are_few(sheep):
+    shapes = set()
+    for step in range(300):
+        strokes, lengths = bucketed_train_batch(sheep.train, HPS, 0, step)
+        t = strokes.shape[1] - 1  # padded length (S_0 excluded)
+        assert strokes.shape == (HPS.batch_size, t + 1, 5)
+        assert t <= HPS.max_seq_len
+        # every sketch ends before the padding does: at least one end-of-sketch step
+        assert t >= min(int(lengths.max()) + 1, HPS.max_seq_len)
+        for s, n in zip(strokes, lengths):
+            assert np.all(s[n + 1:, 4] == 1) and np.all(s[1:n + 1, 4] == 0)
+        shapes.add(t)
+    assert 2 <= len(shapes) <= NUM_BUCKETS
+
+
+def test_bucketed_batch_is_a_pure_function_of_seed_and_step(sheep):
+    a = bucketed_train_batch(sheep.train, HPS, 5, 17)
+    b = bucketed_train_batch(sheep.train, HPS, 5, 17)
+    c = bucketed_train_batch(sheep.train, HPS, 5, 18)
+    d = bucketed_train_batch(sheep.train, HPS, 6, 17)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert not (a[0].shape == c[0].shape and np.array_equal(a[0], c[0]))
+    assert not (a[0].shape == d[0].shape and np.array_equal(a[0], d[0]))
+
+
+def test_bucketed_loss_equals_the_full_length_one(sheep):
+    """L_s of a bucketed batch = L_s of the same sketches padded to N_max, same model."""
+    from sketch_rnn.data.batches import batch_from_indices
+    from sketch_rnn.model.vae import SketchRNN
+
+    hps = preset("tiny").replace(max_seq_len=250, random_scale_factor=0.0,
+                                 augment_stroke_prob=0.0, batch_size=8)
+    model = SketchRNN(hps, seed=1)
+    strokes, lengths = next(x for x in (bucketed_train_batch(sheep.train, hps, 0, k)
+                                        for k in range(100)) if x[0].shape[1] < 150)
+    idx = _indices(sheep.train, strokes, lengths)
+    full, full_len = batch_from_indices(sheep.train, np.array(idx), hps.max_seq_len)
+    assert strokes.shape[1] < full.shape[1]
+    np.testing.assert_array_equal(full[:, :strokes.shape[1]], strokes)
+    short = model.loss_terms(strokes, lengths)
+    ref = model.loss_terms(full, full_len)
+    np.testing.assert_allclose(np.asarray(short["stroke"]), np.asarray(ref["stroke"]),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(short["kl"]), np.asarray(ref["kl"]), rtol=1e-5)
+    # L_p: the full-length one holds N_max - T more end-of-sketch terms (each >= 0)
+    assert np.all(np.asarray(ref["pen"]) >= np.asarray(short["pen"]) - 1e-6)
+
+
+def test_full_length_path_is_unchanged(sheep):
+    """bucketed_batches=False keeps today's batch of step k, bit for bit (N_max wide)."""
+    hps = HPS.replace(bucketed_batches=False)
+    from sketch_rnn.data import step_batch
+
+    for step in (0, 9):
+        for x, y in zip(step_batch(sheep.train, hps, 2, step), train_batch(sheep.train, hps, 2,
+                                                                            step)):
+            np.testing.assert_array_equal(x, y)
+
+
+# ------------------------------------------------------------------ runs and resumes
+def test_bucketed_run_traces_once_per_shape_and_resumes_exactly(tmp_path):
+    straight = train_tiny(tmp_path / "a", 30, seed=0)
+    assert straight.hps.bucketed_batches
+    assert 1 <= straight.model.trace_count <= NUM_BUCKETS  # not one trace per step
+    train_tiny(tmp_path / "b", 20, seed=0)
+    resumed = train_tiny(tmp_path / "b", 30)
+    assert resumed.model.trace_count <= NUM_BUCKETS
+    assert fingerprint(tmp_path / "a") == fingerprint(tmp_path / "b")
+
+
+def test_full_length_path_resumes_exactly_and_differs_from_bucketed(tmp_path):
+    hp = "max_seq_len=64,save_every=10,batch_size=8,bucketed_batches=false"
+    train_tiny(tmp_path / "a", 20, seed=0, hparams=hp)
+    train_tiny(tmp_path / "b", 10, seed=0, hparams=hp)
+    train_tiny(tmp_path / "b", 20, hparams=hp)
+    assert fingerprint(tmp_path / "a") == fingerprint(tmp_path / "b")
+    train_tiny(tmp_path / "c", 20, seed=0)
+    assert fingerprint(tmp_path / "c") != fingerprint(tmp_path / "a")
+
+
+def test_changing_the_path_on_resume_is_refused_by_name(tmp_path):
+    from sketch_rnn.core.errors import SketchRNNError
+    from sketch_rnn.training.trainer import plan_run
+
+    train_tiny(tmp_path / "r", 10, seed=0)
+    hp = "max_seq_len=64,save_every=10,batch_size=8,bucketed_batches=false"
+    with pytest.raises(SketchRNNError, match="bucketed_batches"):
+        plan_run(tmp_path / "r", [SHEEP], "tiny", hp, 20, None)
+    allowed = plan_run(tmp_path / "r", [SHEEP], "tiny", hp, 20, None,
+                       allow_batching_change=True)
+    assert allowed.hps.bucketed_batches is False
+    assert allowed.batching_changes == [{"step": 10, "from": True, "to": False}]
+
+
+def test_run_saved_before_the_key_resumes_on_the_old_path(tmp_path):
+    """checkpoints/sheep_decoder (no bucketed_batches in its state.json) continues with
+    full-length batches: 2 steps of it equal 2 steps of the same run told
+    bucketed_batches=false explicitly (its key written into a copy)."""
+    from sketch_rnn.training.trainer import Trainer, plan_run
+
+    src = ROOT / "checkpoints" / "sheep_decoder"
+    legacy, explicit = tmp_path / "legacy", tmp_path / "explicit"
+    for dst in (legacy, explicit):
+        shutil.copytree(src, dst, symlinks=True)
+    states = list(legacy.rglob("state.json"))
+    assert states and all("bucketed_batches" not in json.loads(p.read_text())["hparams"]
+                          for p in states)
+    for p in explicit.rglob("state.json"):
+        state = json.loads(p.read_text())
+        state["hparams"]["bucketed_batches"] = False
+        p.write_text(json.dumps(state))
+    _refresh_manifests(explicit)
+    fps = []
+    for run in (legacy, explicit):
+        plan = plan_run(run, [SHEEP], None, None, None, None)
+        assert plan.hps.bucketed_batches is False
+        hps = plan.hps.replace(num_steps=plan.resume_from.step + 2, save_every=2)
+        trainer = Trainer(dataclasses.replace(plan, hps=hps), progress=False)
+        assert trainer.fit() == 0
+        fps.append(fingerprint(run))
+    assert fps[0] == fps[1]
+
+
+def _refresh_manifests(run_dir):
+    """Rewrite each checkpoint's manifest sha256 of the edited state.json (as if so saved)."""
+    import hashlib
+
+    for state in run_dir.rglob("state.json"):
+        manifest = state.parent / "MANIFEST.json"
+        data = json.loads(manifest.read_text())
+        data["files"]["state.json"] = hashlib.sha256(state.read_bytes()).hexdigest()
+        manifest.write_text(json.dumps(data, indent=2))
