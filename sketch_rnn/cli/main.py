@@ -42,6 +42,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hparams", default=None, help='overrides, "k=v,k=v" (see --hparams help)')
     p.add_argument("--num-steps", type=int, default=None, help="total step target (also on resume)")
     p.add_argument("--seed", type=_seed, default=None, help="random seed of a new run (default 0)")
+    p.add_argument("--allow-precision-change", action="store_true",
+                   help="resume with another --hparams precision=... than the run's (recorded "
+                        "in state.json; the run then no longer matches an uninterrupted one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.add_argument("--no-samples", action="store_true",
                    help="do not draw sample sketches into RUN_DIR/samples at each checkpoint")

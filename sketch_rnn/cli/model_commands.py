@@ -58,7 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         dist = distribute.setup(args.distribute, args.cpu_devices)  # before TF sets up devices
         config = plan_run(args.run_dir, args.data, args.preset, args.hparams, args.num_steps,
-                          args.seed)
+                          args.seed, allow_precision_change=args.allow_precision_change)
         trainer = Trainer(config, progress=not args.no_progress, dist=dist,
                           after_save=None if args.no_samples else _draw_samples)
         code = trainer.fit()

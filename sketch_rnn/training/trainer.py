@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -24,6 +24,7 @@ from ..core.files import StorageError
 from ..core.hparams import ARCHITECTURE_FIELDS, HParams, parse_overrides, preset
 from ..data import DEFAULT_DATA, SketchSplit, load_data, train_batch
 from ..model.build import build_model
+from ..model.precision import default_precision
 from . import checkpoint as ckpt_io
 from . import distribute
 from .callbacks import (
@@ -75,17 +76,29 @@ class RunConfig:
     seed: int
     run_id: str
     resume_from: ckpt_io.Checkpoint | None
+    # {"step", "from", "to"} per explicit --allow-precision-change, kept in state.json
+    precision_changes: list = field(default_factory=list)
 
 
 def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str | None,
-             overrides: str | None, num_steps: int | None, seed: int | None) -> RunConfig:
-    """Decide between a new run and a resume, and check the arguments against the saved run."""
+             overrides: str | None, num_steps: int | None, seed: int | None,
+             allow_precision_change: bool = False) -> RunConfig:
+    """Decide between a new run and a resume, and check the arguments against the saved run.
+
+    A new run without an explicit `precision` takes this CPU's (`default_precision`); a
+    resume keeps the saved one (runs saved before the field: float32) and refuses another
+    unless `allow_precision_change`, which is then recorded in the run's state.json.
+    """
     run_dir = Path(run_dir)
     previous = ckpt_io.newest_checkpoint(run_dir) if run_dir.is_dir() else None
     if previous is None:
         hps = preset(preset_name or DEFAULT_PRESET).with_overrides(overrides)
         if num_steps is not None:
             hps = hps.replace(num_steps=num_steps)
+        if "precision" not in parse_overrides(overrides):
+            precision, why = default_precision()
+            hps = hps.replace(precision=precision)
+            print(f"precision {precision}: {why}")
         return RunConfig(run_dir, list(data or [DEFAULT_DATA]), hps, 0 if seed is None else seed,
                          uuid.uuid4().hex, None)
     saved = previous.state
@@ -98,6 +111,13 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
     if arch:
         raise SketchRNNError(f"{run_dir}: cannot change {', '.join(arch)} of an existing run "
                              f"(the weights' shapes or the training sketches); use a new --run-dir")
+    history = list(saved.get("precision_changes", []))
+    if changes.get("precision", hps.precision) != hps.precision:
+        if not allow_precision_change:
+            raise SketchRNNError(f"{run_dir}: cannot change precision of an existing run "
+                                 f"({hps.precision} -> {changes['precision']}) unless asked for "
+                                 "with --allow-precision-change")
+        history.append({"step": previous.step, "from": hps.precision, "to": changes["precision"]})
     if preset_name is not None and _differs_from_preset(hps, preset_name, changes):
         print(f"note: resuming {run_dir}: its saved hparams win over --preset {preset_name}")
     differing = sorted(k for k, v in changes.items()
@@ -109,7 +129,7 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
         raise SketchRNNError(f"{run_dir}: the run was started with --seed {saved['seed']}, not {seed}")
     paths = list(data) if data else list(saved["data"]["paths"])
     return RunConfig(run_dir, paths, hps.replace(**changes), int(saved["seed"]), saved["run_id"],
-                     previous)
+                     previous, history)
 
 
 def _differs_from_preset(hps: HParams, preset_name: str, changes: dict[str, Any]) -> bool:
@@ -202,6 +222,8 @@ class Trainer:
             "valid_cost": valid.get("cost"),
             "versions": {"keras": keras.__version__, "backend": keras.backend.backend()},
             "distribute": self.dist.describe(),
+            **({"precision_changes": self.config.precision_changes}
+               if self.config.precision_changes else {}),
         }
 
     def save(self, step: int) -> Path | None:
