@@ -18,7 +18,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SHAPES = {"square_4096": (4096, 4096, 4096), "decoder_step_paper": (100, 512, 2048)}
+SHAPES = {"square_4096": (4096, 4096, 4096), "decoder_step_small": (100, 256, 1024),
+          "decoder_step_paper": (100, 512, 2048)}
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "avx512f")
 
 

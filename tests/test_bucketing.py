@@ -168,9 +168,10 @@ def test_changing_the_path_on_resume_is_refused_by_name(tmp_path):
     with pytest.raises(SketchRNNError, match="bucketed_batches"):
         plan_run(tmp_path / "r", [SHEEP], "tiny", hp, 20, None)
     allowed = plan_run(tmp_path / "r", [SHEEP], "tiny", hp, 20, None,
-                       allow_batching_change=True)
+                       allow_changes={"bucketed_batches"})
     assert allowed.hps.bucketed_batches is False
-    assert allowed.batching_changes == [{"step": 10, "from": True, "to": False}]
+    assert allowed.path_changes == [{"step": 10, "field": "bucketed_batches", "from": True,
+                                     "to": False}]
 
 
 def test_run_saved_before_the_key_resumes_on_the_old_path(tmp_path):

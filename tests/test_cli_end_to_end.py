@@ -18,7 +18,7 @@ from sketch_rnn.training.trainer import Trainer, plan_run
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = str(ROOT / "data" / "aaron_sheep.npz")
-HPARAMS = "max_seq_len=64,save_every=10,batch_size=8"
+HPARAMS = "max_seq_len=64,save_every=10,batch_size=8,precision=float32"
 
 
 def _train(run_dir: Path, hparams: str) -> Path:

@@ -24,7 +24,7 @@ from sketch_rnn.core.errors import SketchRNNError
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = str(ROOT / "data" / "aaron_sheep.npz")
-HPARAMS = "max_seq_len=64,save_every=5,batch_size=8"
+HPARAMS = "max_seq_len=64,save_every=5,batch_size=8,precision=float32"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", distribute.HEALTH_CHECK_ENV: "1"}
 
 

@@ -44,7 +44,7 @@ from sketch_rnn.core.hparams import preset
 ROOT = Path(__file__).resolve().parents[1]
 DATA = str(ROOT / "data" / "aaron_sheep.npz")
 NODE_SCRIPT = ROOT / "tests" / "js" / "magenta_pdf.js"
-HPARAMS = "num_mixture=20,max_seq_len=64,save_every=5,batch_size=8"
+HPARAMS = "num_mixture=20,max_seq_len=64,save_every=5,batch_size=8,precision=float32"
 STEPS = 5
 PIXEL_FACTOR = 2.0  # magenta.js' default: its inputs are data units / 2
 TAU = 0.6  # our temperature; the library's getPDF(state, TAU, TAU) is the same convention

@@ -50,6 +50,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="resume with another --hparams bucketed_batches=... than the run's "
                         "(recorded in state.json; the run then no longer matches an "
                         "uninterrupted one)")
+    p.add_argument("--allow-precision-change", action="store_true",
+                   help="resume with another --hparams precision=... than the run's (recorded "
+                        "in state.json; the run then no longer matches an uninterrupted one)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.add_argument("--no-samples", action="store_true",
                    help="do not draw sample sketches into RUN_DIR/samples at each checkpoint")

@@ -36,6 +36,12 @@ def _draw_samples(trainer: Any, step: int) -> None:
         print(f"warning: could not draw {path}: {type(e).__name__}: {e}", file=sys.stderr)
 
 
+def _allowed_changes(args: argparse.Namespace) -> set[str]:
+    """The training-path fields (trainer.PATH_FIELDS) whose change on resume was asked for."""
+    return {name for name, on in (("bucketed_batches", args.allow_batching_change),
+                                  ("precision", args.allow_precision_change)) if on}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """`sketch-rnn train`: a new run or an exact resume, under the run directory's lock."""
     if args.hparams == "help":  # list the fields without importing TensorFlow
@@ -58,7 +64,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         dist = distribute.setup(args.distribute, args.cpu_devices)  # before TF sets up devices
         config = plan_run(args.run_dir, args.data, args.preset, args.hparams, args.num_steps,
-                          args.seed, allow_batching_change=args.allow_batching_change)
+                          args.seed, allow_changes=_allowed_changes(args))
         trainer = Trainer(config, progress=not args.no_progress, dist=dist,
                           after_save=None if args.no_samples else _draw_samples)
         code = trainer.fit()

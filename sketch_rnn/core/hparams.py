@@ -15,6 +15,7 @@ from typing import Any
 from .errors import SketchRNNError
 
 CELL_TYPES = ("lstm", "layer_norm", "hyper")
+PRECISIONS = ("float32", "bfloat16")  # model.precision says what each means
 
 
 def _f(default: Any, why: str) -> Any:
@@ -68,6 +69,9 @@ class HParams:
     scheduled_sampling_prob: float = _f(0.0, "chance that a decoder input S_{i-1} is "
                                         "replaced in training by the decoder's own greedy "
                                         "guess of it (scheduled sampling, one parallel pass)")
+    precision: str = _f("float32", "float32 | bfloat16: the recurrent and projection matmuls' "
+                        "operands (weights, optimizer, cell state, loss stay float32); a new "
+                        "`train` run without it picks bfloat16 where the CPU has native bf16")
     # --- run length and checkpoints ---------------------------------------
     num_steps: int = _f(10000000, "total training steps (the target, also on resume)")
     save_every: int = _f(500, "steps between checkpoints (and validation runs)")
@@ -89,6 +93,9 @@ class HParams:
             if getattr(self, name) not in CELL_TYPES:
                 raise SketchRNNError(
                     f"hparam {name}={getattr(self, name)!r}: must be one of {', '.join(CELL_TYPES)}")
+        if self.precision not in PRECISIONS:
+            raise SketchRNNError(f"hparam precision={self.precision!r}: must be one of "
+                                 f"{', '.join(PRECISIONS)}")
         for name in ("recurrent_dropout_prob", "input_dropout_prob", "output_dropout_prob",
                      "stroke_dropout_prob", "decay_rate", "kl_decay_rate"):
             if not 0.0 < getattr(self, name) <= 1.0:
@@ -134,7 +141,7 @@ class HParams:
 
 
 # hparams a run saved before them did not record, with the value that reproduces that run
-LEGACY_DEFAULTS = {"bucketed_batches": False}
+LEGACY_DEFAULTS = {"bucketed_batches": False, "precision": "float32"}
 
 ARCHITECTURE_FIELDS = ("enc_rnn_size", "dec_rnn_size", "z_size", "num_mixture", "enc_model",
                        "dec_model", "hyper_num_units", "hyper_embedding_size", "conditional")

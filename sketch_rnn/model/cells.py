@@ -28,6 +28,10 @@ Gates are ordered (i, f, g, o) as in `keras.layers.LSTM`. The LSTM stores its fo
 bias of 1.0 in the bias variable (Keras' `unit_forget_bias`, identical in value to
 Magenta's constant added at run time, and what cuDNN expects); the other two cells add
 the 1.0 at run time as Magenta does, since they have no plain bias on every gate.
+
+`precision` (hparam, "float32" | "bfloat16") is each cell's matmul precision
+(`precision.matmul`): every weight matmul of a cell runs at it; the HyperLSTM's per-gate
+einsum of its small embedding (E = 32) and all element-wise math stay float32.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ from .cell_parts import (FORGET_BIAS, GatewiseOrthogonal, SequenceCellMixin, Sta
                          layer_norm, normalised_update, split4)
 from .lanes import gate_scale, lstm_lanes, matmul_rows
 from .options import DEFAULT, FastPath
+from .precision import matmul
 
 
 class LSTM(SequenceCellMixin, keras.layers.LSTM):
@@ -48,8 +53,9 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
     """
 
     def __init__(self, units: int, seed: keras.random.SeedGenerator | None = None,
-                 options: FastPath = DEFAULT, **kwargs):
+                 options: FastPath = DEFAULT, precision: str = "float32", **kwargs):
         self.options = options
+        self.precision = precision
         super().__init__(
             units,
             kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
@@ -71,7 +77,7 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
         kernel, w, bias = self.scaled_weights()
         d = x_seq.shape[-1]
         if z is not None and d < kernel.shape[0]:
-            bias = ops.matmul(z, kernel[d:]) + bias  # (B, 4u): once per sketch
+            bias = matmul(z, kernel[d:], self.precision) + bias  # (B, 4u): once per sketch
         return x_seq, kernel[:d], bias, w
 
     def input_projection(self, x_seq, z=None):
@@ -79,13 +85,14 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
         kernel, bias = self.cell.kernel, self.cell.bias
         d = x_seq.shape[-1]
         if z is not None and d < kernel.shape[0]:
-            bias = ops.matmul(z, kernel[d:]) + bias  # (B, 4u)
-        return matmul_rows(x_seq, kernel[:d]) + bias
+            bias = matmul(z, kernel[d:], self.precision) + bias  # (B, 4u)
+        return matmul_rows(x_seq, kernel[:d], self.precision) + bias
 
     def step(self, xp_t, states, keep_t=None):
         """One step on the variables as they are (the sampler's per-step path)."""
         h, c = states
-        i, f, g, o = split4(xp_t + ops.matmul(h, self.cell.recurrent_kernel))  # (B, u) each
+        i, f, g, o = split4(xp_t + matmul(h, self.cell.recurrent_kernel,
+                                          self.precision))  # (B, u) each
         g = ops.tanh(g)
         if keep_t is not None:
             g = g * keep_t
@@ -95,12 +102,12 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
 
     def run(self, x_seq, z, states, mask=None, keep_prob: float = 1.0, x_grad: bool = False):
         """The fast path of `SequenceCellMixin.run`: one lane of the fused kernel."""
-        if mask is None and self.options.cudnn():
+        if mask is None and self.precision == "float32" and self.options.cudnn():
             return self._run_keras(x_seq, z, states)
         x, w_x, b, w = self.lane_args(x_seq, z)
         hs, hn, cn = lstm_lanes([x], [w_x], [b], [states[0]], [states[1]], [w],
                                 None if mask is None else [mask], keep_prob, x_grad=x_grad,
-                                xla=self.options.xla_loops)
+                                xla=self.options.xla_loops, precision=self.precision)
         return hs[0], (hn[0], cn[0])
 
     def _run_keras(self, x_seq, z, states):
@@ -127,7 +134,7 @@ def bidirectional_lstm(fw: LSTM, bw: LSTM, x_fw, x_bw, mask_fw=None, mask_bw=Non
                           [zeros, zeros], [lanes[0][3], lanes[1][3]],
                           None if mask_fw is None else [mask_fw, mask_bw], keep_prob,
                           recompute=(fw.options.encoder_recompute,) * 2,
-                          xla=fw.options.xla_loops)
+                          xla=fw.options.xla_loops, precision=fw.precision)
     return hs
 
 
@@ -137,10 +144,12 @@ class LayerNormLSTM(StandaloneCallMixin, SequenceCellMixin, keras.layers.Layer):
     params = (D + u) * 4u + 8u (gate LN gamma, beta) + 2u (c LN gamma, beta).
     """
 
-    def __init__(self, units: int, seed: keras.random.SeedGenerator | None = None, **kwargs):
+    def __init__(self, units: int, seed: keras.random.SeedGenerator | None = None,
+                 precision: str = "float32", **kwargs):
         super().__init__(**kwargs)
         self.units = units
         self._seed = seed
+        self.precision = precision
 
     def build(self, input_shape) -> None:
         d, u = input_shape[-1], self.units
@@ -155,14 +164,14 @@ class LayerNormLSTM(StandaloneCallMixin, SequenceCellMixin, keras.layers.Layer):
 
     def input_projection(self, x_seq, z=None):
         d = x_seq.shape[-1]
-        xp = ops.matmul(x_seq, self.kernel[:d])  # (N, B, 4u)
+        xp = matmul(x_seq, self.kernel[:d], self.precision)  # (N, B, 4u)
         if z is not None:
-            xp = xp + ops.matmul(z, self.kernel[d:])  # (B, 4u) broadcast over N
+            xp = xp + matmul(z, self.kernel[d:], self.precision)  # (B, 4u) broadcast over N
         return xp
 
     def step(self, xp_t, states, keep_t=None):
         h, c = states
-        pre = xp_t + ops.matmul(h, self.recurrent_kernel)  # (B, 4u)
+        pre = xp_t + matmul(h, self.recurrent_kernel, self.precision)  # (B, 4u)
         h, c = normalised_update(self, pre, c, keep_t)
         return h, (h, c)
 
@@ -182,9 +191,11 @@ class HyperLSTM(StandaloneCallMixin, SequenceCellMixin, keras.layers.Layer):
     """
 
     def __init__(self, units: int, hyper_units: int = 256, embedding_size: int = 32,
-                 seed: keras.random.SeedGenerator | None = None, **kwargs):
+                 seed: keras.random.SeedGenerator | None = None, precision: str = "float32",
+                 **kwargs):
         super().__init__(**kwargs)
         self.units = units
+        self.precision = precision
         self.hyper_units = hyper_units
         self.embedding_size = embedding_size
         self._seed = seed
@@ -234,19 +245,20 @@ class HyperLSTM(StandaloneCallMixin, SequenceCellMixin, keras.layers.Layer):
         """-> (N, B, 4u + 4H): W_xh x (scaled per step later) and the hyper cell's x part."""
         d = x_seq.shape[-1]
         w_main, w_hyper = self.kernel, self.hyper_kernel
-        xp = ops.concatenate([ops.matmul(x_seq, w_main[:d]),
-                              ops.matmul(x_seq, w_hyper[:d])], axis=-1)  # (N, B, 4u+4H)
+        p = self.precision
+        xp = ops.concatenate([matmul(x_seq, w_main[:d], p),
+                              matmul(x_seq, w_hyper[:d], p)], axis=-1)  # (N, B, 4u+4H)
         if z is not None:
             d_all = w_main.shape[0]
-            zp = ops.concatenate([ops.matmul(z, w_main[d:]),
-                                  ops.matmul(z, w_hyper[d:d_all])], axis=-1)  # (B, 4u+4H)
+            zp = ops.concatenate([matmul(z, w_main[d:], p),
+                                  matmul(z, w_hyper[d:d_all], p)], axis=-1)  # (B, 4u+4H)
             xp = xp + zp
         return xp
 
     def _embed(self, hyper_out, zw_kernel, zw_bias, proj):
         """hyper_out (B, H) -> per-gate (B, 4u) via embedding (B, 4, E) and proj (4, E, u)."""
         E = self.embedding_size
-        emb = ops.matmul(hyper_out, zw_kernel)  # (B, 4E)
+        emb = matmul(hyper_out, zw_kernel, self.precision)  # (B, 4E)
         if zw_bias is not None:
             emb = emb + zw_bias
         emb = ops.reshape(emb, (-1, 4, E))  # (B, 4, E)
@@ -259,8 +271,8 @@ class HyperLSTM(StandaloneCallMixin, SequenceCellMixin, keras.layers.Layer):
         d_all = self.kernel.shape[0]
         xh_main, xp_hyper = xp_t[:, :4 * u], xp_t[:, 4 * u:]
         # hyper cell on [x, h]
-        hpre = (xp_hyper + ops.matmul(h, self.hyper_kernel[d_all:])
-                + ops.matmul(hh, self.hyper_recurrent_kernel))  # (B, 4H)
+        hpre = (xp_hyper + matmul(h, self.hyper_kernel[d_all:], self.precision)
+                + matmul(hh, self.hyper_recurrent_kernel, self.precision))  # (B, 4H)
         hpre = layer_norm(hpre, self.hyper_ln_gamma, self.hyper_ln_beta, groups=4)
         hi, hf, hg, ho = split4(hpre)
         hc = ops.sigmoid(hf + FORGET_BIAS) * hc + ops.sigmoid(hi) * ops.tanh(hg)
@@ -270,7 +282,7 @@ class HyperLSTM(StandaloneCallMixin, SequenceCellMixin, keras.layers.Layer):
         alpha_x = self._embed(hh, self.zw_x_kernel, self.zw_x_bias, self.alpha_x)
         alpha_h = self._embed(hh, self.zw_h_kernel, self.zw_h_bias, self.alpha_h)
         beta_h = self._embed(hh, self.zb_h_kernel, None, self.beta_h)
-        hh_main = ops.matmul(h, self.recurrent_kernel)  # (B, 4u)
+        hh_main = matmul(h, self.recurrent_kernel, self.precision)  # (B, 4u)
         pre = alpha_x * xh_main + alpha_h * hh_main + beta_h + self.bias
         h, c = normalised_update(self, pre, c, keep_t)
         return h, (h, c, hh, hc)
@@ -278,12 +290,13 @@ class HyperLSTM(StandaloneCallMixin, SequenceCellMixin, keras.layers.Layer):
 
 def make_cell(kind: str, units: int, hps, seed=None, name: str | None = None,
               options: FastPath = DEFAULT):
-    """The cell named by hparam enc_model / dec_model (`options` matter to the LSTM only)."""
+    """The cell named by hparam enc_model / dec_model at hparam precision (`options`
+    matter to the LSTM only)."""
     if kind == "lstm":
-        return LSTM(units, seed=seed, name=name, options=options)
+        return LSTM(units, seed=seed, name=name, options=options, precision=hps.precision)
     if kind == "layer_norm":
-        return LayerNormLSTM(units, seed=seed, name=name)
+        return LayerNormLSTM(units, seed=seed, name=name, precision=hps.precision)
     if kind == "hyper":
         return HyperLSTM(units, hps.hyper_num_units, hps.hyper_embedding_size, seed=seed,
-                         name=name)
+                         name=name, precision=hps.precision)
     raise ValueError(f"unknown cell type {kind!r}")

@@ -10,6 +10,15 @@ no XLA about 2x slower).
 
 Pre-activations are kept "scaled" (`gate_scale`): the g columns are doubled so that one
 sigmoid serves all four gates (tanh(x) = 2 sigmoid(2x) - 1).
+
+At precision "bfloat16" (`precision.matmul`) every matmul of the kernel runs on bf16
+operands: the forward's input and recurrent products, the backward's recurrent product
+d_pre @ W^T, the gate rebuild, the recurrent kernel's gradient over all N * B rows and the
+input gradient; only the input kernel's gradient, summed over the steps inside the backward
+loop ((d, 4u), d = 5 stroke columns), stays float32: it is a sum of N small products, tiny
+in cost, where a bf16 rounding per step would add up. The sums, c and the gates are float32.
+On TensorFlow the XLA loops compute a bf16 dot as float32 (XLA:CPU has no native bf16 dot),
+so there the rounding is the same but the speed-up comes from the matmuls outside the loops.
 """
 from __future__ import annotations
 
@@ -18,6 +27,8 @@ from typing import NamedTuple, Sequence
 import keras
 import numpy as np
 from keras import ops
+
+from .precision import matmul
 
 
 def gate_scale(units: int):
@@ -65,19 +76,11 @@ def scan(fn, carry: tuple, xs: tuple, y_shapes: Sequence, reverse: bool = False)
     return carry, tuple(ops.stack(y) for y in zip(*ys))
 
 
-def matmul_rows(x, w):
+def matmul_rows(x, w, precision: str = "float32"):
     """x (..., d) @ w (d, k) as one 2-D matmul (its weight gradient is then one matmul too)."""
     lead = ops.shape(x)[:-1]
-    y = ops.matmul(ops.reshape(x, (-1, x.shape[-1])), w)
+    y = matmul(ops.reshape(x, (-1, x.shape[-1])), w, precision)
     return ops.reshape(y, (*lead, w.shape[-1]))
-
-
-def _matmul_tn(a, b):
-    """a^T @ b for a (R, p), b (R, q): the weight gradient of all N * B rows at once."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-        return tf.linalg.matmul(a, b, transpose_a=True)  # no materialised transpose
-    return ops.einsum("rp,rq->pq", a, b)
 
 
 class LanesSpec(NamedTuple):
@@ -87,15 +90,16 @@ class LanesSpec(NamedTuple):
     keep_prob: float | None  # recurrent-dropout keep probability; None: no dropout
     recompute: tuple  # per lane: recompute the gates in the backward (memory) or store them
     x_grad: bool  # whether the inputs x need a gradient (input dropout on [S, z])
+    precision: str = "float32"  # of the matmuls (module docstring)
 
 
 def _keep(mask_t, keep_prob):
     return ops.cast(mask_t, "float32") * (1.0 / keep_prob)
 
 
-def _lane_forward_step(pre_in, h, c, w, keep_t, m, k):
+def _lane_forward_step(pre_in, h, c, w, keep_t, m, k, precision):
     """One step of one lane: (h_t, c_t, sig_t), sig the gates' sigmoid (B, 4u)."""
-    sig = ops.sigmoid(pre_in + ops.matmul(h, w))  # (B, 4u)
+    sig = ops.sigmoid(pre_in + matmul(h, w, precision))  # (B, 4u)
     i, f, g, o = ops.split(sig * m - k, 4, axis=-1)  # g: tanh of the unscaled g
     if keep_t is not None:
         g = g * keep_t
@@ -103,7 +107,7 @@ def _lane_forward_step(pre_in, h, c, w, keep_t, m, k):
     return o * ops.tanh(c_new), c_new, sig
 
 
-def _lane_backward_step(dh, dc, sig, c_prev, keep_t, w_t, m, k):
+def _lane_backward_step(dh, dc, sig, c_prev, keep_t, w_t, m, k, precision):
     """Reverse of one step of one lane: (dh_{t-1}, dc_{t-1}, d_pre_t)."""
     i, f, g, o = ops.split(sig * m - k, 4, axis=-1)
     g_kept = g if keep_t is None else g * keep_t
@@ -112,7 +116,7 @@ def _lane_backward_step(dh, dc, sig, c_prev, keep_t, w_t, m, k):
     d_g = dc * i if keep_t is None else dc * i * keep_t
     d_act = ops.concatenate([dc * g_kept, dc * c_prev, d_g, dh * tc], axis=-1)
     d_pre = d_act * m * sig * (1.0 - sig)  # (B, 4u), w.r.t. the scaled pre-activation
-    return ops.matmul(d_pre, w_t), dc * f, d_pre
+    return matmul(d_pre, w_t, precision), dc * f, d_pre
 
 
 def _unpack(spec: LanesSpec, args):
@@ -136,9 +140,9 @@ def _lanes_forward(spec: LanesSpec):
             for lane in range(L):
                 keep_t = None if spec.keep_prob is None else _keep(x_t[L + lane],
                                                                    spec.keep_prob)
-                pre_in = ops.matmul(x_t[lane], w_xs[lane]) + bs[lane]  # (B, 4u)
+                pre_in = matmul(x_t[lane], w_xs[lane], spec.precision) + bs[lane]  # (B, 4u)
                 h, c, sig = _lane_forward_step(pre_in, carry[lane], carry[L + lane],
-                                               ws[lane], keep_t, *scales[lane])
+                                               ws[lane], keep_t, *scales[lane], spec.precision)
                 hs.append(h)
                 cs.append(c)
                 sigs.append(sig)
@@ -181,11 +185,12 @@ def _lanes_backward_loop(spec: LanesSpec):
                                                                    spec.keep_prob)
                 x_t, sig = x[3 * L + lane], x[L + lane]
                 if sigs[lane] is None:  # x[L + lane] is h_{t-1}: rebuild the gates
-                    sig = ops.sigmoid(ops.matmul(x_t, w_xs[lane]) + bs[lane]
-                                      + ops.matmul(sig, ws[lane]))
+                    sig = ops.sigmoid(matmul(x_t, w_xs[lane], spec.precision) + bs[lane]
+                                      + matmul(sig, ws[lane], spec.precision))
                 dh, dc, d_pre = _lane_backward_step(carry[lane] + x[lane], carry[L + lane],
                                                     sig, x[2 * L + lane], keep_t,
-                                                    w_ts[lane], *scales[lane])
+                                                    w_ts[lane], *scales[lane],
+                                                    spec.precision)
                 dhs.append(dh)
                 dcs.append(dc)
                 d_b = d_pre if len(bs[lane].shape) == 2 else ops.sum(d_pre, axis=0)
@@ -226,8 +231,9 @@ def _lanes_backward(spec: LanesSpec, loop):
         for lane in range(L):
             u = h0s[lane].shape[-1]
             d_pre = ops.reshape(d_pres[lane], (-1, 4 * u))  # (N * B, 4u)
-            d_ws.append(_matmul_tn(ops.reshape(h_prevs[lane], (-1, u)), d_pre))
-            d_xs.append(matmul_rows(d_pres[lane], ops.transpose(w_xs[lane]))
+            d_ws.append(matmul(ops.reshape(h_prevs[lane], (-1, u)), d_pre, spec.precision,
+                               transpose_a=True))  # (u, 4u)
+            d_xs.append(matmul_rows(d_pres[lane], ops.transpose(w_xs[lane]), spec.precision)
                         if spec.x_grad else None)
         grads = d_xs + list(d_wxs) + list(d_bs) + list(dh0s) + list(dc0s) + d_ws
         return tuple(grads) + ((None,) * L if spec.keep_prob is not None else ())
@@ -285,7 +291,8 @@ def _lanes_fn(spec: LanesSpec, xla: bool):
 
 
 def lstm_lanes(xs, w_xs, bs, h0s, c0s, ws, masks=None, keep_prob: float = 1.0,
-               recompute=None, x_grad: bool = False, xla: bool = True):
+               recompute=None, x_grad: bool = False, xla: bool = True,
+               precision: str = "float32"):
     """L independent LSTMs ("lanes") in one time loop, with a hand-written backward.
 
     Per lane: inputs x (N, B, d), scaled input kernel w_x (d, 4u), scaled bias b (4u,) or
@@ -294,11 +301,13 @@ def lstm_lanes(xs, w_xs, bs, h0s, c0s, ws, masks=None, keep_prob: float = 1.0,
     `recompute[lane]`: rebuild that lane's gates for the backward from the stored h with
     one big matmul instead of storing them (4u floats a step), to save memory.
     `xla`: compile the two loops with XLA on TensorFlow (see the module docstring).
+    `precision`: of the matmuls (`precision.matmul`; the module docstring says which).
     Returns (hs per lane (N, B, u), h_N per lane, c_N per lane).
     """
     L = len(xs)
     spec = LanesSpec(L, None if masks is None else float(keep_prob),
-                     tuple(recompute) if recompute is not None else (False,) * L, bool(x_grad))
+                     tuple(recompute) if recompute is not None else (False,) * L, bool(x_grad),
+                     precision)
     args = [*xs, *w_xs, *bs, *h0s, *c0s, *ws, *(masks or [])]
     outs = _lanes_fn(spec, xla)(*args)
     return tuple(outs[:L]), tuple(outs[L:2 * L]), tuple(outs[2 * L:])

@@ -21,6 +21,7 @@ from .cells import LSTM, bidirectional_lstm, make_cell
 from .mixture import batch_cost, greedy_point, sketch_loss_terms, split_params
 from .optimizer import make_optimizer, replica_slot
 from .options import DEFAULT, FastPath
+from .precision import dense
 
 _DRAWS_PER_STEP = 8  # RNG state stride per training step (each draw advances it by one)
 _EVAL_STREAM = 2**31 - 8  # RNG counter used when not training (deterministic evaluation)
@@ -166,7 +167,8 @@ class SketchRNN(keras.Model):
         h_fw = ops.sum(hs_fw * pick[:, :, None], axis=0)  # (B, u_enc)
         h_bw = ops.sum(hs_bw * pick[:, :, None], axis=0)
         h = ops.concatenate([h_fw, h_bw], axis=-1)  # (B, 2 u_enc)
-        return self.mu_dense(h), self.presig_dense(h)
+        p = hps.precision
+        return dense(self.mu_dense, h, p), dense(self.presig_dense, h, p)
 
     def encode(self, strokes, lengths):
         """(mu, presig), each (B, z_size); sigma = exp(presig / 2). No dropout."""
@@ -178,7 +180,8 @@ class SketchRNN(keras.Model):
         """h0, c0 (and the hyper cell's) = tanh(Dense(z)); zeros in decoder-only mode."""
         if not self.hps.conditional or z is None:
             return self.decoder.zero_state(batch_size)
-        flat = ops.tanh(self.initial_state_dense(z))  # (B, sum(state sizes))
+        flat = ops.tanh(dense(self.initial_state_dense, z,
+                              self.hps.precision))  # (B, sum(state sizes))
         sizes = self.decoder.state_sizes
         bounds = np.cumsum(sizes)[:-1].tolist()
         return tuple(ops.split(flat, bounds, axis=-1))
@@ -202,7 +205,7 @@ class SketchRNN(keras.Model):
                                  hps.recurrent_dropout_prob, x_grad=x_grad)  # (N, B, u)
         if training and hps.use_output_dropout:
             hs = hs * self._keep_mask((n, batch, hps.dec_rnn_size), hps.output_dropout_prob)
-        return self.head(hs)  # (N, B, K)
+        return dense(self.head, hs, hps.precision)  # (N, B, K)
 
     def decode_step(self, s_prev, z, states):
         """One decoder step: s_prev (B, 5), z (B, z)|None -> (raw (B, K), new states)."""
@@ -210,7 +213,7 @@ class SketchRNN(keras.Model):
         z = None if (z is None or not self.hps.conditional) else ops.convert_to_tensor(z)
         xp = self.decoder.input_projection(s_prev[None], z)[0]  # (B, P)
         h, states = self.decoder.step(xp, tuple(states))
-        return self.head(h), states
+        return dense(self.head, h, self.hps.precision), states
 
     def decode_sequence(self, strokes, z):
         """Teacher-forced raw head outputs (B, N_max, K) for inputs strokes[:, :-1]."""

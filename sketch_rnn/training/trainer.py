@@ -14,7 +14,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import keras
 import numpy as np
@@ -24,6 +24,7 @@ from ..core.files import StorageError
 from ..core.hparams import ARCHITECTURE_FIELDS, HParams, parse_overrides, preset
 from ..data import DEFAULT_DATA, SketchSplit, load_data, step_batch
 from ..model.build import build_model
+from ..model.precision import default_precision
 from . import checkpoint as ckpt_io
 from . import distribute
 from .callbacks import (
@@ -40,6 +41,11 @@ log = logging.getLogger(__name__)
 DEFAULT_PRESET = "small"
 # hparams that change when and what is saved, never the weights: free to change on resume
 BOOKKEEPING_FIELDS = ("num_steps", "save_every", "keep_checkpoints")
+# hparams of the training path (how batches are padded, the matmuls' precision): the same
+# weights either way, but changing one on resume ends bitwise equality, so it is refused
+# unless the CLI flag beside each name asks for it
+PATH_FIELDS = {"bucketed_batches": "--allow-batching-change",
+               "precision": "--allow-precision-change"}
 
 
 
@@ -137,17 +143,19 @@ class RunConfig:
     seed: int
     run_id: str
     resume_from: ckpt_io.Checkpoint | None
-    # {"step", "from", "to"} per explicit --allow-batching-change, kept in state.json
-    batching_changes: list = field(default_factory=list)
+    # {"step", "field", "from", "to"} per explicit --allow-*-change, kept in state.json
+    path_changes: list = field(default_factory=list)
 
 
 def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str | None,
              overrides: str | None, num_steps: int | None, seed: int | None,
-             allow_batching_change: bool = False) -> RunConfig:
+             allow_changes: Collection[str] = ()) -> RunConfig:
     """Decide between a new run and a resume, and check the arguments against the saved run.
 
-    A resume keeps the saved `bucketed_batches` (runs saved before the field: False) and
-    refuses another unless `allow_batching_change`, which is then recorded in state.json.
+    A new run without an explicit `precision` takes this CPU's (`default_precision`). A
+    resume keeps the saved training path (`PATH_FIELDS`: runs saved before these fields
+    load as bucketed_batches False, precision float32) and refuses another unless the field
+    is in `allow_changes`; an allowed change is recorded in the run's state.json.
     """
     run_dir = Path(run_dir)
     previous = ckpt_io.newest_checkpoint(run_dir) if run_dir.is_dir() else None
@@ -155,6 +163,10 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
         hps = preset(preset_name or DEFAULT_PRESET).with_overrides(overrides)
         if num_steps is not None:
             hps = hps.replace(num_steps=num_steps)
+        if "precision" not in parse_overrides(overrides):
+            precision, why = default_precision()
+            hps = hps.replace(precision=precision)
+            log.info(f"precision {precision}: {why}")
         return RunConfig(run_dir, list(data or [DEFAULT_DATA]), hps, 0 if seed is None else seed,
                          uuid.uuid4().hex, None)
     saved = previous.state
@@ -167,14 +179,7 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
     if arch:
         raise SketchRNNError(f"{run_dir}: cannot change {', '.join(arch)} of an existing run "
                              f"(the weights' shapes or the training sketches); use a new --run-dir")
-    history = list(saved.get("batching_changes", []))
-    if changes.get("bucketed_batches", hps.bucketed_batches) != hps.bucketed_batches:
-        if not allow_batching_change:
-            raise SketchRNNError(f"{run_dir}: cannot change bucketed_batches of an existing run "
-                                 f"({hps.bucketed_batches} -> {changes['bucketed_batches']}) "
-                                 "unless asked for with --allow-batching-change")
-        history.append({"step": previous.step, "from": hps.bucketed_batches,
-                        "to": changes["bucketed_batches"]})
+    history = _path_changes(run_dir, previous, hps, changes, allow_changes)
     if preset_name is not None and _differs_from_preset(hps, preset_name, changes):
         log.info(f"note: resuming {run_dir}: its saved hparams win over --preset {preset_name}")
     differing = sorted(k for k, v in changes.items()
@@ -186,7 +191,26 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
         raise SketchRNNError(f"{run_dir}: the run was started with --seed {saved['seed']}, not {seed}")
     paths = list(data) if data else list(saved["data"]["paths"])
     return RunConfig(run_dir, paths, hps.replace(**changes), int(saved["seed"]), saved["run_id"],
-                     previous, batching_changes=history)
+                     previous, history)
+
+
+def _path_changes(run_dir: Path, previous: ckpt_io.Checkpoint, hps: HParams,
+                  changes: dict[str, Any], allowed: Collection[str]) -> list[dict]:
+    """The run's path-change history plus this resume's changes of a `PATH_FIELDS` field.
+
+    Why refuse by default: batching and precision change no weight's shape, so a typo or
+    another machine's default would otherwise silently end the exact resume.
+    """
+    history = list(previous.state.get("path_changes", []))
+    for name, flag in PATH_FIELDS.items():
+        old, new = getattr(hps, name), changes.get(name, getattr(hps, name))
+        if new == old:
+            continue
+        if name not in allowed:
+            raise SketchRNNError(f"{run_dir}: cannot change {name} of an existing run "
+                                 f"({old} -> {new}) unless asked for with {flag}")
+        history.append({"step": previous.step, "field": name, "from": old, "to": new})
+    return history
 
 
 def _differs_from_preset(hps: HParams, preset_name: str, changes: dict[str, Any]) -> bool:
@@ -279,8 +303,8 @@ class Trainer:
             "valid_cost": valid.get("cost"),
             "versions": {"keras": keras.__version__, "backend": keras.backend.backend()},
             "distribute": self.dist.describe(),
-            **({"batching_changes": self.config.batching_changes}
-               if self.config.batching_changes else {}),
+            **({"path_changes": self.config.path_changes}
+               if self.config.path_changes else {}),
         }
 
     def save(self, step: int) -> Path | None:

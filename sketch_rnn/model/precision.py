@@ -1,0 +1,88 @@
+"""The project's matmul at a precision (hparam `precision`), and whether this CPU has bf16.
+
+Why bfloat16: on a CPU that multiplies bf16 natively (AVX512_BF16, AMX) oneDNN runs a bf16
+matmul 1.5-3x faster than float32 (benchmarks/bench_bf16.py). Where it does not, TensorFlow
+emulates it and bf16 is slower, so a new run's default depends on the CPU (`default_precision`).
+
+What "bfloat16" means here (mixed precision): the operands of the recurrent and projection
+matmuls are cast to bf16 (8 bits of mantissa), oneDNN accumulates in float32, and the
+product comes back as float32 (rounded once to bf16 on the way out: TensorFlow's CPU kernels
+have no bf16 x bf16 -> float32 matmul). Weights, optimizer, cell state c, the element-wise
+gate math, the loss and the mixture head's math stay float32. "float32" is today's path,
+op for op (`matmul` is then plain `ops.matmul`, so float32 models keep their bits).
+
+Not Keras' `mixed_bfloat16` policy: it would also run the Dense layers' bias adds and
+outputs in bf16 (the mixture head then needs casts back), and the fused LSTM kernel
+(`lanes`) is not made of layers a policy reaches; one explicit function serves both.
+"""
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from ..core.hparams import PRECISIONS
+
+NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names, strongest first
+
+
+def native_bf16(cpuinfo: str | None = None) -> str | None:
+    """The first /proc/cpuinfo flag of `NATIVE_BF16_FLAGS` this CPU lists, or None.
+
+    `cpuinfo`: the file's text (tests pass their own); None reads /proc/cpuinfo, and a
+    machine without it (macOS, Windows) counts as having no native bf16.
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return None
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags |= set(value.split())
+    return next((flag for flag in NATIVE_BF16_FLAGS if flag in flags), None)
+
+
+def default_precision(cpuinfo: str | None = None) -> tuple[str, str]:
+    """(precision, reason) for a new run that did not ask for one."""
+    flag = native_bf16(cpuinfo)
+    if flag:
+        return "bfloat16", f"the CPU has {flag}"
+    return "float32", ("the CPU lists neither avx512_bf16 nor amx_bf16, so bf16 matmuls "
+                       "would be emulated (slower than float32)")
+
+
+def _bf16(x):
+    return ops.cast(x, "bfloat16")
+
+
+def matmul(a, b, precision: str = "float32", transpose_a: bool = False):
+    """a @ b (or a^T @ b for 2-D a, b) at `precision`, always returned as float32.
+
+    transpose_a: the weight gradient of all rows at once, without a materialised transpose.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}")
+    if precision == "bfloat16":
+        a, b = _bf16(a), _bf16(b)
+    if transpose_a:
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+            out = tf.linalg.matmul(a, b, transpose_a=True)  # (p, q)
+        else:
+            out = ops.einsum("rp,rq->pq", a, b)
+    else:
+        out = ops.matmul(a, b)
+    return out if precision == "float32" else ops.cast(out, "float32")
+
+
+def dense(layer: keras.layers.Dense, x, precision: str = "float32"):
+    """A built Dense layer (no activation) applied at `precision`; float32 calls the layer."""
+    if precision == "float32":
+        return layer(x)
+    lead = ops.shape(x)[:-1]
+    y = matmul(ops.reshape(x, (-1, x.shape[-1])), layer.kernel, precision)  # (rows, out)
+    y = ops.reshape(y, (*lead, layer.kernel.shape[-1]))
+    return y + layer.bias if layer.use_bias else y
