@@ -12,8 +12,9 @@ The notebooks only import the package; what they need beyond its public API is h
   shrink a notebook's training; without it a notebook runs its real default.
 * `run_cli` / `interrupt_training`: `sketch-rnn ...` in a subprocess (exactly what a user
   types), the second one stopped by a real SIGINT once it has trained a given step.
-* `read_train_log`, `data_sketches`, `sketch_rows`: a run's per-step CSV log, a split's
-  sketches in data units, and a labelled grid of sketches as a PNG.
+* `read_train_log`, `sketch_rows`: a run's per-step CSV log and a labelled grid of sketches
+  as a PNG (a split's sketches in data units come from `sketch_rnn.data.read_split`, the
+  commands' own reader).
 
 Importing this module does not import TensorFlow; only `quiet_tensorflow` does, on purpose.
 """
@@ -327,25 +328,3 @@ def read_train_log(run_dir: str | os.PathLike) -> dict[str, np.ndarray]:
     if not rows:
         raise SketchRNNError(f"{path}: no steps logged")
     return {k: np.array([float(r[k]) if r[k] else np.nan for r in rows]) for k in rows[0]}
-
-
-def data_sketches(path: str | os.PathLike, split: str = "test",
-                  max_seq_len: int | None = None) -> list[np.ndarray]:
-    """The sketches of one split of a sketch-rnn .npz, in data units, as training sees them.
-
-    Offsets are clipped to +-1000 as in training; sketches longer than max_seq_len (a model
-    takes at most its N_max points) are left out.
-    """
-    from .core.strokes import SPLITS
-    from .data import OFFSET_LIMIT, load_npz
-
-    if split not in SPLITS:
-        raise SketchRNNError(f"split={split!r}: choose one of {', '.join(SPLITS)}")
-    out = []
-    for s in load_npz(path)[split]:
-        if max_seq_len is not None and not 0 < len(s) <= max_seq_len:
-            continue
-        s = np.asarray(s, dtype=np.float32).copy()
-        np.clip(s[:, :2], -OFFSET_LIMIT, OFFSET_LIMIT, out=s[:, :2])
-        out.append(s)
-    return out

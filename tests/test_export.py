@@ -167,11 +167,11 @@ def quantised_copy(run_dir: Path, model_json: list):
 def a_test_sketch(run) -> tuple[int, np.ndarray]:
     """The first test-split sketch that fits the model (data units)."""
     from sketch_rnn.data import load_npz
-    from sketch_rnn.cli.model_commands import _data_sketches
+    from sketch_rnn.data import read_sketches
 
     items = load_npz(DATA)["test"]
     index = next(i for i, s in enumerate(items) if len(s) <= int(run.hps.max_seq_len))
-    return index, _data_sketches(run, DATA, "test", [index])[0]
+    return index, read_sketches(DATA, "test", [index], run.hps.max_seq_len)[0]
 
 
 def input_rows(model, sketch: np.ndarray) -> np.ndarray:

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import SketchRNNError
-from .model_commands import _data_sketches, load_run
+from ..data import read_sketches
+from .model_commands import load_run
 
 PREFIX_COLOR = "#9a9a9a"
 ENDING_COLOR = "#d62728"
@@ -89,7 +90,8 @@ def _prefix(args: argparse.Namespace, run: Any) -> np.ndarray:
     if (args.from_data is None) == (args.strokes is None):
         raise SketchRNNError("give the prefix with either --from DATA.npz or --strokes FILE")
     if args.from_data is not None:
-        sketch = _data_sketches(run, args.from_data, args.split, [args.index])[0]
+        sketch = read_sketches(args.from_data, args.split, [args.index],
+                               run.hps.max_seq_len, "--index")[0]
         return cut(sketch, 0.5 if args.keep is None else args.keep)
     return cut(read_strokes_file(args.strokes), 1.0 if args.keep is None else args.keep)
 

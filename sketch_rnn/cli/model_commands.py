@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Sequence
+from typing import Any
 
-import numpy as np
 
 from ..core.errors import SketchRNNError
-from ..data import OFFSET_LIMIT, load_npz
+from ..data import read_sketches
 from .output import print_json
 
 SAMPLES_AT_SAVE = 16  # sketches drawn into RUN_DIR/samples at every checkpoint
@@ -88,25 +87,6 @@ def load_run(run_dir: str) -> Any:
     return load(run_dir)
 
 
-def _data_sketches(run: Any, path: str, split: str, indices: Sequence[int]) -> list[np.ndarray]:
-    """Sketches of a .npz split in the data's original units, clipped as training clips them."""
-    splits = load_npz(path)
-    if split not in splits:
-        raise SketchRNNError(f"{path}: has no {split!r} split")
-    items, n_max = splits[split], int(run.hps.max_seq_len)
-    out = []
-    for i in indices:
-        if not 0 <= i < len(items):
-            raise SketchRNNError(f"--index {i}: {path} [{split}] holds {len(items)} sketches")
-        s = np.asarray(items[i], dtype=np.float32).copy()
-        if len(s) > n_max:
-            raise SketchRNNError(f"--index {i}: {path} [{split}] sketch has {len(s)} points; "
-                                 f"the model takes at most {n_max}")
-        np.clip(s[:, :2], -OFFSET_LIMIT, OFFSET_LIMIT, out=s[:, :2])
-        out.append(s)
-    return out
-
-
 def cmd_sample(args: argparse.Namespace) -> int:
     """`sketch-rnn sample`: prior samples, or reconstructions with --from/--index."""
     from ..generation.drawing import check_extension, save_sketches
@@ -120,7 +100,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     run = load_run(args.run_dir)
     if args.from_data is not None:
         indices = args.index if args.index is not None else list(range(n))
-        originals = _data_sketches(run, args.from_data, args.split, indices)
+        originals = read_sketches(args.from_data, args.split, indices, run.hps.max_seq_len,
+                                  "--index")
         sketches = reconstruct(run.model, originals, temperature=temperature,
                                greedy=args.greedy, seed=args.seed, scale_factor=run.scale_factor)
         drawn = [s for pair in zip(originals, sketches) for s in pair]  # original, reconstruction
@@ -156,7 +137,8 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     if not run.hps.conditional:
         raise SketchRNNError(f"{args.run_dir}: a decoder-only model has no latent space")
     if args.from_data is not None:
-        ends = _data_sketches(run, args.from_data, args.split, args.index)
+        ends = read_sketches(args.from_data, args.split, args.index, run.hps.max_seq_len,
+                             "--index")
         z0, z1 = encode(run.model, ends, scale_factor=run.scale_factor)
     else:
         z0, z1 = prior_z(2, int(run.hps.z_size), args.seed)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..core.errors import SketchRNNError
 from ..core.files import atomic_write
+from ..data import read_sketches
 from ..serving.export import (
     _NEEDS_Z,
     _NO_Z,
@@ -19,7 +20,7 @@ from ..serving.export import (
     check_exportable,
     export_magenta_js,
 )
-from .model_commands import _data_sketches, load_run
+from .model_commands import load_run
 
 
 def _check_z_args(hps: Any, args: argparse.Namespace) -> None:
@@ -42,7 +43,8 @@ def _choose_z(run: Any, args: argparse.Namespace) -> np.ndarray | None:
     from ..generation.sampling import encode, prior_z
 
     if args.z_from is not None:
-        sketch = _data_sketches(run, args.z_from, args.split, [args.index])
+        sketch = read_sketches(args.z_from, args.split, [args.index], run.hps.max_seq_len,
+                               "--index")
         return encode(run.model, sketch, scale_factor=run.scale_factor)[0]
     if args.z_prior:
         return prior_z(1, int(run.hps.z_size), args.seed)[0]

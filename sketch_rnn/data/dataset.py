@@ -159,7 +159,7 @@ def _clipped_int16(points: np.ndarray) -> np.ndarray:
     return rows  # (P, 3)
 
 
-class _SplitBuilder:
+class SplitBuilder:
     """One split over all files: keeps the filtered, clipped int16 points and pools stats."""
 
     def __init__(self, name: str, max_seq_len: int) -> None:
@@ -235,14 +235,16 @@ def _data_fingerprint(files_hash: str, max_seq_len: int) -> str:
     return hashlib.sha256(f"{files_hash}:max_seq_len={max_seq_len}".encode()).hexdigest()
 
 
-def _scan(paths: list[str], max_seq_len: int) -> tuple[dict[str, _SplitBuilder], str]:
+def scan_splits(paths: list[str], max_seq_len: int) -> tuple[dict[str, SplitBuilder], str]:
     """Read every file once, in order, into the split builders -> (builders, fingerprint).
+
+    Where `load_data` and the `stats` report (`stats.dataset_stats`) both start.
 
     The fingerprint is sha256 over the files' sha256s in order, and max_seq_len.
     """
     if not paths:
         raise SketchRNNError("no data files given")
-    builders = {s: _SplitBuilder(s, max_seq_len) for s in SPLITS}
+    builders = {s: SplitBuilder(s, max_seq_len) for s in SPLITS}
     h = hashlib.sha256()
     for label, path in enumerate(paths):
         content = read_bytes(path)
@@ -276,7 +278,7 @@ def load_data(paths: Sequence[str], max_seq_len: int, scale_factor: float | None
     paths = [str(p) for p in paths]
     if cache_dir is not None:
         return _load_cached(paths, max_seq_len, scale_factor, Path(cache_dir))
-    builders, fingerprint = _scan(paths, max_seq_len)
+    builders, fingerprint = scan_splits(paths, max_seq_len)
     arrays = {s: builders[s].finish() for s in SPLITS}
     dropped = {s: builders[s].dropped for s in SPLITS}
     train_factor = builders["train"].scale_factor()
@@ -321,7 +323,7 @@ def _load_cached(paths: list[str], max_seq_len: int, scale_factor: float | None,
 
 def _write_cache(paths: list[str], max_seq_len: int, folder: Path) -> None:
     """Build the packed arrays and save them into `folder`, complete or not at all."""
-    builders, fingerprint = _scan(paths, max_seq_len)
+    builders, fingerprint = scan_splits(paths, max_seq_len)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_dir_for(folder)
     for s in SPLITS:

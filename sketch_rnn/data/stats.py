@@ -4,13 +4,13 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ..core.strokes import SPLITS
-from .dataset import _scan, categories_of
+from .dataset import categories_of, scan_splits
 
 
 def dataset_stats(paths: Sequence[str], max_seq_len: int) -> dict[str, Any]:
     """The `stats` report: per split (all files pooled) and the training scale factor."""
     paths = [str(p) for p in paths]
-    builders, fingerprint = _scan(paths, max_seq_len)
+    builders, fingerprint = scan_splits(paths, max_seq_len)
     report: dict[str, Any] = {s: builders[s].report() for s in SPLITS}
     report.update(scale_factor=builders["train"].scale_factor(), max_seq_len=max_seq_len,
                   categories=categories_of(paths), fingerprint=fingerprint)

@@ -266,6 +266,21 @@ def to_stroke3(strokes5: np.ndarray, scale_factor: float = 1.0) -> list[np.ndarr
 
 
 # --------------------------------------------------------------------------- public API
+# Each public function checks its own arguments once, then calls `_decode`, which checks none.
+def _decode(model: Any, z: np.ndarray | None, b: int, temperature: float, greedy: bool,
+            seed: int, scale_factor: float, max_len: int | None) -> list[np.ndarray]:
+    """b sketches from checked arguments (z: (b, z_size) float32, or None if decoder-only)."""
+    steps = _max_len(model, max_len)
+    noise = step_noise(b, steps, seed)  # (B, N_max, 4)
+    strokes, _ = run_sampler(model, z, noise, temperature, greedy)
+    return to_stroke3(strokes, scale_factor)
+
+
+def _no_z(model: Any, z: Any) -> None:
+    if z is not None:
+        raise SketchRNNError("z: this model is decoder-only (hparam conditional=False)")
+
+
 def decode(model: Any, z: np.ndarray | None, *, n: int | None = None, temperature: float = 1.0,
            greedy: bool = False, seed: int = 0, scale_factor: float = 1.0,
            max_len: int | None = None) -> list[np.ndarray]:
@@ -280,13 +295,9 @@ def decode(model: Any, z: np.ndarray | None, *, n: int | None = None, temperatur
         z = _check_z(model, z, n)
         b = len(z)
     else:
-        if z is not None:
-            raise SketchRNNError("z: this model is decoder-only (hparam conditional=False)")
+        _no_z(model, z)
         b = check_n(n if n is not None else 0)
-    steps = _max_len(model, max_len)
-    noise = step_noise(b, steps, seed)  # (B, N_max, 4)
-    strokes, _ = run_sampler(model, z, noise, temperature, greedy)
-    return to_stroke3(strokes, scale_factor)
+    return _decode(model, z, b, temperature, greedy, seed, scale_factor, max_len)
 
 
 def sample(model: Any, n: int, temperature: float = 1.0, greedy: bool = False, seed: int = 0,
@@ -299,11 +310,12 @@ def sample(model: Any, n: int, temperature: float = 1.0, greedy: bool = False, s
     ignores it and the seed. Same arguments, same sketches. Decoder-only models take no z.
     """
     n = check_n(n)
-    check_temperature(temperature)
-    if _conditional(model) and z is None:
-        z = prior_z(n, int(model.hps.z_size), seed)
-    return decode(model, z, n=n, temperature=temperature, greedy=greedy, seed=seed,
-                  scale_factor=scale_factor, max_len=max_len)
+    temperature = check_temperature(temperature)
+    if _conditional(model):
+        z = prior_z(n, int(model.hps.z_size), seed) if z is None else _check_z(model, z, n)
+    else:
+        _no_z(model, z)
+    return _decode(model, z, n, temperature, greedy, seed, scale_factor, max_len)
 
 
 def sketches_to_stroke5(model: Any, sketches: Sequence[np.ndarray],
@@ -352,10 +364,9 @@ def reconstruct(model: Any, sketches: Sequence[np.ndarray], *, temperature: floa
                 greedy: bool = False, seed: int = 0, scale_factor: float = 1.0,
                 sample_z: bool = False, max_len: int | None = None) -> list[np.ndarray]:
     """Encode sketches (data units) and decode their codes: one new sketch per input."""
-    check_temperature(temperature)
+    temperature = check_temperature(temperature)
     z = encode(model, sketches, scale_factor=scale_factor, sample_z=sample_z, seed=seed)
-    return decode(model, z, temperature=temperature, greedy=greedy, seed=seed,
-                  scale_factor=scale_factor, max_len=max_len)
+    return _decode(model, z, len(z), temperature, greedy, seed, scale_factor, max_len)
 
 
 def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int,
