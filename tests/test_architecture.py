@@ -178,3 +178,52 @@ def test_domain_code_reports_through_logging_not_print():
                       and any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
                               and n.func.id == "print" for n in ast.walk(ast.parse(p.read_text()))))
     assert printing == []
+
+
+def private_reach_ins(path: Path) -> list[str]:
+    """`from sketch_rnn.x import _name` and `x._name` on a sketch_rnn module bound by an
+    import, in one module: names with one leading underscore are their module's own."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found, modules = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith(
+                "sketch_rnn")):
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    found.append(f"{node.module} import {a.name}")
+                modules.add(a.asname or a.name)
+        elif isinstance(node, ast.Import):
+            modules |= {a.asname or a.name.split(".")[0] for a in node.names
+                        if a.name.startswith("sketch_rnn")}
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in modules and node.attr.startswith("_")
+                and not node.attr.startswith("__")):
+            found.append(f"{node.value.id}.{node.attr}")
+    return found
+
+
+def test_the_private_name_finder_finds_planted_reach_ins(tmp_path):
+    planted = tmp_path / "m.py"
+    planted.write_text("from .dataset import _scan, load_data\nfrom . import stats\n"
+                       "import numpy as np\nx = stats._pooled(np._NoValue)\n")
+    assert private_reach_ins(planted) == ["dataset import _scan", "stats._pooled"]
+
+
+def test_no_private_name_is_imported_from_another_module():
+    reach_ins = {module_name(p): found for p in PACKAGE.rglob("*.py")
+                 if (found := private_reach_ins(p))}
+    assert reach_ins == {}
+
+
+def test_architecture_md_names_every_module():
+    """Each module of a layer's package is named (in backticks) in that package's row of
+    ARCHITECTURE.md's layer table, so that a newcomer finds where a concern lives."""
+    import re
+
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| [^|]+ \| `sketch_rnn/(\w+)/` \| (.*) \|$", text, re.M))
+    missing = sorted(f"{pkg.name}.{p.stem}" for pkg in PACKAGE.iterdir() if pkg.is_dir()
+                     and (pkg / "__init__.py").exists() for p in pkg.glob("*.py")
+                     if p.stem != "__init__" and f"`{p.stem}`" not in rows.get(pkg.name, ""))
+    assert missing == []

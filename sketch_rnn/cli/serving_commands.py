@@ -12,11 +12,11 @@ from ..core.errors import SketchRNNError
 from ..core.files import atomic_write
 from ..data import read_sketches
 from ..serving.export import (
-    _NEEDS_Z,
-    _NO_Z,
     MAGENTA_JS_PACKAGE,
     MAGENTA_JS_VERSION,
     MAX_QUANTISATION_ERROR,
+    NEEDS_Z,
+    NO_Z,
     check_exportable,
     export_magenta_js,
 )
@@ -33,9 +33,9 @@ def _check_z_args(hps: Any, args: argparse.Namespace) -> None:
         raise SketchRNNError("--z-from needs --index I (which sketch to encode)")
     given = args.z_from is not None or args.z_prior
     if given and not hps.conditional:
-        raise SketchRNNError(_NO_Z)
+        raise SketchRNNError(NO_Z)
     if hps.conditional and not given:
-        raise SketchRNNError(_NEEDS_Z)
+        raise SketchRNNError(NEEDS_Z)
 
 
 def _choose_z(run: Any, args: argparse.Namespace) -> np.ndarray | None:

@@ -1,9 +1,9 @@
-"""Sketch datasets: safe .npz loading, validation, packed storage and per-step batches.
+"""Sketch datasets: packed splits, the scale factor, the data fingerprint and the cache.
 
-Data flows one way: `.npz` file (`npz.py`) -> validated stroke-3 (int offsets, pen 0/1) -> length filter
-and clipping -> packed raw int16 `SketchSplit` -> `train_batch(split, hps, seed, step)`
-(augmented stroke-5) or `eval_batches` (plain stroke-5), normalised by the scale factor as the
-sketches leave the split.
+Data flows one way: `.npz` file (read and validated by `npz`) -> validated stroke-3 (int
+offsets, pen 0/1) -> length filter and clipping (here) -> packed raw int16 `SketchSplit` ->
+`batches.train_batch(split, hps, seed, step)` (augmented stroke-5) or `batches.eval_batches`
+(plain stroke-5), normalised by the scale factor as the sketches leave the split.
 
 Memory: a split keeps the raw int16 (dx, dy, pen) points (6 bytes a point, the size of the
 data itself) plus 16 bytes a sketch (offset, length, label); files are read one at a time and

@@ -92,19 +92,20 @@ def check_exportable(hps: Any) -> None:
         raise SketchRNNError(f"num_mixture={hps.num_mixture}: {SUPPORTED}")
 
 
-_NO_Z = "z: this model is decoder-only (conditional=False); it takes no --z-from/--z-prior"
-_NEEDS_Z = ("z: a conditional model is exported with one fixed z; give --z-from DATA.npz "
-            "--index I or --z-prior --seed S")
+# the two z refusals, shared with the CLI, which checks its options before loading a model
+NO_Z = "z: this model is decoder-only (conditional=False); it takes no --z-from/--z-prior"
+NEEDS_Z = ("z: a conditional model is exported with one fixed z; give --z-from DATA.npz "
+           "--index I or --z-prior --seed S")
 
 
 def _check_z(hps: Any, z: Any) -> np.ndarray | None:
     """z (z_size,) float32 for a conditional model, None for a decoder-only one."""
     if not hps.conditional:
         if z is not None:
-            raise SketchRNNError(_NO_Z)
+            raise SketchRNNError(NO_Z)
         return None
     if z is None:
-        raise SketchRNNError(_NEEDS_Z)
+        raise SketchRNNError(NEEDS_Z)
     z = np.asarray(z, dtype=np.float32).reshape(-1)
     if z.shape != (int(hps.z_size),) or not np.all(np.isfinite(z)):
         raise SketchRNNError(f"z: expected {int(hps.z_size)} finite values, got {z.shape}")
@@ -157,7 +158,7 @@ def initial_state(model: Any, z: np.ndarray) -> dict[str, list[float]]:
 def export_magenta_js(run: Any, z: Any = None, name: str | None = None) -> list:
     """The model JSON structure `[info, weightDims, weightStrings]` for `@magenta/sketch`.
 
-    run: a `checkpoint.LoadedRun`; z: the fixed latent code (z_size,) of a conditional
+    run: a `training.runs.LoadedRun`; z: the fixed latent code (z_size,) of a conditional
     model, None for a decoder-only one. info also carries our own keys (ignored by the
     library): the initial state and z of a conditional export, the run's step, and the
     largest quantisation error.
