@@ -204,13 +204,14 @@ def test_native_bf16_reads_the_flags(extra, flag) -> None:
     assert native_bf16("model name : avx512_bf16 in a name\n") is None  # flags lines only
 
 
-def test_new_run_without_precision_takes_the_cpus_and_says_why(tmp_path, capsys) -> None:
+def test_new_run_without_precision_takes_the_cpus_and_says_why(tmp_path, caplog) -> None:
     flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
                  if line.startswith("flags")).split()
     native = "amx_bf16" in flags or "avx512_bf16" in flags
-    config = plan_run(tmp_path / "new", [SHEEP], "tiny", "max_seq_len=64", 5, None)
+    with caplog.at_level("INFO", logger="sketch_rnn"):
+        config = plan_run(tmp_path / "new", [SHEEP], "tiny", "max_seq_len=64", 5, None)
     assert config.hps.precision == ("bfloat16" if native else "float32")
-    assert f"precision {config.hps.precision}: " in capsys.readouterr().out
+    assert f"precision {config.hps.precision}: " in caplog.text
     explicit = plan_run(tmp_path / "new2", [SHEEP], "tiny", "precision=float32", 5, None)
     assert explicit.hps.precision == "float32"
     assert HParams().precision == "float32"  # the model-level default stays exact
