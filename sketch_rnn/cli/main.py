@@ -99,6 +99,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", required=True)
     p.add_argument("--data", nargs="+", default=None, help="default: the run's own data")
     p.add_argument("--split", default="test", choices=("valid", "test"))
+    p.add_argument("--teacher-forced", type=int, default=100, metavar="N",
+                   help="conditional models: the teacher-forced code retrieval over the first "
+                        "N sketches (its cost grows as N^2; 0: skip it)")
+    p.add_argument("--no-samples", action="store_true",
+                   help="skip the samples' precision/recall (prior samples at each temperature)")
     p.set_defaults(func=model_cmds.cmd_evaluate)
 
 

@@ -170,10 +170,13 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------- evaluate, info
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """`sketch-rnn evaluate`: one JSON object of the split's losses."""
+    """`sketch-rnn evaluate`: one JSON object (losses, retrieval, sample quality)."""
     from ..evaluation.report import evaluate_run
 
-    print_json(evaluate_run(args.run_dir, args.data, args.split))
+    if args.teacher_forced < 0:
+        raise SketchRNNError(f"--teacher-forced {args.teacher_forced}: must be >= 0")
+    print_json(evaluate_run(args.run_dir, args.data, args.split,
+                            teacher_forced_n=args.teacher_forced, samples=not args.no_samples))
     return 0
 
 

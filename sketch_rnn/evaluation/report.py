@@ -1,33 +1,59 @@
-"""`sketch-rnn evaluate`: the paper's loss terms over a split (`losses.evaluate_split`).
+"""`sketch-rnn evaluate`: a run's losses, its code's retrieval and its samples' quality.
 
-Loads a run, its data with the run's own scale factor, and reports L_R, L_s, L_p, KL and
-cost over every sketch of the split. For conditional models it also reports how much of each
-sketch its code keeps (`retrieval.latent_report`): ret_at_1 / ret_at_5 (a greedy
-reconstruction from mu retrieves its own sketch among the split's; chance ret_chance_at_1 =
-1/n), active_units and kl_nats (KL summed over z, in nats per sketch) -- a low `recon` alone
-can hide a code the decoder ignores.
+Loads a run, its data with the run's own scale factor, and reports over every sketch of the
+split: L_R, L_s, L_p, KL and cost (`losses.evaluate_split`, the paper's Table 1); for
+conditional models how much of each sketch its code keeps (`recon_retrieval.latent_report`:
+the field's ret_code@k of sampled reconstructions re-encoded, the raster retrieval, the
+teacher-forced code retrieval, active units, KL in nats) -- a low `recon` alone can hide a
+code the decoder ignores; and for every model the precision, recall and coverage of as many
+prior samples as the split holds, at each temperature (`sample_quality`).
 """
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, Sequence
 
 from ..data import load_data
 from ..training.runs import load_run
 from .losses import evaluate_split
-from .retrieval import latent_report
+from .recon_retrieval import SEED, TEACHER_FORCED_N, TEMPERATURES, latent_report, tau_label
+from .sample_quality import K, sketch_precision_recall
 
 
-def evaluate_run(run_dir: str, data_paths: list[str] | None = None, split: str = "test"
+def sample_report(model: Any, real: Sequence[Any], temperatures: Sequence[Any] = TEMPERATURES,
+                  seed: int = SEED, k: int = K) -> dict[str, Any]:
+    """precision_{label}, recall_{label}, coverage_{label}: len(real) prior samples (fixed
+    seed) at each temperature against the real sketches (normalised units both)."""
+    from ..generation.sampling import sample
+
+    out: dict[str, Any] = {"pr_k": k, "pr_seed": int(seed)}
+    for tau in temperatures:
+        label = tau_label(tau)
+        print(f"evaluate: sampling {len(real)} sketches ({label}) for precision/recall",
+              file=sys.stderr, flush=True)
+        greedy = tau == "greedy"
+        fake = sample(model, len(real), temperature=1.0 if greedy else float(tau),
+                      greedy=greedy, seed=seed)
+        out.update({f"{key}_{label}": v
+                    for key, v in sketch_precision_recall(real, fake, k).items()})
+    return out
+
+
+def evaluate_run(run_dir: str, data_paths: list[str] | None = None, split: str = "test",
+                 teacher_forced_n: int = TEACHER_FORCED_N, samples: bool = True
                  ) -> dict[str, Any]:
-    """One JSON-ready dict: the losses over `split` of the run's newest checkpoint."""
+    """One JSON-ready dict: the losses over `split` of the run's newest checkpoint, the
+    latent report (conditional models) and the sample report (samples=True)."""
     run = load_run(run_dir)
     paths = data_paths or run.data_paths
     data = load_data(paths, run.hps.max_seq_len, scale_factor=run.scale_factor)
     sketches = data.split(split)
     result = evaluate_split(run.model, sketches, run.hps)
     result.update(split=split, step=run.step, count=len(sketches))
+    normalised = [sketches.sketch(i) for i in range(len(sketches))]
     if run.hps.conditional:
-        normalised = [sketches.sketch(i) for i in range(len(sketches))]
-        result.update(latent_report(run.model, normalised, scale_factor=1.0),
-                      ret_chance_at_1=1.0 / len(sketches))
+        result.update(latent_report(run.model, normalised, scale_factor=1.0,
+                                    teacher_forced_n=teacher_forced_n))
+    if samples and len(normalised) > K:
+        result.update(sample_report(run.model, normalised))
     return result
