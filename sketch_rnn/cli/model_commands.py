@@ -1,5 +1,5 @@
 """Handlers of the commands that load or train a model: train, sample, interpolate,
-evaluate, info. Each imports its domain modules when called, so that `sketch-rnn convert`
+evaluate, report, info. Each imports its domain modules when called, so that `sketch-rnn convert`
 and friends never import TensorFlow.
 """
 from __future__ import annotations
@@ -177,6 +177,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise SketchRNNError(f"--teacher-forced {args.teacher_forced}: must be >= 0")
     print_json(evaluate_run(args.run_dir, args.data, args.split,
                             teacher_forced_n=args.teacher_forced, samples=not args.no_samples))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`sketch-rnn report RUN_DIR [-o DIR]`: the model card (index.html and its PNGs)."""
+    from ..evaluation.model_card import write_card
+
+    if args.teacher_forced < 0:
+        raise SketchRNNError(f"--teacher-forced {args.teacher_forced}: must be >= 0")
+    page = write_card(args.run_dir, args.output, args.data, args.split,
+                      teacher_forced_n=args.teacher_forced)
+    print(f"wrote {page}")
     return 0
 
 

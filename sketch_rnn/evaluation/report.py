@@ -11,8 +11,10 @@ prior samples as the split holds, at each temperature (`sample_quality`).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
+from ..core.errors import SketchRNNError
 from ..data import load_data
 from ..training.runs import load_run
 from .losses import evaluate_split
@@ -39,15 +41,34 @@ def sample_report(model: Any, real: Sequence[Any], temperatures: Sequence[Any] =
     return out
 
 
-def evaluate_run(run_dir: str, data_paths: list[str] | None = None, split: str = "test",
-                 teacher_forced_n: int = TEACHER_FORCED_N, samples: bool = True
-                 ) -> dict[str, Any]:
-    """One JSON-ready dict: the losses over `split` of the run's newest checkpoint, the
-    latent report (conditional models) and the sample report (samples=True)."""
-    run = load_run(run_dir)
-    paths = data_paths or run.data_paths
+def resolve_data_paths(paths: Sequence[str], run_dir: str | Path) -> list[str]:
+    """The run's recorded data paths as files that exist: as recorded (relative to the
+    working directory), else relative to the run directory, else to the repository root
+    (a shipped checkpoint records `data/aaron_sheep.npz`). One-line error if none exists."""
+    roots = (Path.cwd(), Path(run_dir), Path(__file__).resolve().parents[2])
+    out = []
+    for p in paths:
+        found = [root / p for root in roots if (root / p).is_file()] if not Path(p).is_absolute() \
+            else [Path(p)] if Path(p).is_file() else []
+        if not found:
+            raise SketchRNNError(f"{p}: the run's data is not found (from {run_dir}/checkpoints; "
+                                 "pass --data PATH)")
+        out.append(str(found[0]))
+    return out
+
+
+def load_split(run: Any, run_dir: str | Path, data_paths: Sequence[str] | None, split: str
+               ) -> tuple[Any, list[str]]:
+    """(the split of the run's data, or of `data_paths`, with the run's scale factor; the
+    paths read)."""
+    paths = list(data_paths) if data_paths else resolve_data_paths(run.data_paths, run_dir)
     data = load_data(paths, run.hps.max_seq_len, scale_factor=run.scale_factor)
-    sketches = data.split(split)
+    return data.split(split), paths
+
+
+def evaluate_loaded(run: Any, sketches: Any, split: str, teacher_forced_n: int = TEACHER_FORCED_N,
+                    samples: bool = True) -> dict[str, Any]:
+    """The evaluate dict of a loaded run on a loaded split (`evaluate_run`)."""
     result = evaluate_split(run.model, sketches, run.hps)
     result.update(split=split, step=run.step, count=len(sketches))
     normalised = [sketches.sketch(i) for i in range(len(sketches))]
@@ -57,3 +78,13 @@ def evaluate_run(run_dir: str, data_paths: list[str] | None = None, split: str =
     if samples and len(normalised) > K:
         result.update(sample_report(run.model, normalised))
     return result
+
+
+def evaluate_run(run_dir: str, data_paths: list[str] | None = None, split: str = "test",
+                 teacher_forced_n: int = TEACHER_FORCED_N, samples: bool = True
+                 ) -> dict[str, Any]:
+    """One JSON-ready dict: the losses over `split` of the run's newest checkpoint, the
+    latent report (conditional models) and the sample report (samples=True)."""
+    run = load_run(run_dir)
+    sketches, _ = load_split(run, run_dir, data_paths, split)
+    return evaluate_loaded(run, sketches, split, teacher_forced_n, samples)
