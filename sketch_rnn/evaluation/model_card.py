@@ -142,7 +142,7 @@ def write_card(run_dir: str | Path, out_dir: str | Path | None = None,
     except OSError as e:
         raise SketchRNNError(f"{out}: cannot create the report folder ({e.strerror})") from None
     run = load_run(run_dir)
-    sketches, paths = load_split(run, run_dir, data_paths, split)
+    sketches, _ = load_split(run, run_dir, data_paths, split)
     log(f"report: evaluating on {len(sketches)} {split} sketches (the longest part)")
     started = time.perf_counter()
     numbers = evaluate_loaded(run, sketches, split, teacher_forced_n=teacher_forced_n)
@@ -154,7 +154,8 @@ def write_card(run_dir: str | Path, out_dir: str | Path | None = None,
     if train_log is not None:
         curves_png(train_log, out / "curves.png")
         pictures["curves"] = "curves.png"
-    page = render(run_dir=str(run_dir), state=run.state, data_paths=paths, evaluate=numbers,
+    shown = list(data_paths) if data_paths else run.data_paths  # as recorded, not resolved
+    page = render(run_dir=str(run_dir), state=run.state, data_paths=shown, evaluate=numbers,
                   pictures=pictures, timing=training_time(train_log))
     atomic_write(out / "index.html", page.encode("utf-8"))
     log(f"report: wrote {out / 'index.html'}")
