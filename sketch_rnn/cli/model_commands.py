@@ -169,6 +169,11 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- evaluate, info
+def _progress(message: str) -> None:
+    """Progress of long evaluations: stderr, so that stdout stays the one JSON line."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """`sketch-rnn evaluate`: one JSON object (losses, retrieval, sample quality)."""
     from ..evaluation.report import evaluate_run
@@ -176,7 +181,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.teacher_forced < 0:
         raise SketchRNNError(f"--teacher-forced {args.teacher_forced}: must be >= 0")
     print_json(evaluate_run(args.run_dir, args.data, args.split,
-                            teacher_forced_n=args.teacher_forced, samples=not args.no_samples))
+                            teacher_forced_n=args.teacher_forced, samples=not args.no_samples,
+                            log=_progress))
     return 0
 
 
@@ -187,7 +193,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.teacher_forced < 0:
         raise SketchRNNError(f"--teacher-forced {args.teacher_forced}: must be >= 0")
     page = write_card(args.run_dir, args.output, args.data, args.split,
-                      teacher_forced_n=args.teacher_forced)
+                      teacher_forced_n=args.teacher_forced, log=_progress)
     print(f"wrote {page}")
     return 0
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -131,10 +130,11 @@ def write_card(run_dir: str | Path, out_dir: str | Path | None = None,
                data_paths: list[str] | None = None, split: str = "test",
                teacher_forced_n: int = 100, log: Callable[[str], None] | None = None) -> Path:
     """Write RUN_DIR's model card (index.html, its PNGs, evaluate.json) into out_dir
-    (default RUN_DIR/report); returns the page's path."""
+    (default RUN_DIR/report); returns the page's path. `log` gets a progress line before
+    each long part (silent by default)."""
     from ..training.runs import load_run
 
-    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    log = log or (lambda message: None)
     run_dir = Path(run_dir)
     out = Path(out_dir) if out_dir is not None else run_dir / "report"
     try:
@@ -145,7 +145,7 @@ def write_card(run_dir: str | Path, out_dir: str | Path | None = None,
     sketches, _ = load_split(run, run_dir, data_paths, split)
     log(f"report: evaluating on {len(sketches)} {split} sketches (the longest part)")
     started = time.perf_counter()
-    numbers = evaluate_loaded(run, sketches, split, teacher_forced_n=teacher_forced_n)
+    numbers = evaluate_loaded(run, sketches, split, teacher_forced_n=teacher_forced_n, log=log)
     numbers["evaluate_wall_s"] = round(time.perf_counter() - started, 1)
     atomic_write(out / "evaluate.json", (json.dumps(numbers, indent=1) + "\n").encode())
     normalised = [sketches.sketch(i) for i in range(len(sketches))]

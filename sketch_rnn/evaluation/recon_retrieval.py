@@ -23,7 +23,6 @@ Noise: sketch i's decode draws from `default_rng([seed, 3, i])` whatever the bat
 """
 from __future__ import annotations
 
-import sys
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -129,13 +128,14 @@ def latent_report(model: Any, sketches: Sequence[np.ndarray], *,
     (label "greedy" or "tau_0.5"); ret_at_1 / ret_at_5 (= the greedy raster retrieval,
     the key earlier versions reported); ret_tf_at_{k} over the first `teacher_forced_n`
     sketches (ret_tf_count; 0 = skipped); ret_chance_at_1 = 1/n; ret_seed, ret_convention;
-    active_units and kl_nats (`retrieval`). Sketches are stroke-3 in data units.
+    active_units and kl_nats (`retrieval`). Sketches are stroke-3 in data units. `log`
+    receives a line before each long part (progress; silent by default).
     """
     if not bool(model.hps.conditional):
         raise SketchRNNError("latent_report: a decoder-only model has no latent code")
     if len(sketches) < 2:
         raise SketchRNNError(f"latent_report: needs at least 2 sketches, got {len(sketches)}")
-    log = log or _stderr
+    log = log or _silent
     mu, presig = posterior(model, sketches, scale_factor, batch)  # (n, z) each
     originals = rasterise(sketches)  # (n, 64, 64)
     report: dict[str, Any] = {"active_units": active_units(mu), "kl_nats": kl_nats(mu, presig),
@@ -161,5 +161,5 @@ def latent_report(model: Any, sketches: Sequence[np.ndarray], *,
     return report
 
 
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+def _silent(message: str) -> None:
+    """The default progress sink: nothing (the CLI passes one that writes to stderr)."""

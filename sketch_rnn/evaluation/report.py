@@ -10,9 +10,8 @@ prior samples as the split holds, at each temperature (`sample_quality`).
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..core.errors import SketchRNNError
 from ..data import load_data
@@ -21,9 +20,15 @@ from .losses import evaluate_split
 from .recon_retrieval import SEED, TEACHER_FORCED_N, TEMPERATURES, latent_report, tau_label
 from .sample_quality import K, sketch_precision_recall
 
+Log = Callable[[str], None]
+
+
+def _silent(message: str) -> None:
+    """No progress lines unless the caller asks (the CLI writes them to stderr)."""
+
 
 def sample_report(model: Any, real: Sequence[Any], temperatures: Sequence[Any] = TEMPERATURES,
-                  seed: int = SEED, k: int = K) -> dict[str, Any]:
+                  seed: int = SEED, k: int = K, log: Log | None = None) -> dict[str, Any]:
     """precision_{label}, recall_{label}, coverage_{label}: len(real) prior samples (fixed
     seed) at each temperature against the real sketches (normalised units both)."""
     from ..generation.sampling import sample
@@ -31,8 +36,8 @@ def sample_report(model: Any, real: Sequence[Any], temperatures: Sequence[Any] =
     out: dict[str, Any] = {"pr_k": k, "pr_seed": int(seed)}
     for tau in temperatures:
         label = tau_label(tau)
-        print(f"evaluate: sampling {len(real)} sketches ({label}) for precision/recall",
-              file=sys.stderr, flush=True)
+        (log or _silent)(f"evaluate: sampling {len(real)} sketches ({label}) for "
+                         "precision/recall")
         greedy = tau == "greedy"
         fake = sample(model, len(real), temperature=1.0 if greedy else float(tau),
                       greedy=greedy, seed=seed)
@@ -67,24 +72,25 @@ def load_split(run: Any, run_dir: str | Path, data_paths: Sequence[str] | None, 
 
 
 def evaluate_loaded(run: Any, sketches: Any, split: str, teacher_forced_n: int = TEACHER_FORCED_N,
-                    samples: bool = True) -> dict[str, Any]:
+                    samples: bool = True, log: Log | None = None) -> dict[str, Any]:
     """The evaluate dict of a loaded run on a loaded split (`evaluate_run`)."""
     result = evaluate_split(run.model, sketches, run.hps)
     result.update(split=split, step=run.step, count=len(sketches))
     normalised = [sketches.sketch(i) for i in range(len(sketches))]
     if run.hps.conditional:
         result.update(latent_report(run.model, normalised, scale_factor=1.0,
-                                    teacher_forced_n=teacher_forced_n))
+                                    teacher_forced_n=teacher_forced_n, log=log))
     if samples and len(normalised) > K:
-        result.update(sample_report(run.model, normalised))
+        result.update(sample_report(run.model, normalised, log=log))
     return result
 
 
 def evaluate_run(run_dir: str, data_paths: list[str] | None = None, split: str = "test",
-                 teacher_forced_n: int = TEACHER_FORCED_N, samples: bool = True
-                 ) -> dict[str, Any]:
+                 teacher_forced_n: int = TEACHER_FORCED_N, samples: bool = True,
+                 log: Log | None = None) -> dict[str, Any]:
     """One JSON-ready dict: the losses over `split` of the run's newest checkpoint, the
-    latent report (conditional models) and the sample report (samples=True)."""
+    latent report (conditional models) and the sample report (samples=True). `log` gets
+    a progress line before each long part (silent by default)."""
     run = load_run(run_dir)
     sketches, _ = load_split(run, run_dir, data_paths, split)
-    return evaluate_loaded(run, sketches, split, teacher_forced_n, samples)
+    return evaluate_loaded(run, sketches, split, teacher_forced_n, samples, log)
