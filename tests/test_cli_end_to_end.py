@@ -45,7 +45,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def test_evaluate_prints_paper_losses_matching_the_model(conditional_run) -> None:
     result = _cli("evaluate", "--run-dir", str(conditional_run), "--split", "valid")
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(result.stdout.strip().splitlines()) == 1  # progress goes to stderr
+    assert "evaluate: reconstructing" in result.stderr
+    report = json.loads(result.stdout)
     for key in ("recon", "stroke", "pen", "kl", "cost"):
         assert math.isfinite(report[key])
     assert report["recon"] == pytest.approx(report["stroke"] + report["pen"], rel=1e-9)

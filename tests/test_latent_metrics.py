@@ -212,11 +212,6 @@ def test_kl_nats_matches_closed_form_on_a_tiny_models_codes(test_split) -> None:
         retrieval.kl_nats(mu, presig[:, :3])
 
 
-def test_latent_report_refuses_a_decoder_only_model() -> None:
-    with pytest.raises(SketchRNNError, match="decoder-only"):
-        retrieval.latent_report(_tiny_model(conditional=False), [_square(0, 0, 1)] * 2, 1.0)
-
-
 # --------------------------------------------------------------------------- the evaluate command
 def test_evaluate_reports_latent_metrics(tmp_path) -> None:
     from sketch_rnn.training.trainer import Trainer, plan_run
@@ -232,6 +227,12 @@ def test_evaluate_reports_latent_metrics(tmp_path) -> None:
     n = report["count"]
     assert n > 5 and report["ret_chance_at_1"] == pytest.approx(1 / n)
     assert 0.0 <= report["ret_at_1"] <= report["ret_at_5"] <= 1.0
+    assert report["ret_at_1"] == report["ret_raster_at_1_greedy"]
+    for label in ("greedy", "tau_0.25", "tau_0.5", "tau_1"):  # the field's measure, 3 views
+        assert 0.0 <= report[f"ret_code_at_1_{label}"] <= report[f"ret_code_at_10_{label}"] <= 1
+        assert 0.0 <= report[f"ret_raster_at_5_{label}"] <= 1.0
+        assert 0.0 <= report[f"precision_{label}"] <= 1.0 and 0 <= report[f"recall_{label}"] <= 1
+    assert report["ret_tf_count"] == n and 0.0 <= report["ret_tf_at_1"] <= 1.0
     assert isinstance(report["active_units"], int) and 0 <= report["active_units"] <= 8
     assert math.isfinite(report["kl_nats"]) and report["kl_nats"] >= 0
     # the loss's KL is the per-dimension mean of the same quantity (z_size 8)

@@ -1,6 +1,6 @@
 """The `sketch-rnn` command: the parser of every subcommand and the dispatch.
 
-Handlers live in `model_commands` (train, sample, interpolate, evaluate, info) and
+Handlers live in `model_commands` (train, sample, interpolate, evaluate, report, info) and
 `data_commands` (convert, download, stats); they import TensorFlow only when they need a
 model, so `convert`, `download` and `stats` start in a fraction of a second. Every
 `SketchRNNError` becomes one line on stderr and exit status 2; `terminal` decides what else
@@ -99,7 +99,24 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", required=True)
     p.add_argument("--data", nargs="+", default=None, help="default: the run's own data")
     p.add_argument("--split", default="test", choices=("valid", "test"))
+    p.add_argument("--teacher-forced", type=int, default=100, metavar="N",
+                   help="conditional models: the teacher-forced code retrieval over the first "
+                        "N sketches (its cost grows as N^2; 0: skip it)")
+    p.add_argument("--no-samples", action="store_true",
+                   help="skip the samples' precision/recall (prior samples at each temperature)")
     p.set_defaults(func=model_cmds.cmd_evaluate)
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="a model card: one HTML page with its PNGs")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("-o", "--output", default=None, metavar="DIR",
+                   help="folder of index.html, its PNGs and evaluate.json (default RUN_DIR/report)")
+    p.add_argument("--data", nargs="+", default=None, help="default: the run's own data")
+    p.add_argument("--split", default="test", choices=("valid", "test"))
+    p.add_argument("--teacher-forced", type=int, default=100, metavar="N",
+                   help="conditional models: sketches of the teacher-forced code retrieval")
+    p.set_defaults(func=model_cmds.cmd_report)
 
 
 def _add_convert(sub: argparse._SubParsersAction) -> None:
@@ -197,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sketch-rnn", description="Sketch-RNN: train, resume exactly, sample and draw.")
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_sample, _add_interpolate, _add_evaluate, _add_convert,
+    for add in (_add_train, _add_sample, _add_interpolate, _add_evaluate, _add_report,
+                _add_convert,
                 _add_download, _add_info, _add_stats, _add_complete, _add_serve,
                 _add_export):
         add(sub)

@@ -1,5 +1,5 @@
 """Handlers of the commands that load or train a model: train, sample, interpolate,
-evaluate, info. Each imports its domain modules when called, so that `sketch-rnn convert`
+evaluate, report, info. Each imports its domain modules when called, so that `sketch-rnn convert`
 and friends never import TensorFlow.
 """
 from __future__ import annotations
@@ -151,11 +151,32 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- evaluate, info
+def _progress(message: str) -> None:
+    """Progress of long evaluations: stderr, so that stdout stays the one JSON line."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """`sketch-rnn evaluate`: one JSON object of the split's losses."""
+    """`sketch-rnn evaluate`: one JSON object (losses, retrieval, sample quality)."""
     from ..evaluation.report import evaluate_run
 
-    print_json(evaluate_run(args.run_dir, args.data, args.split))
+    if args.teacher_forced < 0:
+        raise SketchRNNError(f"--teacher-forced {args.teacher_forced}: must be >= 0")
+    print_json(evaluate_run(args.run_dir, args.data, args.split,
+                            teacher_forced_n=args.teacher_forced, samples=not args.no_samples,
+                            log=_progress))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`sketch-rnn report RUN_DIR [-o DIR]`: the model card (index.html and its PNGs)."""
+    from ..evaluation.model_card import write_card
+
+    if args.teacher_forced < 0:
+        raise SketchRNNError(f"--teacher-forced {args.teacher_forced}: must be >= 0")
+    page = write_card(args.run_dir, args.output, args.data, args.split,
+                      teacher_forced_n=args.teacher_forced, log=_progress)
+    print(f"wrote {page}")
     return 0
 
 

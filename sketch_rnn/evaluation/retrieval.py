@@ -3,7 +3,7 @@
 A conditional Sketch-RNN can reach a low reconstruction loss while its decoder ignores z
 (posterior collapse): then every reconstruction is "a sheep", not "this sheep". Losses do not
 show it; retrieval does. Each test sketch is encoded to its posterior mean mu, decoded
-greedily, and the reconstruction is compared with every original of the split: ret@k is the
+(greedily or at a temperature), and the reconstruction is compared with every original of the split: ret@k is the
 fraction of reconstructions whose own original is among their k nearest (chance: k / n).
 
 Raster distance: both sketches are drawn on a size x size grid after centring on their
@@ -17,8 +17,8 @@ also tolerant to small offsets of strokes, unlike pixel overlap (IoU) of thin li
 
 Also: the number of active units (Burda et al. 2016) and the KL of q(z|S) to N(0, I) in nats.
 
-Pure NumPy / SciPy / Pillow; the model is touched only by `latent_report`, which imports the
-sampler lazily.
+Pure NumPy / SciPy / Pillow; the model is touched only by `posterior` and `decode_codes`,
+which import the sampler lazily. `recon_retrieval` composes them into evaluate's report.
 """
 from __future__ import annotations
 
@@ -199,7 +199,7 @@ def posterior(model: Any, sketches: Sequence[np.ndarray], scale_factor: float,
     """(mu, presig), each (n, z_size) float32, of stroke-3 sketches in data units.
 
     The same encoder call as `generation.sampling.encode` (which returns mu only), in batches padded
-    to one shape (see `greedy_decode`); the backend's tensors are read with np.asarray, so
+    to one shape (see `decode_codes`); the backend's tensors are read with np.asarray, so
     this module never imports Keras.
     """
     from ..generation.sampling import sketches_to_stroke5
@@ -213,20 +213,37 @@ def posterior(model: Any, sketches: Sequence[np.ndarray], scale_factor: float,
     return np.concatenate(mus), np.concatenate(presigs)  # (n, z) each
 
 
-def greedy_decode(model: Any, mu: np.ndarray, scale_factor: float,
-                  batch: int = 256) -> list[np.ndarray]:
-    """Greedy reconstructions of codes mu (n, z_size), in data units.
+def decode_codes(model: Any, mu: np.ndarray, temperature: Any = "greedy", seed: int = 0,
+                 scale_factor: float = 1.0, batch: int = 256) -> list[np.ndarray]:
+    """Reconstructions of codes mu (n, z_size) in data units: temperature "greedy", or
+    sampled at tau (the paper's convention, `generation.sampling`).
 
-    Every batch is padded to `batch` rows (repeating the last code), so the compiled
-    sampler is built once instead of once more for a shorter last batch.
+    Every batch is padded to min(batch, n) rows (repeating the last code), so the compiled
+    sampler is built once; sketch i draws from its own stream `default_rng([seed, 3, i])`,
+    so a reconstruction does not depend on how the codes are cut into batches.
     """
-    from ..generation.sampling import decode
+    from ..generation.sampling import check_temperature, run_sampler, to_stroke3
 
+    greedy = temperature == "greedy"
+    tau = 1.0 if greedy else check_temperature(temperature)
+    if not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise SketchRNNError(f"batch={batch!r}: must be a positive integer")
+    mu = np.asarray(mu, dtype=np.float32)
+    n, steps = len(mu), int(model.hps.max_seq_len)
     out: list[np.ndarray] = []
-    for chunk in _padded_chunks(list(np.asarray(mu, dtype=np.float32)), batch):
-        codes = np.stack(chunk.items)  # (batch, z)
-        out.extend(decode(model, codes, greedy=True, scale_factor=scale_factor)[:chunk.real])
+    for chunk in _padded_chunks(list(range(n)), int(batch)):
+        idx = np.asarray(chunk.items)  # (size,)
+        noise = np.stack([_own_noise(seed, int(i), steps) for i in idx])  # (size, N_max, 4)
+        strokes, _ = run_sampler(model, mu[idx], noise, tau, greedy)
+        out.extend(to_stroke3(strokes, scale_factor)[:chunk.real])
     return out
+
+
+def _own_noise(seed: int, i: int, steps: int) -> np.ndarray:
+    """(steps, 4) float32: sketch i's two uniforms and two normals per step."""
+    rng = np.random.default_rng([int(seed), 3, i])
+    return np.concatenate([rng.random((steps, 2)), rng.standard_normal((steps, 2))],
+                          axis=-1).astype(np.float32)
 
 
 class _Chunk(NamedTuple):
@@ -240,29 +257,3 @@ def _padded_chunks(items: list, size: int) -> Iterator[_Chunk]:
     for start in range(0, len(items), size):
         chunk = items[start:start + size]
         yield _Chunk(chunk + [chunk[-1]] * (size - len(chunk)), len(chunk))
-
-
-def latent_report(model: Any, sketches: Sequence[np.ndarray], scale_factor: float,
-                  batch: int = 256) -> dict[str, float]:
-    """ret@1, ret@5, active units and KL (nats) of a conditional model on these sketches.
-
-    Each sketch (stroke-3, data units) is encoded to its posterior mean mu and decoded
-    greedily (no sampling noise: what the code alone determines); the reconstructions are
-    retrieved among all the originals by the chamfer distance of centred, scale-normalised
-    64x64 rasters (position- and size-invariant, shape- and pose-sensitive; see the module
-    docstring). kl_nats is the KL of q(z|S) to N(0, I) summed over z, averaged over sketches,
-    without the training loss's tolerance floor.
-    """
-    if not bool(model.hps.conditional):
-        raise SketchRNNError("latent_report: a decoder-only model has no latent code")
-    if len(sketches) < 2:
-        raise SketchRNNError(f"latent_report: needs at least 2 sketches, got {len(sketches)}")
-    if not isinstance(batch, (int, np.integer)) or batch < 1:
-        raise SketchRNNError(f"batch={batch!r}: must be a positive integer")
-    mu, presig = posterior(model, sketches, scale_factor, batch)  # (n, z) each
-    recons = greedy_decode(model, mu, scale_factor, batch)
-    dist = chamfer_matrix(rasterise(recons), rasterise(sketches))  # (n, n)
-    report = retrieval_at_k(dist, (1, 5))
-    report.update(active_units=active_units(mu), kl_nats=kl_nats(mu, presig))
-    return report
-

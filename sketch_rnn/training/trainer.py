@@ -11,6 +11,8 @@ resuming to N give the same bits.
 from __future__ import annotations
 
 import logging
+import os
+import platform
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +134,19 @@ def per_shape_train_function(model: keras.Model) -> Callable[[Any], Any]:
         return functions[key]([data])  # Keras runs one step per item of an eager iterable
 
     return train_function
+
+
+def machine() -> dict[str, Any]:
+    """The machine that wrote a checkpoint (for the model card's "how long, on what"):
+    the CPU's model name (/proc/cpuinfo, else platform), its logical cores, the OS."""
+    cpu = platform.processor() or platform.machine() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "os": platform.system()}
 
 
 # --------------------------------------------------------------------------- the run
@@ -303,6 +318,7 @@ class Trainer:
             "valid_cost": valid.get("cost"),
             "versions": {"keras": keras.__version__, "backend": keras.backend.backend()},
             "distribute": self.dist.describe(),
+            "machine": machine(),
             **({"path_changes": self.config.path_changes}
                if self.config.path_changes else {}),
         }

@@ -220,7 +220,7 @@ def decoding(run_dir: Path, temperatures: tuple[float, ...] = (0.1, 0.25, 0.5, 1
     rows = []
     for temperature in (None, *temperatures):
         if temperature is None:
-            recons = retrieval.greedy_decode(run.model, mu, 1.0)
+            recons = retrieval.decode_codes(run.model, mu, "greedy")
             tf_moves = _teacher_forced_greedy_moves(run.model, originals, mu)
         else:
             recons = decode(run.model, mu, temperature=temperature, seed=0)
