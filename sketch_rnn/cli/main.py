@@ -17,6 +17,7 @@ from ..core.errors import SketchRNNError
 from ..data import DEFAULT_DATA
 from . import complete_command as complete_cmd
 from . import data_commands as data_cmds
+from . import import_commands as import_cmds
 from . import model_commands as model_cmds
 from . import serving_commands as serving_cmds
 from . import terminal
@@ -217,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_train, _add_sample, _add_interpolate, _add_evaluate, _add_report,
                 _add_convert,
                 _add_download, _add_info, _add_stats, _add_complete, _add_serve,
-                _add_export):
+                _add_export, import_cmds.add_import):
         add(sub)
     for command in sub.choices.values():  # `--verbose` before or after the command
         command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,

@@ -205,6 +205,8 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
     if seed is not None and seed != saved["seed"]:
         raise SketchRNNError(f"{run_dir}: the run was started with --seed {saved['seed']}, not {seed}")
     paths = list(data) if data else list(saved["data"]["paths"])
+    if not paths:  # an imported run given only --scale-factor
+        raise SketchRNNError(f"{run_dir}: the run records no training data; give --data DATA.npz")
     return RunConfig(run_dir, paths, hps.replace(**changes), int(saved["seed"]), saved["run_id"],
                      previous, history)
 
@@ -261,7 +263,7 @@ class Trainer:
     # ----------------------------------------------------------------- restore
     def _check_data(self) -> None:
         prev = self.config.resume_from
-        if prev is not None and prev.state["data"]["fingerprint"] != self.data.fingerprint:
+        if prev is not None and prev.state["data"]["fingerprint"] not in (None, self.data.fingerprint):
             raise SketchRNNError(
                 f"{self.config.run_dir}: --data {' '.join(self.config.data_paths)} is not the data "
                 f"this run was trained on ({' '.join(prev.state['data']['paths'])})")
@@ -321,6 +323,8 @@ class Trainer:
             "machine": machine(),
             **({"path_changes": self.config.path_changes}
                if self.config.path_changes else {}),
+            **({"lineage": prev.state["lineage"]} if (prev := self.config.resume_from)
+               and prev.state.get("lineage") else {}),
         }
 
     def save(self, step: int) -> Path | None:
