@@ -64,8 +64,46 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 
+def add_pretrained_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pretrained", action="store_true",
+                   help="NAMEs are Magenta's published models (aaron_sheep/lstm, cat.gen, "
+                        "large/cat.vae, ...): download and import each as TO/<name>")
+    p.add_argument("--data", nargs="+", default=None, metavar="DATA.npz",
+                   help="with --pretrained: the data a TF1 checkpoint was trained on (its "
+                        "scale factor; aaron_sheep/* default to the bundled sheep)")
+    p.add_argument("--scale-factor", type=float, default=None, metavar="F",
+                   help="with --pretrained: the scale factor instead of --data")
+    p.add_argument("--force", action="store_true", help="with --pretrained: import again")
+
+
+def cmd_pretrained(args: argparse.Namespace) -> int:
+    """`sketch-rnn download --pretrained NAME ... [--to DIR] [--base-url URL] [--list]`."""
+    from ..serving import pretrained
+
+    if args.list:
+        print("\n".join(pretrained.names()))
+        return 0
+    if not args.categories:
+        raise SketchRNNError("name at least one model (`sketch-rnn download --pretrained --list`)")
+    for name in args.categories:  # every name checked before anything is fetched
+        pretrained.resolve(name, args.base_url)
+    to_dir = args.to or "models"
+    for name in args.categories:
+        done = pretrained.fetch_and_import(name, to_dir, args.base_url, args.data,
+                                           args.scale_factor, args.force, not args.no_progress)
+        if done.get("skipped"):
+            print(f"{done['run_dir']}: already there, not imported again (--force to redo)")
+        else:
+            print(f"{name} -> {done['run_dir']} (step {done['step']}, {done['dec_model']}, "
+                  f"conditional={done['conditional']}, scale factor {done['scale_factor']:.4f})")
+    return 0
+
+
 def cmd_download(args: argparse.Namespace) -> int:
     """`sketch-rnn download CATEGORY ... [--to DIR] [--base-url URL] [--list]`."""
+    if getattr(args, "pretrained", False):
+        return cmd_pretrained(args)
+    args.to = args.to or "data"
     if args.list:
         print("\n".join(CATEGORIES))
         return 0

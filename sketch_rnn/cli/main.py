@@ -138,11 +138,15 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_download(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("download", help="fetch QuickDraw sketch-rnn .npz files")
+    p = sub.add_parser("download", help="fetch QuickDraw sketch-rnn .npz files, or with "
+                       "--pretrained Magenta's published models (imported as runs)")
     p.add_argument("categories", nargs="*", metavar="CATEGORY")
-    p.add_argument("--to", default="data", help="destination folder (default: data)")
+    p.add_argument("--to", default=None, help="destination folder (default: data; with "
+                   "--pretrained: models)")
     p.add_argument("--base-url", default=None)
-    p.add_argument("--list", action="store_true", help="list the 345 category names")
+    p.add_argument("--list", action="store_true", help="list the 345 category names "
+                   "(with --pretrained: the model names)")
+    data_cmds.add_pretrained_options(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=data_cmds.cmd_download)
 
