@@ -152,6 +152,8 @@ def test_cli_import_writes_a_run(tmp_path, capsys):
     assert summary["scale_factor"] == pytest.approx(float(fx["scale_factor"]), rel=1e-6)
     run = load_run(run_dir)
     assert run.step == 4 and run.hps.dec_model == "lstm" and run.hps.num_mixture == 3
+    # Magenta's training path: full-length batches, float32
+    assert run.hps.bucketed_batches is False and run.hps.precision == "float32"
     state = run.state
     imported = state["imported"]
     assert imported["from"] == "magenta" and imported["global_step"] == 4

@@ -47,6 +47,8 @@ MAGENTA_DEFAULTS: dict[str, Any] = dict(
     input_dropout_prob=0.90, use_output_dropout=False, output_dropout_prob=0.90,
     random_scale_factor=0.15, augment_stroke_prob=0.10, conditional=True)
 IGNORED_KEYS = ("data_set", "is_training")  # recorded, not hparams of ours
+# how Magenta trained: every batch padded to N_max, float32 (our training-path hparams)
+PLAIN_PATH: dict[str, Any] = {"bucketed_batches": False, "precision": "float32"}
 DECODERS = ("lstm", "layer_norm", "hyper")
 ENCODERS = ("lstm", "layer_norm")
 CELL_SCOPES = {"lstm": "LSTMCell", "layer_norm": "LayerNormLSTMCell", "hyper": "HyperLSTMCell"}
@@ -88,6 +90,7 @@ def to_hparams(config: dict[str, Any], source: Path, hyper_sizes: tuple[int, int
         values["enc_model"] = "lstm"  # no encoder is built; ours must still name a cell
     if hyper_sizes is not None:
         values["hyper_num_units"], values["hyper_embedding_size"] = hyper_sizes
+    values.update(PLAIN_PATH)
     try:
         return HParams.from_dict(values)
     except SketchRNNError as e:

@@ -30,7 +30,7 @@ import numpy as np
 from ..core.errors import SketchRNNError
 from ..core.hparams import HParams
 from .export import NUM_MIXTURE, decode_weight
-from .magenta_import import _gates, _plus_forget, state_columns
+from .magenta_import import PLAIN_PATH, _gates, _plus_forget, state_columns
 
 GEN_NAMES = ("output kernel", "output bias", "decoder W_xh", "decoder W_hh", "decoder bias")
 VAE_NAMES = ("encoder fw W_xh", "encoder fw W_hh", "encoder fw bias", "encoder bw W_xh",
@@ -101,7 +101,8 @@ def to_hparams(path: Path, info: dict, w: dict[str, np.ndarray], conditional: bo
     if not (isinstance(max_len, int) and max_len > 0):
         raise SketchRNNError(f"{path}: info.max_seq_len={max_len!r}: expected a positive integer")
     return HParams(dec_model="lstm", enc_model="lstm", dec_rnn_size=u, enc_rnn_size=enc, z_size=z,
-                   num_mixture=NUM_MIXTURE, conditional=conditional, max_seq_len=max_len)
+                   num_mixture=NUM_MIXTURE, conditional=conditional, max_seq_len=max_len,
+                   **PLAIN_PATH)
 
 
 def _lstm(cell: Any, w_xh: np.ndarray, w_hh: np.ndarray, bias: np.ndarray) -> None:
