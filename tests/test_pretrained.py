@@ -144,3 +144,15 @@ def test_download_command_imports_no_tensorflow():
             "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=120).returncode == 0
+
+
+def test_import_takes_the_archive_itself(tmp_path):
+    archive = tmp_path / "sketch_rnn.zip"
+    archive.write_bytes(_archive({"aaron_sheep/layer_norm_uncond": FIXTURES / "layer_norm_uncond"}))
+    out = tmp_path / "run"
+    assert cli.main(["import", "--from", "magenta", str(archive), "-o", str(out),
+                     "--scale-factor", "2"]) == 2
+    assert cli.main(["import", "--from", "magenta", str(archive), "--model",
+                     "aaron_sheep/layer_norm_uncond", "-o", str(out), "--scale-factor", "2"]) == 0
+    assert load_run(out).hps.dec_model == "layer_norm"
+

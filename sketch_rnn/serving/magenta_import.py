@@ -380,6 +380,9 @@ def import_magenta(path: str | Path, run_dir: str | Path, model_name: str | None
 
     run_dir = Path(run_dir)
     check_destination(run_dir, force)
+    if Path(path).is_file() and str(path).endswith(".zip"):  # Magenta's sketch_rnn.zip
+        return _import_from_archive(Path(path), run_dir, model_name, data, scale_factor, force,
+                                    seed)
     model_dir = resolve_model_dir(Path(path), model_name)
     source = open_magenta(model_dir)
     hps = source.hps
@@ -394,3 +397,20 @@ def import_magenta(path: str | Path, run_dir: str | Path, model_name: str | None
     return {"run_dir": str(run_dir), "checkpoint": ckpt.name, "step": source.global_step,
             "dec_model": hps.dec_model, "conditional": hps.conditional,
             "scale_factor": record["scale_factor"], "optimizer": optimizer}
+
+
+def _import_from_archive(archive: Path, run_dir: Path, model_name: str | None,
+                         data: list[str] | None, scale_factor: float | None, force: bool,
+                         seed: int) -> dict[str, Any]:
+    """PATH is the archive itself: its NAME folder is unpacked to a temporary directory."""
+    import tempfile
+
+    from .pretrained import extract_model
+
+    if not model_name:
+        raise SketchRNNError(f"{archive}: an archive of models; give --model NAME "
+                             "(e.g. aaron_sheep/lstm)")
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = extract_model(archive, model_name, Path(tmp) / "model", str(archive))
+        return import_magenta(model_dir, run_dir, None, data, scale_factor, force, seed)
+
