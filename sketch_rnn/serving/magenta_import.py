@@ -405,7 +405,7 @@ def _import_from_archive(archive: Path, run_dir: Path, model_name: str | None,
     """PATH is the archive itself: its NAME folder is unpacked to a temporary directory."""
     import tempfile
 
-    from .pretrained import extract_model
+    from .archive import extract_model
 
     if not model_name:
         raise SketchRNNError(f"{archive}: an archive of models; give --model NAME "

@@ -20,15 +20,14 @@ the model itself. No TensorFlow is imported here until an import runs.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from ..core.errors import SketchRNNError
-from ..core.files import atomic_file, temp_dir_for
+from ..core.files import atomic_file
 from ..quickdraw.download import _fetch
+from .archive import extract_model
 
 ARCHIVE_URL = "http://download.magenta.tensorflow.org/models/sketch_rnn.zip"
 JS_BASE_URL = "https://storage.googleapis.com/quickdraw-models/sketchRNN/"
@@ -83,36 +82,6 @@ def _download(url: str, dest: Path, show_progress: bool) -> None:
         f.flush()
         if dest.suffix == ".zip" and not zipfile.is_zipfile(f.name):
             raise SketchRNNError(f"{url}: the downloaded file is not a zip archive")
-
-
-def extract_model(archive: Path, model: str, dest: Path, url: str) -> Path:
-    """Copy the archive's `<...>/<model>/` files (model_config.json, vector-*) to dest."""
-    if dest.is_dir():
-        return dest
-    try:
-        with zipfile.ZipFile(archive) as z:
-            members = [m for m in z.infolist() if not m.is_dir()]
-            configs = [m.filename for m in members
-                       if m.filename.endswith(f"{model}/model_config.json")]
-            if not configs:
-                raise SketchRNNError(f"{url}: the archive holds no {model}/model_config.json")
-            folder = configs[0][: -len("model_config.json")]
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = temp_dir_for(dest)
-            try:
-                for m in members:
-                    rel = PurePosixPath(m.filename[len(folder):]) if m.filename.startswith(folder) else None
-                    if rel is None or len(rel.parts) != 1:  # only the model's own files
-                        continue
-                    with z.open(m) as src, open(tmp / rel.name, "wb") as out:
-                        shutil.copyfileobj(src, out)
-                os.rename(tmp, dest)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise SketchRNNError(f"{archive}: cannot read the archive ({e})") from None
-    return dest
 
 
 def fetch_and_import(name: str, to_dir: str | Path, base_url: str | None = None,
