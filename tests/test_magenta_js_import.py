@@ -77,9 +77,9 @@ def test_gen_json_import_runs_as_magenta_js_does(tmp_path, node_modules, served)
     assert cli.main(["import", "--from", "magenta-js", str(folder / "synthetic.gen.json"),
                      "-o", str(run_dir)]) == 0
     run = load_run(run_dir)
-    from sketch_rnn.cli.model_commands import _data_sketches
+    from sketch_rnn.data import read_sketches
 
-    sketch = _data_sketches(run, DATA, "test", [0])[0]
+    sketch = read_sketches(DATA, "test", [0], run.hps.max_seq_len)[0]
     rows = input_rows(run.model, sketch)[:60]  # (N, 5) data units
     norm, px = rows.copy(), rows.copy()
     norm[:, :2] /= run.scale_factor
@@ -115,9 +115,9 @@ def test_vae_json_matches_sketch_rnn_js(tmp_path):
     assert run.hps.conditional and (run.hps.enc_rnn_size, run.hps.z_size) == (ENC, Z)
     w = [export.decode_weight(s, tuple(d)).astype(np.float64)
          for d, s in zip(model_json[1], model_json[2])]
-    from sketch_rnn.cli.model_commands import _data_sketches
+    from sketch_rnn.data import read_sketches
 
-    sketch = _data_sketches(run, DATA, "test", [1])[0]
+    sketch = read_sketches(DATA, "test", [1], run.hps.max_seq_len)[0]
     rows = input_rows(run.model, sketch)  # S_0 then the points, data units
     seq = rows[1:].copy()
     seq[:, :2] /= run.scale_factor
