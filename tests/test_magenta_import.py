@@ -130,9 +130,9 @@ def _swap_ln_gain_and_bias(original):
     ("hyper_uncond", "ln"), ("layer_norm_uncond", "gates")])
 def test_a_wrong_mapping_fails(monkeypatch, name, wrong):
     if wrong == "gates":  # Magenta's (i, j, f, o) taken as ours
-        monkeypatch.setattr(mi, "_gates", lambda x: x)
+        monkeypatch.setattr(mi, "magenta_gates", lambda x: x)
     elif wrong == "forget":  # forget bias off by one
-        monkeypatch.setattr(mi, "_plus_forget", lambda x: x)
+        monkeypatch.setattr(mi, "plus_forget_bias", lambda x: x)
     else:
         monkeypatch.setattr(mi, "_layer_norm_rules", _swap_ln_gain_and_bias(mi._layer_norm_rules))
     fx = fixture(name)

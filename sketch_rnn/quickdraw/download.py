@@ -52,7 +52,7 @@ def _open_url(url: str, timeout: float) -> http.client.HTTPResponse:
         raise SketchRNNError(f"{url}: {e}") from None
 
 
-def _fetch(url: str, out: BinaryIO, show_progress: bool, timeout: float) -> int:
+def fetch_body(url: str, out: BinaryIO, show_progress: bool, timeout: float) -> int:
     """Copy url's body into out with a progress bar; a short body is an error. -> bytes."""
     from tqdm.auto import tqdm
 
@@ -98,7 +98,7 @@ def download_category(category: str, to_dir: str, base_url: str = DEFAULT_BASE_U
     dest = os.path.join(to_dir, category + ".npz")
     url = category_url(category, base_url)
     with atomic_file(dest, "part") as f:
-        _fetch(url, f, show_progress, timeout)
+        fetch_body(url, f, show_progress, timeout)
         f.flush()
         _verify_npz(f.name, url)
     return dest

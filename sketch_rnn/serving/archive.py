@@ -29,8 +29,10 @@ def extract_model(archive: Path, model: str, dest: Path, url: str) -> Path:
             tmp = temp_dir_for(dest)
             try:
                 for m in members:
-                    rel = PurePosixPath(m.filename[len(folder):]) if m.filename.startswith(folder) else None
-                    if rel is None or len(rel.parts) != 1:  # only the model's own files
+                    if not m.filename.startswith(folder):
+                        continue
+                    rel = PurePosixPath(m.filename[len(folder):])
+                    if len(rel.parts) != 1:  # only the model's own files, no sub-folders
                         continue
                     with z.open(m) as src, open(tmp / rel.name, "wb") as out:
                         shutil.copyfileobj(src, out)

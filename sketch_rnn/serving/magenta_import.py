@@ -72,7 +72,8 @@ def read_config(model_dir: Path) -> dict[str, Any]:
     return config
 
 
-def to_hparams(config: dict[str, Any], source: Path, hyper_sizes: tuple[int, int] | None) -> HParams:
+def to_hparams(config: dict[str, Any], source: Path,
+               hyper_sizes: tuple[int, int] | None) -> HParams:
     """Magenta's hparams -> ours, by name; unknown keys, cells or sizes refused by name."""
     name = source / "model_config.json"
     unknown = sorted(set(config) - set(MAGENTA_DEFAULTS) - set(IGNORED_KEYS))
@@ -174,13 +175,13 @@ def _first_line(e: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- the mapping
-def _gates(x: np.ndarray) -> np.ndarray:
+def magenta_gates(x: np.ndarray) -> np.ndarray:
     """Magenta's (i, j, f, o) blocks of the last axis -> ours (i, f, g, o); its own inverse."""
     i, j, f, o = np.split(x, 4, axis=-1)
     return np.concatenate([i, f, j, o], axis=-1)
 
 
-def _plus_forget(x: np.ndarray) -> np.ndarray:
+def plus_forget_bias(x: np.ndarray) -> np.ndarray:
     """Our LSTM stores Magenta's run-time forget bias 1.0 in its (i, f, g, o) bias."""
     x = x.copy()
     u = x.shape[-1] // 4
@@ -210,17 +211,17 @@ def _per_gate(names: list[str], how: str) -> Rule:
 
 def _lstm_rules(cell: Any, scope: str) -> list[tuple[Any, Rule]]:
     c = cell.cell
-    return [(c.kernel, _copy(f"{scope}/W_xh", _gates)),
-            (c.recurrent_kernel, _copy(f"{scope}/W_hh", _gates)),
-            (c.bias, _copy(f"{scope}/bias", _gates, _plus_forget))]
+    return [(c.kernel, _copy(f"{scope}/W_xh", magenta_gates)),
+            (c.recurrent_kernel, _copy(f"{scope}/W_hh", magenta_gates)),
+            (c.bias, _copy(f"{scope}/bias", magenta_gates, plus_forget_bias))]
 
 
 def _layer_norm_rules(cell: Any, scope: str, prefix: str = "") -> list[tuple[Any, Rule]]:
     v = lambda n: getattr(cell, prefix + n)  # noqa: E731
-    return [(v("kernel"), _copy(f"{scope}/W_xh", _gates)),
-            (v("recurrent_kernel"), _copy(f"{scope}/W_hh", _gates)),
-            (v("ln_gamma"), _copy(f"{scope}/ln_all/ln_gamma", _gates)),
-            (v("ln_beta"), _copy(f"{scope}/ln_all/ln_beta", _gates)),
+    return [(v("kernel"), _copy(f"{scope}/W_xh", magenta_gates)),
+            (v("recurrent_kernel"), _copy(f"{scope}/W_hh", magenta_gates)),
+            (v("ln_gamma"), _copy(f"{scope}/ln_all/ln_gamma", magenta_gates)),
+            (v("ln_beta"), _copy(f"{scope}/ln_all/ln_beta", magenta_gates)),
             (v("ln_c_gamma"), _copy(f"{scope}/ln_c/ln_gamma")),
             (v("ln_c_beta"), _copy(f"{scope}/ln_c/ln_beta"))]
 
@@ -229,9 +230,9 @@ def _hyper_rules(cell: Any, scope: str) -> list[tuple[Any, Rule]]:
     def gates(part: str, sub: str, var: str) -> list[str]:
         return [f"{scope}/hyper_{g}{part}/{sub}/super_linear_{var}" for g in _MAGENTA_GATES]
 
-    rules = [(cell.kernel, _copy(f"{scope}/W_xh", _gates)),
-             (cell.recurrent_kernel, _copy(f"{scope}/W_hh", _gates)),
-             (cell.bias, _copy(f"{scope}/bias", _gates))]
+    rules = [(cell.kernel, _copy(f"{scope}/W_xh", magenta_gates)),
+             (cell.recurrent_kernel, _copy(f"{scope}/W_hh", magenta_gates)),
+             (cell.bias, _copy(f"{scope}/bias", magenta_gates))]
     rules += _layer_norm_rules(cell, f"{scope}/LayerNormLSTMCell", "hyper_")
     rules += [(cell.zw_x_kernel, _per_gate(gates("x", "zw", "w"), "concat")),
               (cell.zw_x_bias, _per_gate(gates("x", "zw", "b"), "concat")),
@@ -241,8 +242,8 @@ def _hyper_rules(cell: Any, scope: str) -> list[tuple[Any, Rule]]:
               (cell.zb_h_kernel, _per_gate(gates("h", "zb", "w"), "concat")),
               (cell.alpha_h, _per_gate(gates("h", "alpha", "w"), "stack")),
               (cell.beta_h, _per_gate(gates("h", "beta", "w"), "stack")),
-              (cell.ln_gamma, _copy(f"{scope}/ln_all/ln_gamma", _gates)),
-              (cell.ln_beta, _copy(f"{scope}/ln_all/ln_beta", _gates)),
+              (cell.ln_gamma, _copy(f"{scope}/ln_all/ln_gamma", magenta_gates)),
+              (cell.ln_beta, _copy(f"{scope}/ln_all/ln_beta", magenta_gates)),
               (cell.ln_c_gamma, _copy(f"{scope}/ln_c/ln_gamma")),
               (cell.ln_c_beta, _copy(f"{scope}/ln_c/ln_beta"))]
     return rules

@@ -30,7 +30,7 @@ import numpy as np
 from ..core.errors import SketchRNNError
 from ..core.hparams import HParams
 from .export import NUM_MIXTURE, decode_weight
-from .magenta_import import PLAIN_PATH, _gates, _plus_forget, state_columns
+from .magenta_import import PLAIN_PATH, magenta_gates, plus_forget_bias, state_columns
 
 GEN_NAMES = ("output kernel", "output bias", "decoder W_xh", "decoder W_hh", "decoder bias")
 VAE_NAMES = ("encoder fw W_xh", "encoder fw W_hh", "encoder fw bias", "encoder bw W_xh",
@@ -107,9 +107,9 @@ def to_hparams(path: Path, info: dict, w: dict[str, np.ndarray], conditional: bo
 
 def _lstm(cell: Any, w_xh: np.ndarray, w_hh: np.ndarray, bias: np.ndarray) -> None:
     c = cell.cell
-    c.kernel.assign(_gates(w_xh))
-    c.recurrent_kernel.assign(_gates(w_hh))
-    c.bias.assign(_plus_forget(_gates(bias)))
+    c.kernel.assign(magenta_gates(w_xh))
+    c.recurrent_kernel.assign(magenta_gates(w_hh))
+    c.bias.assign(plus_forget_bias(magenta_gates(bias)))
 
 
 def load_into(model: Any, hps: HParams, w: dict[str, np.ndarray]) -> None:

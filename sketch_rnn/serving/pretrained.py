@@ -26,7 +26,7 @@ from typing import Any
 
 from ..core.errors import SketchRNNError
 from ..core.files import atomic_file
-from ..quickdraw.download import _fetch
+from ..quickdraw.download import fetch_body
 from .archive import extract_model
 
 ARCHIVE_URL = "http://download.magenta.tensorflow.org/models/sketch_rnn.zip"
@@ -78,7 +78,7 @@ def _download(url: str, dest: Path, show_progress: bool) -> None:
     if dest.is_file():
         return
     with atomic_file(dest, "part") as f:
-        _fetch(url, f, show_progress, 60.0)
+        fetch_body(url, f, show_progress, 60.0)
         f.flush()
         if dest.suffix == ".zip" and not zipfile.is_zipfile(f.name):
             raise SketchRNNError(f"{url}: the downloaded file is not a zip archive")
