@@ -173,6 +173,25 @@ def _median_time(fn, reps: int) -> float:
     return float(np.median(times))
 
 
+def _bound(fn, *args):
+    """fn(*args) as a function of nothing (tf.function would make default arguments inputs)."""
+    def call():
+        return fn(*args)
+    return call
+
+
+def _fetch(f):
+    """Run f and bring every output tensor to the host (the timing then includes it all)."""
+    out = [t for t in tf_flatten(f()) if t is not None]
+    assert out, "a timed piece computed nothing"
+    return [np.asarray(t) for t in out]
+
+
+def tf_flatten(x):
+    import tensorflow as tf
+    return tf.nest.flatten(x)
+
+
 def profile_pieces(model, x: dict, reps: int) -> dict:
     """Median seconds of each piece of a training step, each forward and backward on its own:
     the encoder, the decoder's loop, the head and the loss, all gradients, the optimizer."""
@@ -225,11 +244,9 @@ def profile_pieces(model, x: dict, reps: int) -> dict:
                               ("forward_and_loss", full, None), ("all_gradients", full, weights)):
         if not hps.conditional and name == "encoder_fwd_bwd":
             continue
-        f = tf.function(fn if sources is None else
-                        (lambda fn=fn, sources=sources: grads_of(fn, sources)))
-        pieces[name] = _median_time(lambda f=f: tf.nest.map_structure(
-            lambda t: t if t is None else t.numpy(), f()), reps)
-    grads = [g for g in tf.function(lambda: grads_of(full, weights))()]
+        f = tf.function(fn if sources is None else _bound(grads_of, fn, sources))
+        pieces[name] = _median_time(_bound(_fetch, f), reps)
+    grads = list(tf.function(_bound(grads_of, full, weights))())
     apply = tf.function(lambda: model.optimizer.apply(grads, weights))
     pieces["optimizer_apply"] = _median_time(lambda: (apply(), model.optimizer.iterations.numpy()),
                                              reps)
