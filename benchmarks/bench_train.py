@@ -470,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(CPU {r['cpu_s']:.2f} s), B {r['batch']}, {r['precision']}, first step "
               f"{r['warmup_s']:.1f} s, peak RSS {r['peak_rss_mib']:.0f} MiB"
               + (", cuDNN" if r["cudnn_decoder"] else ""))
-        for name in ("best_s", "median_s", "nominal_gf", "executed_gf", "recompute_gf",
+        for name in ("best_s", "median_s", "cpu_s", "nominal_gf", "executed_gf", "recompute_gf",
                      "peak_rss_mib"):
             summary[f"{key}_{name}"] = round(r[name], 4 if name != "peak_rss_mib" else None)
         summary[f"{key}_per_sketch_ms_median"] = round(1e3 * r["median_s"] / r["batch"], 2)
