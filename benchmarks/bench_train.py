@@ -345,18 +345,23 @@ def run_real_child(preset_name: str, bucketed: bool, steps: int, overrides: str)
 
 
 def real_batch_comparison(preset_name: str, steps: int, overrides: str, peak: float,
-                          summary: dict) -> int:
-    """Run both paths in children; print them; add paper_step_ratio (today/new medians)."""
+                          summary: dict, new_precision: str = "float32") -> int:
+    """Run both paths in children; print them; add paper_step_ratio (today/new medians).
+
+    Today: every batch at N_max, float32. New: bucketed, at `new_precision` (bf16 where
+    the CPU has it), i.e. what a new `train` run gets on this machine.
+    """
     rows = {}
-    for name, flag in (("today", "0"), ("new", "1")):
+    for name, flag, precision in (("today", "0", "float32"), ("new", "1", new_precision)):
+        hparams = ",".join(filter(None, [f"precision={precision}", overrides]))
         cmd = [sys.executable, os.path.abspath(__file__), "--real-child", f"{preset_name}@{flag}",
-               "--steps", str(steps), "--hparams", overrides]
+               "--steps", str(steps), "--hparams", hparams]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             print(out.stderr[-3000:], file=sys.stderr)
             return 1
         rows[name] = r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"real sheep {preset_name} {name:>5} (bucketed {r['bucketed']}): best "
+        print(f"real sheep {preset_name} {name:>5} (bucketed {r['bucketed']}, {precision}): best "
               f"{r['best_s']:.3f} s/step, median {r['median_s']:.3f}, mean padded length "
               f"{r['mean_padded_length']:.0f}, executed {r['executed_gf']:.4g} GF/step, "
               f"{r['gflops_per_s']:.1f} GF/s = {100 * r['gflops_per_s'] / peak:.0f}% of peak, "
@@ -495,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({new['precision']}) median {new['median_s']:.3f} s: paper_step_ratio "
               f"{summary['paper_step_ratio']:.2f} (best {summary['paper_step_ratio_best']:.2f})")
     if args.real_batches and real_batch_comparison(args.real_batches, args.steps, args.hparams,
-                                                   peaks["float32"], summary):
+                                                   peaks["float32"], summary, new_precision):
         return 1
     print(json.dumps(summary))
     return 0
