@@ -173,6 +173,25 @@ def _median_time(fn, reps: int) -> float:
     return float(np.median(times))
 
 
+def _bound(fn, *args):
+    """fn(*args) as a function of nothing (tf.function would make default arguments inputs)."""
+    def call():
+        return fn(*args)
+    return call
+
+
+def _fetch(f):
+    """Run f and bring every output tensor to the host (the timing then includes it all)."""
+    out = [t for t in tf_flatten(f()) if t is not None]
+    assert out, "a timed piece computed nothing"
+    return [np.asarray(t) for t in out]
+
+
+def tf_flatten(x):
+    import tensorflow as tf
+    return tf.nest.flatten(x)
+
+
 def profile_pieces(model, x: dict, reps: int) -> dict:
     """Median seconds of each piece of a training step, each forward and backward on its own:
     the encoder, the decoder's loop, the head and the loss, all gradients, the optimizer."""
@@ -225,11 +244,9 @@ def profile_pieces(model, x: dict, reps: int) -> dict:
                               ("forward_and_loss", full, None), ("all_gradients", full, weights)):
         if not hps.conditional and name == "encoder_fwd_bwd":
             continue
-        f = tf.function(fn if sources is None else
-                        (lambda fn=fn, sources=sources: grads_of(fn, sources)))
-        pieces[name] = _median_time(lambda f=f: tf.nest.map_structure(
-            lambda t: t if t is None else t.numpy(), f()), reps)
-    grads = [g for g in tf.function(lambda: grads_of(full, weights))()]
+        f = tf.function(fn if sources is None else _bound(grads_of, fn, sources))
+        pieces[name] = _median_time(_bound(_fetch, f), reps)
+    grads = list(tf.function(_bound(grads_of, full, weights))())
     apply = tf.function(lambda: model.optimizer.apply(grads, weights))
     pieces["optimizer_apply"] = _median_time(lambda: (apply(), model.optimizer.iterations.numpy()),
                                              reps)
@@ -328,18 +345,23 @@ def run_real_child(preset_name: str, bucketed: bool, steps: int, overrides: str)
 
 
 def real_batch_comparison(preset_name: str, steps: int, overrides: str, peak: float,
-                          summary: dict) -> int:
-    """Run both paths in children; print them; add paper_step_ratio (today/new medians)."""
+                          summary: dict, new_precision: str = "float32") -> int:
+    """Run both paths in children; print them; add paper_step_ratio (today/new medians).
+
+    Today: every batch at N_max, float32. New: bucketed, at `new_precision` (bf16 where
+    the CPU has it), i.e. what a new `train` run gets on this machine.
+    """
     rows = {}
-    for name, flag in (("today", "0"), ("new", "1")):
+    for name, flag, precision in (("today", "0", "float32"), ("new", "1", new_precision)):
+        hparams = ",".join(filter(None, [f"precision={precision}", overrides]))
         cmd = [sys.executable, os.path.abspath(__file__), "--real-child", f"{preset_name}@{flag}",
-               "--steps", str(steps), "--hparams", overrides]
+               "--steps", str(steps), "--hparams", hparams]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             print(out.stderr[-3000:], file=sys.stderr)
             return 1
         rows[name] = r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"real sheep {preset_name} {name:>5} (bucketed {r['bucketed']}): best "
+        print(f"real sheep {preset_name} {name:>5} (bucketed {r['bucketed']}, {precision}): best "
               f"{r['best_s']:.3f} s/step, median {r['median_s']:.3f}, mean padded length "
               f"{r['mean_padded_length']:.0f}, executed {r['executed_gf']:.4g} GF/step, "
               f"{r['gflops_per_s']:.1f} GF/s = {100 * r['gflops_per_s'] / peak:.0f}% of peak, "
@@ -453,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(CPU {r['cpu_s']:.2f} s), B {r['batch']}, {r['precision']}, first step "
               f"{r['warmup_s']:.1f} s, peak RSS {r['peak_rss_mib']:.0f} MiB"
               + (", cuDNN" if r["cudnn_decoder"] else ""))
-        for name in ("best_s", "median_s", "nominal_gf", "executed_gf", "recompute_gf",
+        for name in ("best_s", "median_s", "cpu_s", "nominal_gf", "executed_gf", "recompute_gf",
                      "peak_rss_mib"):
             summary[f"{key}_{name}"] = round(r[name], 4 if name != "peak_rss_mib" else None)
         summary[f"{key}_per_sketch_ms_median"] = round(1e3 * r["median_s"] / r["batch"], 2)
@@ -478,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({new['precision']}) median {new['median_s']:.3f} s: paper_step_ratio "
               f"{summary['paper_step_ratio']:.2f} (best {summary['paper_step_ratio_best']:.2f})")
     if args.real_batches and real_batch_comparison(args.real_batches, args.steps, args.hparams,
-                                                   peaks["float32"], summary):
+                                                   peaks["float32"], summary, new_precision):
         return 1
     print(json.dumps(summary))
     return 0

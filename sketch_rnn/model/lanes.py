@@ -17,18 +17,19 @@ d_pre @ W^T, the gate rebuild, the recurrent kernel's gradient over all N * B ro
 input gradient; only the input kernel's gradient, summed over the steps inside the backward
 loop ((d, 4u), d = 5 stroke columns), stays float32: it is a sum of N small products, tiny
 in cost, where a bf16 rounding per step would add up. The sums, c and the gates are float32.
-On TensorFlow the XLA loops compute a bf16 dot as float32 (XLA:CPU has no native bf16 dot),
-so there the rounding is the same but the speed-up comes from the matmuls outside the loops.
+XLA:CPU computes a bf16 dot in float32 (measured: no faster than float32), so at bf16 the
+loops stay TensorFlow graphs whose matmuls run on oneDNN (native bf16) and only each step's
+element-wise part is an XLA cluster (`_step_parts`); float32 keeps the whole-loop clusters.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import keras
 import numpy as np
 from keras import ops
 
-from .precision import matmul
+from .precision import matmul, operand
 
 
 def gate_scale(units: int):
@@ -97,9 +98,10 @@ def _keep(mask_t, keep_prob):
     return ops.cast(mask_t, "float32") * (1.0 / keep_prob)
 
 
-def _lane_forward_step(pre_in, h, c, w, keep_t, m, k, precision):
-    """One step of one lane: (h_t, c_t, sig_t), sig the gates' sigmoid (B, 4u)."""
-    sig = ops.sigmoid(pre_in + matmul(h, w, precision))  # (B, 4u)
+def _lane_forward_gates(pre_in, hw, c, keep_t, m, k):
+    """The element-wise part of one step of one lane, from its input part pre_in and its
+    recurrent part hw = h_{t-1} @ W: (h_t, c_t, sig_t), sig the gates' sigmoid (B, 4u)."""
+    sig = ops.sigmoid(pre_in + hw)  # (B, 4u)
     i, f, g, o = ops.split(sig * m - k, 4, axis=-1)  # g: tanh of the unscaled g
     if keep_t is not None:
         g = g * keep_t
@@ -107,8 +109,10 @@ def _lane_forward_step(pre_in, h, c, w, keep_t, m, k, precision):
     return o * ops.tanh(c_new), c_new, sig
 
 
-def _lane_backward_step(dh, dc, sig, c_prev, keep_t, w_t, m, k, precision):
-    """Reverse of one step of one lane: (dh_{t-1}, dc_{t-1}, d_pre_t)."""
+def _lane_backward_gates(dh_carry, dh_out, dc, sig, c_prev, keep_t, m, k):
+    """The element-wise part of the reverse of one step of one lane: (dc_{t-1}, d_pre_t);
+    dh = dh_carry (from step t+1) + dh_out (from the output h_t); dh_{t-1} = d_pre @ W^T."""
+    dh = dh_carry + dh_out
     i, f, g, o = ops.split(sig * m - k, 4, axis=-1)
     g_kept = g if keep_t is None else g * keep_t
     tc = ops.tanh(f * c_prev + i * g_kept)  # tanh(c_t), recomputed rather than stored
@@ -116,7 +120,26 @@ def _lane_backward_step(dh, dc, sig, c_prev, keep_t, w_t, m, k, precision):
     d_g = dc * i if keep_t is None else dc * i * keep_t
     d_act = ops.concatenate([dc * g_kept, dc * c_prev, d_g, dh * tc], axis=-1)
     d_pre = d_act * m * sig * (1.0 - sig)  # (B, 4u), w.r.t. the scaled pre-activation
-    return matmul(d_pre, w_t, precision), dc * f, d_pre
+    return dc * f, d_pre
+
+
+class StepParts(NamedTuple):
+    """The element-wise parts of a step (forward, backward): plain functions inside a loop
+    that XLA compiles whole, or each an XLA cluster of its own (`_step_parts`)."""
+
+    forward: Callable
+    backward: Callable
+
+
+def _step_parts(split_xla: bool) -> StepParts:
+    """split_xla: the loops stay TensorFlow graphs (their bf16 matmuls then run on oneDNN,
+    natively where the CPU has bf16; XLA:CPU would compute them in float32) and only the
+    element-wise parts of each step are XLA-compiled (fused as in the whole-loop cluster)."""
+    if not split_xla:
+        return StepParts(_lane_forward_gates, _lane_backward_gates)
+    import tensorflow as tf
+    jit = lambda f: tf.function(f, jit_compile=True, autograph=False)  # noqa: E731
+    return StepParts(jit(_lane_forward_gates), jit(_lane_backward_gates))
 
 
 def _unpack(spec: LanesSpec, args):
@@ -126,12 +149,13 @@ def _unpack(spec: LanesSpec, args):
     return (*groups, masks)
 
 
-def _lanes_forward(spec: LanesSpec):
+def _lanes_forward(spec: LanesSpec, parts: StepParts):
     """The forward loop: every lane's step inside one time loop."""
     L = spec.n_lanes
 
     def forward(*args):
         xs, w_xs, bs, h0s, c0s, ws, masks = _unpack(spec, args)
+        ws = [operand(w, spec.precision) for w in ws]  # cast once, not at every step
         scales = [gate_scale(h.shape[-1]) for h in h0s]
         stored = [lane for lane in range(L) if not spec.recompute[lane]]
 
@@ -141,8 +165,8 @@ def _lanes_forward(spec: LanesSpec):
                 keep_t = None if spec.keep_prob is None else _keep(x_t[L + lane],
                                                                    spec.keep_prob)
                 pre_in = matmul(x_t[lane], w_xs[lane], spec.precision) + bs[lane]  # (B, 4u)
-                h, c, sig = _lane_forward_step(pre_in, carry[lane], carry[L + lane],
-                                               ws[lane], keep_t, *scales[lane], spec.precision)
+                hw = matmul(carry[lane], ws[lane], spec.precision)  # (B, 4u)
+                h, c, sig = parts.forward(pre_in, hw, carry[L + lane], keep_t, *scales[lane])
                 hs.append(h)
                 cs.append(c)
                 sigs.append(sig)
@@ -164,7 +188,7 @@ def _lanes_forward(spec: LanesSpec):
     return forward
 
 
-def _lanes_backward_loop(spec: LanesSpec):
+def _lanes_backward_loop(spec: LanesSpec, parts: StepParts):
     """The reverse loop over all lanes: (d_pre per lane (N, B, 4u), dh0s, dc0s, d_bs, d_wxs).
 
     The bias and input-kernel gradients are summed inside the loop (fused, nearly free)
@@ -175,7 +199,8 @@ def _lanes_backward_loop(spec: LanesSpec):
 
     def loop(sigs, c_prev, h_prevs, masks, xs, w_xs, bs, ws, d_hs, d_hn, d_cn):
         scales = [gate_scale(h.shape[-1]) for h in d_hn]
-        w_ts = [ops.transpose(w) for w in ws]  # (4u, u)
+        w_ts = [operand(ops.transpose(w), spec.precision) for w in ws]  # (4u, u)
+        ws = [operand(w, spec.precision) for w in ws]  # cast once, not at every step
         gates_in = [h_prevs[lane] if sigs[lane] is None else sigs[lane] for lane in range(L)]
 
         def step(carry, x):
@@ -187,10 +212,9 @@ def _lanes_backward_loop(spec: LanesSpec):
                 if sigs[lane] is None:  # x[L + lane] is h_{t-1}: rebuild the gates
                     sig = ops.sigmoid(matmul(x_t, w_xs[lane], spec.precision) + bs[lane]
                                       + matmul(sig, ws[lane], spec.precision))
-                dh, dc, d_pre = _lane_backward_step(carry[lane] + x[lane], carry[L + lane],
-                                                    sig, x[2 * L + lane], keep_t,
-                                                    w_ts[lane], *scales[lane],
-                                                    spec.precision)
+                dc, d_pre = parts.backward(carry[lane], x[lane], carry[L + lane], sig,
+                                           x[2 * L + lane], keep_t, *scales[lane])
+                dh = matmul(d_pre, w_ts[lane], spec.precision)  # (B, u)
                 dhs.append(dh)
                 dcs.append(dc)
                 d_b = d_pre if len(bs[lane].shape) == 2 else ops.sum(d_pre, axis=0)
@@ -281,8 +305,11 @@ def _lanes_fn(spec: LanesSpec, xla: bool):
     """The custom-gradient loop for one spec (built once per spec, setting and backend)."""
     key = (spec, xla, keras.backend.backend())
     if key not in _LANES_FNS:
-        forward, loop = _lanes_forward(spec), _lanes_backward_loop(spec)
-        if xla and keras.backend.backend() == "tensorflow":
+        on_tf = keras.backend.backend() == "tensorflow"
+        split = xla and on_tf and spec.precision != "float32"
+        parts = _step_parts(split)
+        forward, loop = _lanes_forward(spec, parts), _lanes_backward_loop(spec, parts)
+        if xla and on_tf and not split:
             import tensorflow as tf
             forward = tf.function(forward, jit_compile=True, autograph=False)
             loop = tf.function(loop, jit_compile=True, autograph=False)

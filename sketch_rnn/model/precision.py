@@ -54,8 +54,10 @@ def default_precision(cpuinfo: str | None = None) -> tuple[str, str]:
                        "would be emulated (slower than float32)")
 
 
-def _bf16(x):
-    return ops.cast(x, "bfloat16")
+def operand(x, precision: str = "float32"):
+    """x as `matmul` reads it at `precision`: cast once, e.g. a recurrent kernel outside
+    its time loop (`matmul` then casts it no more: a cast to its own dtype is no op)."""
+    return x if precision == "float32" else ops.cast(x, precision)
 
 
 def matmul(a, b, precision: str = "float32", transpose_a: bool = False):
@@ -65,8 +67,7 @@ def matmul(a, b, precision: str = "float32", transpose_a: bool = False):
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}")
-    if precision == "bfloat16":
-        a, b = _bf16(a), _bf16(b)
+    a, b = operand(a, precision), operand(b, precision)
     if transpose_a:
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
