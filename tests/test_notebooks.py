@@ -112,13 +112,34 @@ def test_03_quickdraw_data() -> None:
 
 
 @pytest.mark.slow  # executes the notebook
+def test_04_paper_models() -> None:
+    """Offline: the shipped checkpoints/sheep_decoder exported to magenta.js and imported back.
+
+    References outside the import: the file's own sha256 (hashlib), the original's weights
+    rounded to the int16 grid in NumPy (its test losses), and the original's weights."""
+    nb = execute("04_paper_models.ipynb")
+    text = assert_ran_cleanly(nb)
+    assert "sha256 matches the file: True" in text
+    assert "lineage: ['magenta-js']" in text
+    assert "every weight within half an int16 step: True" in text
+    gap = float(re.search(r"imported vs rounded original: \|ΔL_R\| = (\S+)", text).group(1))
+    assert gap < 1e-4, text
+    kinds = {k for o in outputs(nb) for k in o.get("data", {})}
+    assert "image/png" in kinds
+    work = Path(re.search(r"-o (\S+)/sheep\.gen\.json", text).group(1))
+    assert work.name.startswith("sketch-rnn-04-") and not work.exists()  # nothing left behind
+
+
+@pytest.mark.slow  # executes the notebook
 @pytest.mark.parametrize("name, overrides, needles", [
     ("02_generate_and_draw.ipynb", 'RUN_DIR = "no/such/run"',
+     ("RUN_DIR = 'no/such/run'", "no such run directory")),
+    ("04_paper_models.ipynb", 'RUN_DIR = "no/such/run"',
      ("RUN_DIR = 'no/such/run'", "no such run directory")),
     ("01_train_and_resume.ipynb", 'DATA = "no_such.npz"', ("DATA = 'no_such.npz'", "no such file")),
     ("03_quickdraw_data.ipynb", 'RAW = "missing.ndjson"',
      ("RAW = 'missing.ndjson'", "no such file")),
-], ids=["missing-run-dir", "missing-data", "missing-ndjson"])
+], ids=["missing-run-dir", "04-missing-run-dir", "missing-data", "missing-ndjson"])
 def test_bad_parameter_is_one_clear_message(name: str, overrides: str, needles: tuple) -> None:
     assert_one_clear_message(execute(name, overrides), *needles)
 
