@@ -13,8 +13,10 @@ bucketed_batches=true, precision=float32, then --new-hparams (later keys win, so
 depends on the CPU, so both are pinned here). Every --validate-every steps the clock stops and the model is scored with
 the unchanged validation (`evaluation.losses.evaluate_split`: masked L_R over the whole
 valid split, full-length N_max batches, what `sketch-rnn evaluate` reports); the clock then
-resumes. "Wall seconds" are training seconds only (validation excluded; first-step traces
-and XLA compiles included, a user pays them); each point also carries the total seconds.
+resumes. "Wall seconds" are training seconds only (validation excluded; traces and XLA
+compiles included, a user pays them: the new path compiles one step per bucket shape, up to
+8, each the first time its bucket is drawn, ~10 s apiece for `small` on 2 busy cores, so a
+very short --budget shows mostly that); each point also carries the total seconds.
 A level's time is the first validation point at or below it (so it is quantised by
 --validate-every). A path stops at --budget training seconds.
 
