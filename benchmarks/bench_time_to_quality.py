@@ -93,7 +93,8 @@ def run_child(overrides: str, seed: int, budget: float, every: int, samples: int
             valid = evaluate_split(model, data.valid, hps)
             curve.append({"step": step, "train_s": round(self.train_s, 2),
                           "total_s": round(time.perf_counter() - t_start, 2),
-                          "recon": valid["recon"], "pen": valid["pen"]})
+                          "recon": valid["recon"], "stroke": valid["stroke"],
+                          "pen": valid["pen"]})
             print(json.dumps(curve[-1]), file=sys.stderr, flush=True)
             if self.train_s >= budget:
                 self.model.stop_training = True
@@ -218,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in runs.items():
         last = r["curve"][-1]
         print(f"{name}: {last['step']} steps in {last['train_s']:.0f} training s "
-              f"({last['total_s']:.0f} s with validation), final valid L_R {last['recon']:.4f}, "
-              f"{r['traces']} step traces")
+              f"({last['total_s']:.0f} s with validation), final valid L_R {last['recon']:.4f} "
+              f"(L_s {last['stroke']:.4f}, L_p {last['pen']:.4f}), {r['traces']} step traces")
     print(f"\npen states of {args.samples} prior samples per tau (fraction ending before N_max, "
           "mean length):")
     for name, r in runs.items():
