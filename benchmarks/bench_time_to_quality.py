@@ -6,13 +6,17 @@
     python benchmarks/bench_time_to_quality.py --seeds 0,1,2 ...   # + quality-spread table
 
 Each run trains the `small` preset from scratch on data/aaron_sheep.npz in its own child
-process (one after the other, same cores): "today" with bucketed_batches=false (every batch
-padded to N_max, the path before issue 23), "new" with bucketed_batches=true plus
---new-hparams. Every --validate-every steps the clock stops and the model is scored with
-the unchanged validation (`training.validation.evaluate_split`: masked L_R over the whole
+process (one after the other, same cores): "today" with bucketed_batches=false,
+precision=float32 (every batch padded to N_max, the path before issue 23), "new" with
+bucketed_batches=true, precision=float32, then --new-hparams (later keys win, so
+`--new-hparams precision=bfloat16` adds the bf16 matmuls; a new run's own default precision
+depends on the CPU, so both are pinned here). Every --validate-every steps the clock stops and the model is scored with
+the unchanged validation (`evaluation.losses.evaluate_split`: masked L_R over the whole
 valid split, full-length N_max batches, what `sketch-rnn evaluate` reports); the clock then
-resumes. "Wall seconds" are training seconds only (validation excluded; first-step traces
-and XLA compiles included, a user pays them); each point also carries the total seconds.
+resumes. "Wall seconds" are training seconds only (validation excluded; traces and XLA
+compiles included, a user pays them: the new path compiles one step per bucket shape, up to
+8, each the first time its bucket is drawn, ~10 s apiece for `small` on 2 busy cores, so a
+very short --budget shows mostly that); each point also carries the total seconds.
 A level's time is the first validation point at or below it (so it is quantised by
 --validate-every). A path stops at --budget training seconds.
 
@@ -67,7 +71,7 @@ def run_child(overrides: str, seed: int, budget: float, every: int, samples: int
 
     from sketch_rnn.generation.sampling import sample
     from sketch_rnn.training.trainer import Trainer, TrainStream, plan_run
-    from sketch_rnn.training.validation import evaluate_split
+    from sketch_rnn.evaluation.losses import evaluate_split
 
     big = 10**7
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,7 +93,8 @@ def run_child(overrides: str, seed: int, budget: float, every: int, samples: int
             valid = evaluate_split(model, data.valid, hps)
             curve.append({"step": step, "train_s": round(self.train_s, 2),
                           "total_s": round(time.perf_counter() - t_start, 2),
-                          "recon": valid["recon"], "pen": valid["pen"]})
+                          "recon": valid["recon"], "stroke": valid["stroke"],
+                          "pen": valid["pen"]})
             print(json.dumps(curve[-1]), file=sys.stderr, flush=True)
             if self.train_s >= budget:
                 self.model.stop_training = True
@@ -111,7 +116,7 @@ def run_child(overrides: str, seed: int, budget: float, every: int, samples: int
         lengths = np.array([len(s) for s in sketches])
         pen[str(tau)] = {"ended_before_n_max": float(np.mean(lengths < hps.max_seq_len)),
                          "mean_length": float(lengths.mean())}
-    return {"curve": curve, "pen": pen, "traces": getattr(model, "trace_count", None),
+    return {"curve": curve, "pen": pen, "traces": getattr(model, "trace_count", 1),
             "hparams": {"bucketed_batches": hps.bucketed_batches}}
 
 
@@ -187,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     cpu, flags = cpu_model_and_flags()
     print(f"CPU {cpu}; {os.cpu_count()} CPUs; flags " +
           " ".join(f"{k}={'yes' if v else 'no'}" for k, v in flags.items()))
-    today_hp = ",".join(x for x in ("bucketed_batches=false", args.today_hparams) if x)
-    new_hp = ",".join(x for x in ("bucketed_batches=true", args.new_hparams) if x)
+    today_hp = ",".join(x for x in ("bucketed_batches=false,precision=float32",
+                                    args.today_hparams) if x)
+    new_hp = ",".join(x for x in ("bucketed_batches=true,precision=float32", args.new_hparams)
+                      if x)
     print(f"today: --hparams {today_hp}\nnew:   --hparams {new_hp}\n"
           f"budget {args.budget:.0f} training s per path, validation every "
           f"{args.validate_every} steps; load average {os.getloadavg()[0]:.2f}")
@@ -212,9 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in runs.items():
         last = r["curve"][-1]
         print(f"{name}: {last['step']} steps in {last['train_s']:.0f} training s "
-              f"({last['total_s']:.0f} s with validation), final valid L_R {last['recon']:.4f}, "
-              f"{r['traces']} step traces")
-    print("\npen states of 100 prior samples (fraction ending before N_max, mean length):")
+              f"({last['total_s']:.0f} s with validation), final valid L_R {last['recon']:.4f} "
+              f"(L_s {last['stroke']:.4f}, L_p {last['pen']:.4f}), {r['traces']} step traces")
+    print(f"\npen states of {args.samples} prior samples per tau (fraction ending before N_max, "
+          "mean length):")
     for name, r in runs.items():
         cells = ", ".join(f"tau {t}: {v['ended_before_n_max']:.2f} ended, mean {v['mean_length']:.0f}"
                           for t, v in r["pen"].items())
