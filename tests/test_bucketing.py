@@ -123,8 +123,18 @@ def test_bucketed_loss_equals_the_full_length_one(sheep):
     np.testing.assert_allclose(np.asarray(short["stroke"]), np.asarray(ref["stroke"]),
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(np.asarray(short["kl"]), np.asarray(ref["kl"]), rtol=1e-5)
-    # L_p: the full-length one holds N_max - T more end-of-sketch terms (each >= 0)
-    assert np.all(np.asarray(ref["pen"]) >= np.asarray(short["pen"]) - 1e-6)
+    # L_p: the steps up to T as in the full-length batch, then the step at T (an
+    # end-of-sketch step for every sketch) counted N_max - T more times; from NumPy on the
+    # full-length teacher-forced pen logits of a decoder-only model (no random z)
+    t, n_max = strokes.shape[1] - 1, hps.max_seq_len
+    assert np.all(lengths < t)
+    model = SketchRNN(hps.replace(conditional=False), seed=1)
+    short = model.loss_terms(strokes, lengths)
+    logits = np.asarray(model.decode_sequence(full, None))[..., :3]
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))  # (B, N_max, 3)
+    ce = -(full[:, 1:, 2:] * logp).sum(-1)  # (B, N_max)
+    expected = (ce[:, :t].sum(1) + (n_max - t) * ce[:, t - 1]) / n_max
+    np.testing.assert_allclose(np.asarray(short["pen"]), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_full_length_path_is_unchanged(sheep):
