@@ -3,6 +3,12 @@
 `slow` marks tests that train real processes repeatedly (signals, kills, several workers);
 `python -m pytest -m "not slow" tests` is the fast inner loop, while the README's command
 runs everything.
+
+The README's command runs the suite on pytest-xdist workers (`-n auto --dist loadgroup`).
+`pytest_collection_modifyitems` below keeps on one worker, one after another, the tests that
+share a module-scoped fixture (so a tiny run a module trains once is trained once, not once
+per worker), and puts every test marked `kills` (it signals a live trainer at chosen moments)
+into one group, so no two of them ever compete for the cores with each other.
 """
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHEEP = str(ROOT / "data" / "aaron_sheep.npz")
@@ -20,6 +28,42 @@ TINY_HPARAMS = "max_seq_len=64,save_every=10,batch_size=8,precision=float32"
 
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "slow: trains real processes repeatedly (minutes)")
+    config.addinivalue_line("markers", "kills: signals a live trainer at chosen moments; "
+                            "these run on one xdist worker, one at a time")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items) -> None:
+    """Give xdist's `loadgroup` its groups: tests joined by a module- or class-scoped fixture
+    of ours form one group (union-find over the fixtures they use); the groups holding a
+    `kills` test merge into one. Session fixtures join nothing: each worker builds its own."""
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    def join(a: str, b: str) -> None:
+        parent[root(a)] = root(b)
+
+    for item in items:
+        own = f"test:{item.nodeid}"
+        root(own)
+        for name in item.fixturenames:
+            defs = item._fixtureinfo.name2fixturedefs.get(name, ())
+            if defs and defs[-1].scope in ("module", "class") and defs[-1].baseid:
+                join(own, f"{defs[-1].baseid}::{name}")
+        if item.get_closest_marker("kills"):
+            join(own, "kills")
+    members: dict[str, int] = {}
+    for item in items:
+        key = root(f"test:{item.nodeid}")
+        members[key] = members.get(key, 0) + 1
+    for item in items:
+        key = root(f"test:{item.nodeid}")
+        if members[key] > 1 or key == root("kills"):
+            item.add_marker(pytest.mark.xdist_group(key.removeprefix("test:")))
 
 
 def tiny_model(max_seq_len: int, seed: int, **overrides):

@@ -61,6 +61,7 @@ def test_lock_is_released_when_the_holder_is_killed(tmp_path) -> None:
 
 # --------------------------------------------------------------------------- two trainers
 @pytest.mark.slow
+@pytest.mark.kills
 def test_second_trainer_is_refused_and_the_first_is_unaffected(straight, tmp_path) -> None:
     run_dir = tmp_path / "run"
     since = time.time()
@@ -83,6 +84,7 @@ SOAK_N = 80  # long enough for 10 kills at random steps, checkpoints crossed bet
 
 
 @pytest.mark.slow
+@pytest.mark.kills
 def test_kill_soak_ends_bit_identical_without_quarantine(tmp_path) -> None:
     """At least 10 SIGKILLs of the trainer itself at random moments, each followed by an
     immediate restart of the same command: the end is the uninterrupted run's bits, and

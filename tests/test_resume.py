@@ -190,6 +190,7 @@ def test_architecture_change_and_other_data_are_refused(straight, tmp_path) -> N
 
 # --------------------------------------------------------------------------- real signals
 @pytest.mark.slow
+@pytest.mark.kills
 def test_sigterm_saves_and_resume_is_exact(straight, tmp_path) -> None:
     run_dir = tmp_path / "run"
     since = time.time()
@@ -208,6 +209,7 @@ def test_sigterm_saves_and_resume_is_exact(straight, tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.kills
 def test_sigkill_at_random_moments_then_resume_is_exact(straight, tmp_path) -> None:
     """Each kill hits a live trainer (checked before the signal and by the exit status), and
     the run resumes from a checkpoint in the middle of the run, not from its start or end."""
