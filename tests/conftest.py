@@ -1,6 +1,7 @@
 """Shared test helpers: the bundled data, tiny training runs, fingerprints, CLI processes.
 
-`slow` marks tests that train real processes repeatedly (signals, kills, several workers);
+`slow` marks tests that train real processes repeatedly (signals, kills, several workers,
+fresh TensorFlow processes) and all but one parameter of a training check;
 `python -m pytest -m "not slow" tests` is the fast inner loop, while the README's command
 runs everything.
 
@@ -27,7 +28,8 @@ TINY_HPARAMS = "max_seq_len=64,save_every=10,batch_size=8,precision=float32"
 
 
 def pytest_configure(config) -> None:
-    config.addinivalue_line("markers", "slow: trains real processes repeatedly (minutes)")
+    config.addinivalue_line("markers", "slow: trains real processes repeatedly, or is one more "
+                            "parameter of a training check the fast loop runs once (minutes)")
     config.addinivalue_line("markers", "kills: signals a live trainer at chosen moments; "
                             "these run on one xdist worker, one at a time")
 
@@ -64,6 +66,16 @@ def pytest_collection_modifyitems(config, items) -> None:
         key = root(f"test:{item.nodeid}")
         if members[key] > 1 or key == root("kills"):
             item.add_marker(pytest.mark.xdist_group(key.removeprefix("test:")))
+
+
+@pytest.fixture(scope="session")
+def ten_step_run(tmp_path_factory) -> Path:
+    """A `tiny` run trained 10 steps (TINY_HPARAMS: one checkpoint, ckpt-00000010), trained
+    once per worker: a test that breaks or resumes such a run takes a copy
+    (`shutil.copytree`) instead of training the same 10 steps again."""
+    run_dir = tmp_path_factory.mktemp("ten_steps") / "run"
+    train_tiny(run_dir, 10)
+    return run_dir
 
 
 def tiny_model(max_seq_len: int, seed: int, **overrides):
