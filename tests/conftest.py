@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -91,12 +92,25 @@ def pytest_xdist_make_scheduler(config, log):
     whole to one worker, where its tests run one after another."""
     from xdist.scheduler import LoadScopeScheduling
 
+    class KillsFirst(OrderedDict):
+        """The work queue, with the `kills` group (the longest unit) handed out first."""
+
+        def __setitem__(self, scope: str, nodeids) -> None:
+            super().__setitem__(scope, nodeids)
+            if scope == "kills":
+                self.move_to_end(scope, last=False)
+
     class FixtureGroups(LoadScopeScheduling):
         _map: dict[str, str] | None = None
 
+        def __init__(self, config, log=None) -> None:
+            super().__init__(config, log)
+            self.workqueue = KillsFirst()
+
         def _split_scope(self, nodeid: str) -> str:
             if self._map is None:  # read once the workers have collected
-                self._map = json.loads(Path(os.environ[GROUPS_ENV]).read_text())
+                path = Path(os.environ.get(GROUPS_ENV, "-"))
+                self._map = json.loads(path.read_text()) if path.is_file() else {}
             return self._map.get(nodeid, nodeid)
 
     return FixtureGroups(config, log)
