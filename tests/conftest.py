@@ -1,25 +1,129 @@
 """Shared test helpers: the bundled data, tiny training runs, fingerprints, CLI processes.
 
-`slow` marks tests that train real processes repeatedly (signals, kills, several workers);
+`slow` marks tests that train real processes repeatedly (signals, kills, several workers,
+fresh TensorFlow processes) and all but one parameter of a training check;
 `python -m pytest -m "not slow" tests` is the fast inner loop, while the README's command
 runs everything.
+
+The README's command runs the suite on pytest-xdist workers (`-n 2`). The scheduler below
+keeps on one worker, one after another, the tests that share a module-scoped fixture (so a
+tiny run a module trains once is trained once, not once per worker), and puts every test
+marked `kills` (it signals a live trainer at chosen moments) into one group, so no two of
+them ever compete for the cores with each other.
 """
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections import OrderedDict
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHEEP = str(ROOT / "data" / "aaron_sheep.npz")
+GROUPS_ENV = "SKETCH_RNN_TEST_GROUPS"  # the file in which xdist workers leave the groups
 # the `tiny` preset on sheep sketches of at most 64 points, a checkpoint every 10 steps, in
 # float32 on every CPU (a new run would otherwise pick bfloat16 where the CPU has it)
 TINY_HPARAMS = "max_seq_len=64,save_every=10,batch_size=8,precision=float32"
 
 
 def pytest_configure(config) -> None:
-    config.addinivalue_line("markers", "slow: trains real processes repeatedly (minutes)")
+    config.addinivalue_line("markers", "slow: trains real processes repeatedly, or is one more "
+                            "parameter of a training check the fast loop runs once (minutes)")
+    config.addinivalue_line("markers", "kills: signals a live trainer at chosen moments; "
+                            "these run on one xdist worker, one at a time")
+    if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
+        folder = tempfile.mkdtemp(prefix="sketch-rnn-test-groups-")  # the xdist controller
+        os.environ[GROUPS_ENV] = str(Path(folder) / "groups.json")  # inherited by workers
+
+
+def pytest_unconfigure(config) -> None:
+    if not hasattr(config, "workerinput") and GROUPS_ENV in os.environ:
+        shutil.rmtree(Path(os.environ.pop(GROUPS_ENV)).parent, ignore_errors=True)
+
+
+def _groups(items) -> dict[str, str]:
+    """nodeid -> group: tests joined by a module- or class-scoped fixture of ours form one
+    group (union-find over the fixtures they use); the groups holding a `kills` test merge
+    into one. Session fixtures join nothing: each worker builds its own."""
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    def join(a: str, b: str) -> None:
+        parent[root(a)] = root(b)
+
+    for item in items:
+        root(item.nodeid)
+        for name in item.fixturenames:
+            defs = item._fixtureinfo.name2fixturedefs.get(name, ())
+            if defs and defs[-1].scope in ("module", "class") and defs[-1].baseid:
+                join(item.nodeid, f"fixture {defs[-1].baseid}::{name}")
+        if item.get_closest_marker("kills"):
+            join(item.nodeid, "kills")
+    return {item.nodeid: root(item.nodeid) for item in items}
+
+
+@pytest.hookimpl(trylast=True)  # the items as they will run (after -m / -k)
+def pytest_collection_modifyitems(config, items) -> None:
+    """On an xdist worker, write the groups for the controller's scheduler (below): only the
+    workers collect, and pytest-xdist's own `loadgroup` marks do not group on pytest 9."""
+    path = os.environ.get(GROUPS_ENV)
+    if path and hasattr(config, "workerinput"):
+        tmp = f"{path}.{config.workerinput['workerid']}"
+        Path(tmp).write_text(json.dumps(_groups(items)))
+        os.replace(tmp, path)  # every worker collects the same tests: the same map
+
+
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's load-scope scheduling over our groups: each group is one unit of work, sent
+    whole to one worker, where its tests run one after another."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class KillsFirst(OrderedDict):
+        """The work queue, with the `kills` group (the longest unit) handed out first."""
+
+        def __setitem__(self, scope: str, nodeids) -> None:
+            super().__setitem__(scope, nodeids)
+            if scope == "kills":
+                self.move_to_end(scope, last=False)
+
+    class FixtureGroups(LoadScopeScheduling):
+        _map: dict[str, str] | None = None
+
+        def __init__(self, config, log=None) -> None:
+            super().__init__(config, log)
+            self.workqueue = KillsFirst()
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self._map is None:  # read once the workers have collected
+                path = Path(os.environ.get(GROUPS_ENV, "-"))
+                self._map = json.loads(path.read_text()) if path.is_file() else {}
+            return self._map.get(nodeid, nodeid)
+
+    return FixtureGroups(config, log)
+
+
+@pytest.fixture(scope="session")
+def ten_step_run(tmp_path_factory) -> Path:
+    """A `tiny` run trained 10 steps (TINY_HPARAMS: one checkpoint, ckpt-00000010), trained
+    once per worker: a test that breaks or resumes such a run takes a copy
+    (`shutil.copytree`) instead of training the same 10 steps again."""
+    run_dir = tmp_path_factory.mktemp("ten_steps") / "run"
+    train_tiny(run_dir, 10)
+    return run_dir
 
 
 def tiny_model(max_seq_len: int, seed: int, **overrides):

@@ -79,6 +79,7 @@ def test_evaluate_is_independent_of_batching(decoder_only_run) -> None:
     assert report["kl"] == 0.0 and report["cost"] == pytest.approx(stroke + pen, rel=1e-5)
 
 
+@pytest.mark.slow  # two fresh TensorFlow processes
 def test_sample_from_a_trained_run_is_reproducible(conditional_run, tmp_path) -> None:
     outs = []
     for name in ("a.svg", "b.svg"):

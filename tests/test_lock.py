@@ -9,6 +9,7 @@ import errno
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -61,6 +62,7 @@ def test_lock_is_released_when_the_holder_is_killed(tmp_path) -> None:
 
 # --------------------------------------------------------------------------- two trainers
 @pytest.mark.slow
+@pytest.mark.kills
 def test_second_trainer_is_refused_and_the_first_is_unaffected(straight, tmp_path) -> None:
     run_dir = tmp_path / "run"
     since = time.time()
@@ -83,6 +85,7 @@ SOAK_N = 80  # long enough for 10 kills at random steps, checkpoints crossed bet
 
 
 @pytest.mark.slow
+@pytest.mark.kills
 def test_kill_soak_ends_bit_identical_without_quarantine(tmp_path) -> None:
     """At least 10 SIGKILLs of the trainer itself at random moments, each followed by an
     immediate restart of the same command: the end is the uninterrupted run's bits, and
@@ -146,11 +149,12 @@ def test_quarantine_names_the_failing_file_and_spares_good_checkpoints(tmp_path,
     assert info(run_dir)["quarantined"] == []
 
 
-@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EROFS, errno.EACCES])
-def test_failed_save_leaves_previous_checkpoint_and_latest_intact(tmp_path, monkeypatch,
-                                                                   err) -> None:
+@pytest.mark.parametrize("err", [errno.ENOSPC, *(pytest.param(e, marks=pytest.mark.slow)
+                                                  for e in (errno.EROFS, errno.EACCES))])
+def test_failed_save_leaves_previous_checkpoint_and_latest_intact(ten_step_run, tmp_path,
+                                                                   monkeypatch, err) -> None:
     run_dir = tmp_path / "run"
-    train_tiny(run_dir, 10)
+    shutil.copytree(ten_step_run, run_dir)
     before = {p.name: p.stat().st_mtime for p in (run_dir / "checkpoints").iterdir()}
     latest = (run_dir / "latest").read_text()
     real_fill = ckpt_io.CheckpointWriter._fill

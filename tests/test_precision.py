@@ -122,7 +122,7 @@ def test_bf16_forward_and_gradients_agree_with_float32(cells) -> None:
 
 
 # --------------------------------------------------------------------------- exact resume
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not module: the `kills` test runs on its own worker
 def straight_bf16(tmp_path_factory) -> tuple[Path, str]:
     run_dir = tmp_path_factory.mktemp("bf16") / "run"
     trainer = train_tiny(run_dir, N, hparams=BF16)
@@ -145,6 +145,7 @@ def test_bf16_stop_at_k_and_resume_gives_same_fingerprint(straight_bf16, tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.kills
 def test_bf16_sigkill_then_resume_is_exact(straight_bf16, tmp_path) -> None:
     run_dir = tmp_path / "run"
     since = time.time()

@@ -38,7 +38,7 @@ def log_column(run_dir: Path, name: str) -> dict[int, float]:
         return {int(r["step"]): float(r[name]) for r in csv.DictReader(f)}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not module: the `kills` tests run on their own worker
 def straight(tmp_path_factory) -> tuple[Path, str]:
     """The reference: one uninterrupted run to N steps."""
     run_dir = tmp_path_factory.mktemp("straight") / "run"
@@ -48,7 +48,9 @@ def straight(tmp_path_factory) -> tuple[Path, str]:
     return run_dir, fp
 
 
-@pytest.mark.parametrize("k", [15, 11, 19], ids=["mid-way", "just-after-save", "just-before-save"])
+@pytest.mark.parametrize("k", [15, pytest.param(11, marks=pytest.mark.slow),
+                               pytest.param(19, marks=pytest.mark.slow)],
+                         ids=["mid-way", "just-after-save", "just-before-save"])
 def test_stop_at_k_and_resume_gives_same_fingerprint(straight, tmp_path, k) -> None:
     run_dir = tmp_path / "run"
     train(run_dir, k)  # stops at K and saves there, as a Ctrl-C would
@@ -104,9 +106,9 @@ def _rewrite_manifest(ckpt_dir: Path) -> None:
     (ckpt_dir / ckpt_io.MANIFEST).write_text(json.dumps(manifest))
 
 
-def test_callback_pickle_from_another_run_is_refused(tmp_path) -> None:
-    train(tmp_path / "a", 10)
-    train(tmp_path / "b", 10)
+def test_callback_pickle_from_another_run_is_refused(ten_step_run, tmp_path) -> None:
+    shutil.copytree(ten_step_run, tmp_path / "a")
+    train(tmp_path / "b", 10)  # trained here: a run of its own
     a = ckpt_io.newest_checkpoint(tmp_path / "a").path
     b = ckpt_io.newest_checkpoint(tmp_path / "b").path
     shutil.copy(a / ckpt_io.CALLBACKS, b / ckpt_io.CALLBACKS)
@@ -115,9 +117,9 @@ def test_callback_pickle_from_another_run_is_refused(tmp_path) -> None:
         train(tmp_path / "b", 20)
 
 
-def test_tampered_pickle_is_refused_and_nothing_runs(tmp_path) -> None:
+def test_tampered_pickle_is_refused_and_nothing_runs(ten_step_run, tmp_path) -> None:
     run_dir = tmp_path / "run"
-    train(run_dir, 10)
+    shutil.copytree(ten_step_run, run_dir)
     ckpt = ckpt_io.newest_checkpoint(run_dir).path
     marker = tmp_path / "pwned"
 
@@ -190,6 +192,7 @@ def test_architecture_change_and_other_data_are_refused(straight, tmp_path) -> N
 
 # --------------------------------------------------------------------------- real signals
 @pytest.mark.slow
+@pytest.mark.kills
 def test_sigterm_saves_and_resume_is_exact(straight, tmp_path) -> None:
     run_dir = tmp_path / "run"
     since = time.time()
@@ -208,6 +211,7 @@ def test_sigterm_saves_and_resume_is_exact(straight, tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.kills
 def test_sigkill_at_random_moments_then_resume_is_exact(straight, tmp_path) -> None:
     """Each kill hits a live trainer (checked before the signal and by the exit status), and
     the run resumes from a checkpoint in the middle of the run, not from its start or end."""
@@ -241,9 +245,10 @@ def test_sigkill_at_random_moments_then_resume_is_exact(straight, tmp_path) -> N
     assert not list((run_dir / "checkpoints").glob("corrupt-*"))
 
 
-def test_run_dir_with_only_unreadable_checkpoints_starts_over_and_keeps_them(tmp_path) -> None:
+def test_run_dir_with_only_unreadable_checkpoints_starts_over_and_keeps_them(ten_step_run,
+                                                                            tmp_path) -> None:
     run_dir = tmp_path / "run"
-    train(run_dir, 10)
+    shutil.copytree(ten_step_run, run_dir)
     first = ckpt_io.newest_checkpoint(run_dir).path
     (first / ckpt_io.STATE).write_text("{not json")
     train(run_dir, 10)  # nothing readable: a new run, the broken checkpoint moved aside
