@@ -14,7 +14,12 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from sketch_rnn.core.machine import cpu_flags, cpu_model  # noqa: E402  (no TF import)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -23,25 +28,10 @@ SHAPES = {"square_4096": (4096, 4096, 4096), "decoder_step_small": (100, 256, 10
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "avx512f")
 
 
-def cpu_flags() -> dict[str, bool]:
+def flags_present() -> dict[str, bool]:
     """Which of the bf16-relevant instruction sets /proc/cpuinfo lists."""
-    try:
-        text = open("/proc/cpuinfo", encoding="utf-8").read()
-    except OSError:
-        return {}
-    flags = set(next((ln.split(":", 1)[1].split() for ln in text.splitlines()
-                      if ln.startswith("flags")), []))
+    flags = cpu_flags()
     return {f: f in flags for f in BF16_FLAGS}
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def time_matmul(m: int, k: int, n: int, dtype: str, reps: int) -> list[float]:
@@ -66,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=20)
     args = parser.parse_args()
-    result = {"cpu": cpu_model(), "cores": os.cpu_count(), "flags": cpu_flags(), "shapes": {}}
+    result = {"cpu": cpu_model(), "cores": os.cpu_count(), "flags": flags_present(), "shapes": {}}
     print(f"{result['cpu']}, {result['cores']} cores; flags {result['flags']}")
     for name, (m, k, n) in SHAPES.items():
         flops = 2 * m * k * n

@@ -46,6 +46,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from sketch_rnn.core.machine import cpu_flags, cpu_model  # noqa: E402  (no TF import)
+
 DATA = os.path.join(ROOT, "data", "aaron_sheep.npz")
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 TEMPERATURES = (0.25, 1.0)
@@ -53,15 +55,8 @@ TEMPERATURES = (0.25, 1.0)
 
 def cpu_model_and_flags() -> tuple[str, dict[str, bool]]:
     """(model name, which of FLAGS /proc/cpuinfo lists)."""
-    try:
-        text = open("/proc/cpuinfo", encoding="utf-8").read()
-    except OSError:
-        return "unknown", {}
-    lines = text.splitlines()
-    name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")),
-                "unknown")
-    flags = set(next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), []))
-    return name, {f: f in flags for f in FLAGS}
+    flags = cpu_flags()
+    return cpu_model(), {f: f in flags for f in FLAGS}
 
 
 # --------------------------------------------------------------------------- child: one run

@@ -53,6 +53,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from sketch_rnn.core.hparams import HParams, preset  # noqa: E402  (no TF import)
+from sketch_rnn.core.machine import cpu_model  # noqa: E402
 
 STROKE = 5  # stroke-5 columns of a cell's data input
 
@@ -444,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from sketch_rnn.model.precision import default_precision, native_bf16
     new_precision, why = default_precision()
-    print(f"CPU: {_cpu_model()}, {os.cpu_count()} CPUs; native bf16: "
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} CPUs; native bf16: "
           f"{native_bf16() or 'no (neither avx512_bf16 nor amx_bf16)'}")
     print(f"new path: precision {new_precision} ({why})" + (
         "; on this CPU the default stays float32 and the paper step can only gain from "
@@ -467,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"backend": keras.backend.backend(), "peak_gflops_per_s": round(peaks["float32"], 1),
                "peak_bf16_gflops_per_s": round(peaks.get("bfloat16", 0.0), 1) or None,
                "peak_size": args.peak_size, "steps": args.steps, "cpu_count": os.cpu_count(),
-               "cpu": _cpu_model(), "native_bf16": native_bf16(),
+               "cpu": cpu_model(), "native_bf16": native_bf16(),
                "new_precision": new_precision, "new_precision_why": why,
                "load_average": round(os.getloadavg()[0], 2)}
     for cfg, r in results.items():
@@ -506,16 +507,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(json.dumps(summary))
     return 0
-
-
-def _cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import keras
 from keras import ops
 
 from ..core.hparams import PRECISIONS
+from ..core.machine import cpu_flags
 
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names, strongest first
 
@@ -28,20 +29,10 @@ NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names, stronges
 def native_bf16(cpuinfo: str | None = None) -> str | None:
     """The first /proc/cpuinfo flag of `NATIVE_BF16_FLAGS` this CPU lists, or None.
 
-    `cpuinfo`: the file's text (tests pass their own); None reads /proc/cpuinfo, and a
+    `cpuinfo`: the file's text (tests pass their own); None reads this CPU's, and a
     machine without it (macOS, Windows) counts as having no native bf16.
     """
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8") as f:
-                cpuinfo = f.read()
-        except OSError:
-            return None
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags |= set(value.split())
+    flags = cpu_flags(cpuinfo)
     return next((flag for flag in NATIVE_BF16_FLAGS if flag in flags), None)
 
 

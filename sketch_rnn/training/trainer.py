@@ -11,8 +11,6 @@ resuming to N give the same bits.
 from __future__ import annotations
 
 import logging
-import os
-import platform
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +22,7 @@ import numpy as np
 from ..core.errors import SketchRNNError
 from ..core.files import StorageError
 from ..core.hparams import ARCHITECTURE_FIELDS, HParams, parse_overrides, preset
+from ..core.machine import describe as describe_machine
 from ..data import DEFAULT_DATA, SketchSplit, load_data, step_batch
 from ..model.build import build_model
 from ..model.precision import default_precision
@@ -134,19 +133,6 @@ def per_shape_train_function(model: keras.Model) -> Callable[[Any], Any]:
         return functions[key]([data])  # Keras runs one step per item of an eager iterable
 
     return train_function
-
-
-def machine() -> dict[str, Any]:
-    """The machine that wrote a checkpoint (for the model card's "how long, on what"):
-    the CPU's model name (/proc/cpuinfo, else platform), its logical cores, the OS."""
-    cpu = platform.processor() or platform.machine() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "os": platform.system()}
 
 
 # --------------------------------------------------------------------------- the run
@@ -320,7 +306,7 @@ class Trainer:
             "valid_cost": valid.get("cost"),
             "versions": {"keras": keras.__version__, "backend": keras.backend.backend()},
             "distribute": self.dist.describe(),
-            "machine": machine(),
+            "machine": describe_machine(),
             **({"path_changes": self.config.path_changes}
                if self.config.path_changes else {}),
             **({"lineage": prev.state["lineage"]} if (prev := self.config.resume_from)
