@@ -16,11 +16,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from .errors import SketchRNNError
 
@@ -127,6 +128,14 @@ def read_bytes(path: PathLike) -> bytes:
         return Path(path).read_bytes()
     except OSError as e:
         raise read_error(path, e) from None
+
+
+def read_json(path: PathLike) -> Any:
+    """The file's JSON value; unreadable or not JSON is a one-line SketchRNNError naming it."""
+    try:
+        return json.loads(read_bytes(path))
+    except ValueError as e:
+        raise SketchRNNError(f"{path}: not JSON ({e})") from None
 
 
 def open_for_reading(path: PathLike) -> BinaryIO:

@@ -21,16 +21,17 @@ info["step"], which our own export writes).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core.errors import SketchRNNError
+from ..core.files import read_json
 from ..core.hparams import HParams
 from .export import NUM_MIXTURE, decode_weight
-from .magenta_import import PLAIN_PATH, magenta_gates, plus_forget_bias, state_columns
+from .magenta_files import PLAIN_PATH
+from .magenta_import import magenta_gates, plus_forget_bias, state_columns
 
 GEN_NAMES = ("output kernel", "output bias", "decoder W_xh", "decoder W_hh", "decoder bias")
 VAE_NAMES = ("encoder fw W_xh", "encoder fw W_hh", "encoder fw bias", "encoder bw W_xh",
@@ -41,12 +42,7 @@ DEFAULT_MAX_SEQ_LEN = 250
 
 def read_model_json(path: Path) -> tuple[dict, dict[str, np.ndarray], bool]:
     """-> (info, {weight name: float32 array}, conditional); every field checked."""
-    try:
-        model_json = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise SketchRNNError(f"{path}: cannot read ({e.strerror or e})") from None
-    except ValueError as e:
-        raise SketchRNNError(f"{path}: not JSON ({e})") from None
+    model_json = read_json(path)
     if not (isinstance(model_json, list) and len(model_json) == 3
             and isinstance(model_json[0], dict)):
         raise SketchRNNError(f"{path}: not a magenta.js model ([info, weightDims, weightStrings])")
