@@ -184,33 +184,39 @@ def test_changing_the_path_on_resume_is_refused_by_name(tmp_path):
                                      "to": False}]
 
 
-def test_run_saved_before_the_key_resumes_on_the_old_path(tmp_path):
-    """checkpoints/sheep_decoder (no bucketed_batches in its state.json) continues with
-    full-length batches: 2 steps of it equal 2 steps of the same run told
-    bucketed_batches=false explicitly (its key written into a copy)."""
+def test_run_saved_before_the_key_resumes_on_the_old_path(tmp_path, ten_step_run):
+    """A run saved before bucketed_batches and precision existed (its state.json hparams
+    lack both keys, as the first shipped checkpoints' did) continues with full-length float32
+    batches: 2 steps of it equal 2 steps of the same run told bucketed_batches=false
+    explicitly (its key written into a copy)."""
     from sketch_rnn.training.trainer import Trainer, plan_run
 
-    src = ROOT / "checkpoints" / "sheep_decoder"
     legacy, explicit = tmp_path / "legacy", tmp_path / "explicit"
     for dst in (legacy, explicit):
-        shutil.copytree(src, dst, symlinks=True)
-    states = list(legacy.rglob("state.json"))
-    assert states and all("bucketed_batches" not in json.loads(p.read_text())["hparams"]
-                          for p in states)
-    for p in explicit.rglob("state.json"):
-        state = json.loads(p.read_text())
-        state["hparams"]["bucketed_batches"] = False
-        p.write_text(json.dumps(state))
-    _refresh_manifests(explicit)
+        shutil.copytree(ten_step_run, dst, symlinks=True)
+    for run, edit in ((legacy, _drop_new_keys), (explicit, _full_length)):
+        for p in run.rglob("state.json"):
+            state = json.loads(p.read_text())
+            edit(state["hparams"])
+            p.write_text(json.dumps(state))
+        _refresh_manifests(run)
     fps = []
     for run in (legacy, explicit):
         plan = plan_run(run, [SHEEP], None, None, None, None)
-        assert plan.hps.bucketed_batches is False
+        assert plan.hps.bucketed_batches is False and plan.hps.precision == "float32"
         hps = plan.hps.replace(num_steps=plan.resume_from.step + 2, save_every=2)
         trainer = Trainer(dataclasses.replace(plan, hps=hps), progress=False)
         assert trainer.fit() == 0
         fps.append(fingerprint(run))
     assert fps[0] == fps[1]
+
+
+def _drop_new_keys(hparams: dict) -> None:
+    del hparams["bucketed_batches"], hparams["precision"]
+
+
+def _full_length(hparams: dict) -> None:
+    hparams.update(bucketed_batches=False, precision="float32")
 
 
 def _refresh_manifests(run_dir):

@@ -1,4 +1,5 @@
-"""`sketch-rnn report`: the model card of a run (sketch_rnn.evaluation.model_card, card_html).
+"""`sketch-rnn report`: the model card of a run (sketch_rnn.evaluation.model_card, card_html,
+card_markdown).
 
 End to end on tiny runs (a conditional one with its log, a decoder-only one without): the page
 exists, every picture it links is a PNG beside it (relative names, so the folder is
@@ -69,6 +70,11 @@ def test_conditional_run_card(tmp_path) -> None:
     state = json.loads(next((run_dir / "checkpoints").glob("ckpt-*/state.json")).read_text())
     assert state["machine"]["cores"] >= 1 and state["machine"]["cpu"] in page  # new runs say where
     assert "sessions" not in page and "No training curves" not in page
+    card = (out / "card.md").read_text(encoding="utf-8")  # the Markdown twin, for a README
+    assert re.findall(r"!\[[^]]*\]\(([^)]+)\)", card) == pictures
+    for value in (numbers["ret_code_at_1_tau_0.5"], numbers["recon"], numbers["precision_tau_1"]):
+        assert f"| {value:.3f} |" in card or f"| {value:.3f}" in card
+    assert card.startswith(f"# Model card: {run_dir}\n")
 
 
 def test_decoder_only_run_without_a_log(tmp_path) -> None:

@@ -97,16 +97,16 @@ def test_callback_pickle_with_foreign_global_is_refused(tmp_path) -> None:
     assert not marker.exists()
 
 
-def test_shipped_checkpoint_callbacks_load_under_their_old_module_paths() -> None:
-    """checkpoints/sheep was pickled when the callbacks lived in sketch_rnn.callbacks and
-    sketch_rnn.schedules; the allow-list maps those names, so the run still resumes."""
+def test_old_checkpoint_callbacks_load_under_their_old_module_paths() -> None:
+    """The first shipped checkpoints/sheep (step 13459, kept as tests/fixtures/legacy/
+    callbacks.pkl) was pickled when the callbacks lived in sketch_rnn.callbacks and
+    sketch_rnn.schedules; the allow-list maps those names, so such runs still resume."""
     from pathlib import Path
 
-    run_dir = Path(__file__).resolve().parents[1] / "checkpoints" / "sheep"
-    ckpt = ckpt_io.newest_checkpoint(run_dir)
-    raw = (ckpt.path / ckpt_io.CALLBACKS).read_bytes()
+    path = Path(__file__).resolve().parent / "fixtures" / "legacy" / "callbacks.pkl"
+    raw = path.read_bytes()
     assert b"sketch_rnn.callbacks" in raw  # the old spelling really is in the file
-    saved = ckpt_io.load_callbacks(ckpt)
+    saved = restricted_loads(raw, ckpt_io.callback_pickle_allowed(), str(path))
     assert isinstance(saved["lr_scheduler"], LearningRateSchedulerPerBatch)
     assert isinstance(saved["kl_scheduler"], KLWeightScheduler)
-    assert saved["lr_scheduler"].count == saved["kl_scheduler"].count == ckpt.step
+    assert saved["lr_scheduler"].count == saved["kl_scheduler"].count == 13459

@@ -4,8 +4,9 @@ What a reader needs to judge a run at a glance, all from the run directory and i
 training curves (logs/train.csv), the `evaluate` numbers, samples at three temperatures,
 reconstructions beside their inputs and an interpolation (conditional models), completions of
 cut test sketches, the hparams, and how long training took on which machine. Every picture
-is drawn with a fixed seed, so the same run gives the same card. The page (`card_html`) links
-its PNGs by relative names, so the folder can be moved or published as it is.
+is drawn with a fixed seed, so the same run gives the same card. The page (`card_html`) and
+its Markdown twin card.md (`card_markdown`, for a README) link the PNGs by relative names, so
+the folder can be moved or published as it is.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from ..core.errors import SketchRNNError
 from ..core.files import atomic_write
-from .card_html import render
+from . import card_html, card_markdown
 from .report import evaluate_loaded, load_split
 
 SAMPLE_TEMPERATURES = (0.25, 0.5, 1.0)
@@ -129,7 +130,7 @@ def _pictures(run: Any, sketches: list[np.ndarray], out: Path,
 def write_card(run_dir: str | Path, out_dir: str | Path | None = None,
                data_paths: list[str] | None = None, split: str = "test",
                teacher_forced_n: int = 100, log: Callable[[str], None] | None = None) -> Path:
-    """Write RUN_DIR's model card (index.html, its PNGs, evaluate.json) into out_dir
+    """Write RUN_DIR's model card (index.html, card.md, its PNGs, evaluate.json) into out_dir
     (default RUN_DIR/report); returns the page's path. `log` gets a progress line before
     each long part (silent by default)."""
     from ..training.runs import load_run
@@ -155,8 +156,9 @@ def write_card(run_dir: str | Path, out_dir: str | Path | None = None,
         curves_png(train_log, out / "curves.png")
         pictures["curves"] = "curves.png"
     shown = list(data_paths) if data_paths else run.data_paths  # as recorded, not resolved
-    page = render(run_dir=str(run_dir), state=run.state, data_paths=shown, evaluate=numbers,
-                  pictures=pictures, timing=training_time(train_log))
-    atomic_write(out / "index.html", page.encode("utf-8"))
+    card = dict(run_dir=str(run_dir), state=run.state, data_paths=shown, evaluate=numbers,
+                pictures=pictures, timing=training_time(train_log))
+    atomic_write(out / "index.html", card_html.render(**card).encode("utf-8"))
+    atomic_write(out / "card.md", card_markdown.render(**card).encode("utf-8"))
     log(f"report: wrote {out / 'index.html'}")
     return out / "index.html"
