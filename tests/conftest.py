@@ -126,6 +126,30 @@ def ten_step_run(tmp_path_factory) -> Path:
     return run_dir
 
 
+FEW = 24  # sketches per split of `few_sheep`: more than K = 3 neighbours and ret@10 need
+
+
+@pytest.fixture(scope="session")
+def few_sheep(tmp_path_factory) -> Path:
+    """The first FEW sketches of each split of the bundled sheep, as an .npz: real data for
+    the tests that run a whole `evaluate` (its every part) without sampling 300 sketches at
+    four temperatures; the measures themselves are tested on their own."""
+    from npz_helpers import write_npz
+    from sketch_rnn.data.npz import load_npz
+
+    path = tmp_path_factory.mktemp("few_sheep") / "few_sheep.npz"
+    return write_npz(path, **{split: s[:FEW] for split, s in load_npz(SHEEP).items()})
+
+
+@pytest.fixture(scope="session")
+def ten_step_decoder_run(tmp_path_factory) -> Path:
+    """The decoder-only twin of `ten_step_run` (TINY_HPARAMS + conditional=false, 10 steps),
+    trained once per worker for the tests that read or copy such a run."""
+    run_dir = tmp_path_factory.mktemp("ten_steps_decoder") / "run"
+    train_tiny(run_dir, 10, hparams=TINY_HPARAMS + ",conditional=false")
+    return run_dir
+
+
 def tiny_model(max_seq_len: int, seed: int, **overrides):
     """An untrained `tiny`-preset SketchRNN (built, not compiled) for tests of generation."""
     from sketch_rnn.core.hparams import preset

@@ -14,27 +14,21 @@ import pytest
 from sketch_rnn.training.runs import load_run
 from sketch_rnn.data import load_data
 from sketch_rnn.evaluation.losses import evaluate_split
-from sketch_rnn.training.trainer import Trainer, plan_run
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = str(ROOT / "data" / "aaron_sheep.npz")
-HPARAMS = "max_seq_len=64,save_every=10,batch_size=8,precision=float32"
 
 
-def _train(run_dir: Path, hparams: str) -> Path:
-    trainer = Trainer(plan_run(run_dir, [DATA], "tiny", hparams, 10, None), progress=False)
-    assert trainer.fit() == 0
-    return run_dir
+@pytest.fixture
+def conditional_run(ten_step_run) -> Path:
+    """The session's tiny conditional run (TINY_HPARAMS, 10 steps); the commands here only
+    read it."""
+    return ten_step_run
 
 
-@pytest.fixture(scope="module")
-def conditional_run(tmp_path_factory) -> Path:
-    return _train(tmp_path_factory.mktemp("cond") / "run", HPARAMS)
-
-
-@pytest.fixture(scope="module")
-def decoder_only_run(tmp_path_factory) -> Path:
-    return _train(tmp_path_factory.mktemp("uncond") / "run", HPARAMS + ",conditional=false")
+@pytest.fixture
+def decoder_only_run(ten_step_decoder_run) -> Path:
+    return ten_step_decoder_run
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

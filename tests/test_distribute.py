@@ -47,7 +47,7 @@ def _fingerprint(run_dir: Path) -> str:
 
 MIRRORED = ("--distribute", "mirrored", "--cpu-devices", "2")
 
-pytestmark = pytest.mark.slow  # trains several workers in subprocesses for minutes
+# every test that trains runs several workers or devices in subprocesses for minutes: `slow`
 
 
 # --------------------------------------------------------------------------- mirrored
@@ -86,6 +86,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_mirrored_first_step_matches_one_device() -> None:
     """The global batch is split over 2 replicas; loss and update are one device's.
 
@@ -118,6 +119,7 @@ def mirrored_straight(tmp_path_factory) -> tuple[Path, str]:
     return run_dir, fp
 
 
+@pytest.mark.slow
 def test_mirrored_resume_is_exact_and_recorded(mirrored_straight, tmp_path) -> None:
     run_dir = tmp_path / "run"
     _train(run_dir, 7, *MIRRORED)  # stops at 7 and saves there, as a Ctrl-C would
@@ -128,6 +130,7 @@ def test_mirrored_resume_is_exact_and_recorded(mirrored_straight, tmp_path) -> N
     assert state["distribute"] == {"kind": "mirrored", "replicas": 2, "workers": 1}
 
 
+@pytest.mark.slow
 def test_other_replica_count_resumes_with_a_warning(mirrored_straight, tmp_path) -> None:
     run_dir = tmp_path / "run"
     subprocess.run(["cp", "-r", str(mirrored_straight[0]), str(run_dir)], check=True)
@@ -197,6 +200,7 @@ def multi_worker_straight(tmp_path_factory) -> tuple[Path, str]:
     return run_dir, chief
 
 
+@pytest.mark.slow
 def test_multi_worker_writes_one_set_of_checkpoints(multi_worker_straight) -> None:
     run_dir, _ = multi_worker_straight
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
@@ -225,6 +229,7 @@ def _wait_for_step(run_dir: Path, step: int, procs: list[subprocess.Popen], logs
     raise AssertionError("training did not progress")
 
 
+@pytest.mark.slow
 def test_killed_worker_stops_the_job_and_a_restart_resumes_exactly(multi_worker_straight,
                                                                    tmp_path) -> None:
     run_dir = tmp_path / "run"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHEEP as DATA
+from conftest import FEW, SHEEP as DATA
 
 from sketch_rnn import cli
 from sketch_rnn.core.errors import SketchRNNError
@@ -49,10 +49,17 @@ def test_generation_commands(imported, tmp_path, argv):
     assert out.is_file() and out.stat().st_size > 0
 
 
-def test_evaluate_and_info(imported, capsys):
-    assert cli.main(["evaluate", "--run-dir", str(imported), "--split", "valid"]) == 0
+def test_evaluate_and_info(imported, few_sheep, capsys):
+    """Every part of `evaluate` (losses, latent report, teacher-forced retrieval, samples'
+    precision/recall) runs on the imported run, over FEW real valid sheep (`--data`): the
+    measures are checked on a run of ours (test_latent_metrics.py, test_recon_retrieval.py);
+    300 sketches at N_max = 250 and four temperatures would only repeat them for minutes."""
+    assert cli.main(["evaluate", "--run-dir", str(imported), "--split", "valid",
+                     "--data", str(few_sheep)]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert all(isinstance(v, float) for k, v in report.items() if k in ("cost", "recon"))
+    assert report["count"] == report["ret_tf_count"] == FEW
+    assert 0.0 <= report["ret_code_at_1_greedy"] <= 1.0 and 0.0 <= report["recall_tau_1"] <= 1.0
     assert cli.main(["info", str(imported), "--json"]) == 0
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert info["step"] == 4 and info["hparams"]["dec_model"] == "layer_norm"

@@ -213,13 +213,8 @@ def test_kl_nats_matches_closed_form_on_a_tiny_models_codes(test_split) -> None:
 
 
 # --------------------------------------------------------------------------- the evaluate command
-def test_evaluate_reports_latent_metrics(tmp_path) -> None:
-    from sketch_rnn.training.trainer import Trainer, plan_run
-
-    run_dir = tmp_path / "run"
-    trainer = Trainer(plan_run(run_dir, [SHEEP], "tiny", "max_seq_len=64,save_every=10,batch_size=8",
-                               10, None), progress=False)
-    assert trainer.fit() == 0
+def test_evaluate_reports_latent_metrics(ten_step_run) -> None:
+    run_dir = ten_step_run  # a tiny conditional run (N_max = 64), 10 steps; only read here
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert cli.main(["evaluate", "--run-dir", str(run_dir), "--split", "test"]) == 0

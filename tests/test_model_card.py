@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_HPARAMS, train_tiny
 
 from sketch_rnn import cli
 from sketch_rnn.evaluation import card_html, model_card
@@ -50,9 +49,9 @@ def test_page_escapes_what_it_reads() -> None:
     assert "unknown (no logs/train.csv)" in page and "unknown (no machine recorded" in page
 
 
-def test_conditional_run_card(tmp_path) -> None:
+def test_conditional_run_card(ten_step_run, tmp_path) -> None:
     run_dir = tmp_path / "run"
-    train_tiny(run_dir, 10)
+    shutil.copytree(ten_step_run, run_dir)  # a tiny conditional run, 10 steps, with its log
     out = tmp_path / "card"
     code, stdout, stderr = _report(str(run_dir), "-o", str(out), "--teacher-forced", "8")
     assert code == 0, stderr
@@ -77,11 +76,11 @@ def test_conditional_run_card(tmp_path) -> None:
     assert card.startswith(f"# Model card: {run_dir}\n")
 
 
-def test_decoder_only_run_without_a_log(tmp_path) -> None:
+def test_decoder_only_run_without_a_log(ten_step_decoder_run, tmp_path) -> None:
     """No latent: no reconstructions or interpolation; no log: the page says so. The
     default folder is RUN_DIR/report."""
     run_dir = tmp_path / "dec"
-    train_tiny(run_dir, 10, hparams=TINY_HPARAMS + ",conditional=false")
+    shutil.copytree(ten_step_decoder_run, run_dir)
     shutil.rmtree(run_dir / "logs")
     code, _, stderr = _report(str(run_dir))
     assert code == 0, stderr
@@ -91,9 +90,9 @@ def test_decoder_only_run_without_a_log(tmp_path) -> None:
     assert "completions.png" in _linked_pictures(page)
 
 
-def test_missing_data_is_a_one_line_error(tmp_path) -> None:
+def test_missing_data_is_a_one_line_error(ten_step_run, tmp_path) -> None:
     run_dir = tmp_path / "run"
-    train_tiny(run_dir, 10)
+    shutil.copytree(ten_step_run, run_dir)
     code, _, stderr = _report(str(run_dir), "--data", str(tmp_path / "nope.npz"))
     assert code == 2 and len(stderr.strip().splitlines()) == 1 and "nope.npz" in stderr
 
