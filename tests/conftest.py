@@ -34,10 +34,7 @@ TINY_HPARAMS = "max_seq_len=64,save_every=10,batch_size=8,precision=float32"
 
 
 def pytest_configure(config) -> None:
-    config.addinivalue_line("markers", "slow: trains real processes repeatedly, or is one more "
-                            "parameter of a training check the fast loop runs once (minutes)")
-    config.addinivalue_line("markers", "kills: signals a live trainer at chosen moments; "
-                            "these run on one xdist worker, one at a time")
+    """The markers `slow` and `kills` are registered in pytest.ini (--strict-markers)."""
     if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
         folder = tempfile.mkdtemp(prefix="sketch-rnn-test-groups-")  # the xdist controller
         os.environ[GROUPS_ENV] = str(Path(folder) / "groups.json")  # inherited by workers
