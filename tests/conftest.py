@@ -123,6 +123,16 @@ def ten_step_run(tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.fixture(scope="session")
+def twenty_step_run(tmp_path_factory) -> Path:
+    """A `tiny` run trained 20 steps without a stop (TINY_HPARAMS, seed 0; ckpt-10 and
+    ckpt-20), once per worker: the uninterrupted reference of the 20-step checks and the
+    start of the tests that break or resume a 20-step run (they take a copy)."""
+    run_dir = tmp_path_factory.mktemp("twenty_steps") / "run"
+    train_tiny(run_dir, 20)
+    return run_dir
+
+
 FEW = 24  # sketches per split of `few_sheep`: more than K = 3 neighbours and ret@10 need
 
 

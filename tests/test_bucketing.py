@@ -14,7 +14,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import ROOT, SHEEP, fingerprint, train_tiny
+from conftest import ROOT, SHEEP, TINY_HPARAMS, fingerprint, train_tiny
 
 from sketch_rnn.core.hparams import HParams, preset
 from sketch_rnn.data import bucketed_train_batch, load_data, train_batch
@@ -149,31 +149,31 @@ def test_full_length_path_is_unchanged(sheep):
 
 
 # ------------------------------------------------------------------ runs and resumes
-def test_bucketed_run_traces_once_per_shape_and_resumes_exactly(tmp_path):
+def test_bucketed_run_traces_once_per_shape_and_resumes_exactly(twenty_step_run, tmp_path):
     straight = train_tiny(tmp_path / "a", 30, seed=0)
     assert straight.hps.bucketed_batches
     assert 1 <= straight.model.trace_count <= NUM_BUCKETS  # not one trace per step
-    train_tiny(tmp_path / "b", 20, seed=0)
+    shutil.copytree(twenty_step_run, tmp_path / "b")  # the same run stopped at 20 (seed 0)
     resumed = train_tiny(tmp_path / "b", 30)
     assert resumed.model.trace_count <= NUM_BUCKETS
     assert fingerprint(tmp_path / "a") == fingerprint(tmp_path / "b")
 
 
-def test_full_length_path_resumes_exactly_and_differs_from_bucketed(tmp_path):
-    hp = "max_seq_len=64,save_every=10,batch_size=8,bucketed_batches=false"
+def test_full_length_path_resumes_exactly_and_differs_from_bucketed(twenty_step_run, tmp_path):
+    hp = TINY_HPARAMS + ",bucketed_batches=false"  # float32 both: only the path differs
     train_tiny(tmp_path / "a", 20, seed=0, hparams=hp)
     train_tiny(tmp_path / "b", 10, seed=0, hparams=hp)
     train_tiny(tmp_path / "b", 20, hparams=hp)
     assert fingerprint(tmp_path / "a") == fingerprint(tmp_path / "b")
-    train_tiny(tmp_path / "c", 20, seed=0)
-    assert fingerprint(tmp_path / "c") != fingerprint(tmp_path / "a")
+    # the same 20 steps on the bucketed path (TINY_HPARAMS, seed 0) end elsewhere
+    assert fingerprint(twenty_step_run) != fingerprint(tmp_path / "a")
 
 
-def test_changing_the_path_on_resume_is_refused_by_name(tmp_path):
+def test_changing_the_path_on_resume_is_refused_by_name(ten_step_run, tmp_path):
     from sketch_rnn.core.errors import SketchRNNError
     from sketch_rnn.training.trainer import plan_run
 
-    train_tiny(tmp_path / "r", 10, seed=0)
+    shutil.copytree(ten_step_run, tmp_path / "r")  # a bucketed run (TINY_HPARAMS), step 10
     hp = "max_seq_len=64,save_every=10,batch_size=8,bucketed_batches=false"
     with pytest.raises(SketchRNNError, match="bucketed_batches"):
         plan_run(tmp_path / "r", [SHEEP], "tiny", hp, 20, None)

@@ -132,7 +132,8 @@ def straight_bf16(tmp_path_factory) -> tuple[Path, str]:
     return run_dir, fingerprint(run_dir)
 
 
-def test_bf16_stop_at_k_and_resume_gives_same_fingerprint(straight_bf16, tmp_path) -> None:
+def test_bf16_stop_at_k_and_resume_gives_same_fingerprint(straight_bf16, twenty_step_run,
+                                                          tmp_path) -> None:
     run_dir = tmp_path / "run"
     train_tiny(run_dir, K, hparams=BF16)
     assert runs.info(run_dir)["step"] == K
@@ -140,8 +141,7 @@ def test_bf16_stop_at_k_and_resume_gives_same_fingerprint(straight_bf16, tmp_pat
     assert resumed.hps.precision == "bfloat16"
     assert fingerprint(run_dir) == straight_bf16[1]
     # and a float32 run of the same seed ends elsewhere: the precision did change the math
-    train_tiny(tmp_path / "fp32", N)
-    assert fingerprint(tmp_path / "fp32") != straight_bf16[1]
+    assert N == 20 and fingerprint(twenty_step_run) != straight_bf16[1]
 
 
 @pytest.mark.slow
@@ -221,11 +221,11 @@ def test_new_run_without_precision_takes_the_cpus_and_says_why(tmp_path, caplog)
 
 
 # --------------------------------------------------------------------------- old runs
-def test_run_saved_without_the_field_resumes_as_float32_exactly(tmp_path) -> None:
-    straight = tmp_path / "straight"
-    train_tiny(straight, N)
+def test_run_saved_without_the_field_resumes_as_float32_exactly(ten_step_run, twenty_step_run,
+                                                                tmp_path) -> None:
+    straight = twenty_step_run  # float32, N = 20 steps without a stop
     run_dir = tmp_path / "old"
-    train_tiny(run_dir, 10)
+    shutil.copytree(ten_step_run, run_dir)  # the first 10 of the same run
     ckpt = ckpt_io.newest_checkpoint(run_dir).path
     state = json.loads((ckpt / "state.json").read_text())
     del state["hparams"]["precision"]  # as every run saved before the field

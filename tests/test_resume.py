@@ -138,9 +138,10 @@ def test_tampered_pickle_is_refused_and_nothing_runs(ten_step_run, tmp_path) -> 
     assert (ckpt / ckpt_io.CALLBACKS).exists()  # the evidence is left in place
 
 
-def test_truncated_newest_checkpoint_falls_back_to_previous(straight, tmp_path, caplog) -> None:
+def test_truncated_newest_checkpoint_falls_back_to_previous(straight, twenty_step_run, tmp_path,
+                                                           caplog) -> None:
     run_dir = tmp_path / "run"
-    train(run_dir, 20)
+    shutil.copytree(twenty_step_run, run_dir)  # trained to 20: ckpt-10 and ckpt-20
     newest = ckpt_io.newest_checkpoint(run_dir).path
     weights = newest / ckpt_io.WEIGHTS
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
