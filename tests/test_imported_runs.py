@@ -50,16 +50,17 @@ def test_generation_commands(imported, tmp_path, argv):
 
 
 def test_evaluate_and_info(imported, few_sheep, capsys):
-    """Every part of `evaluate` (losses, latent report, teacher-forced retrieval, samples'
-    precision/recall) runs on the imported run, over FEW real valid sheep (`--data`): the
-    measures are checked on a run of ours (test_latent_metrics.py, test_recon_retrieval.py);
-    300 sketches at N_max = 250 and four temperatures would only repeat them for minutes."""
+    """`evaluate` runs on the imported run: its losses, the latent report and the
+    teacher-forced retrieval over FEW real valid sheep (`--data`). The measures are checked on
+    runs of ours (test_latent_metrics.py, test_recon_retrieval.py, test_sample_quality.py);
+    the samples' precision/recall (`--no-samples` here) only adds four more passes of the
+    sampler that `sample` above already runs on this model."""
     assert cli.main(["evaluate", "--run-dir", str(imported), "--split", "valid",
-                     "--data", str(few_sheep)]) == 0
+                     "--data", str(few_sheep), "--no-samples"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert all(isinstance(v, float) for k, v in report.items() if k in ("cost", "recon"))
     assert report["count"] == report["ret_tf_count"] == FEW
-    assert 0.0 <= report["ret_code_at_1_greedy"] <= 1.0 and 0.0 <= report["recall_tau_1"] <= 1.0
+    assert 0.0 <= report["ret_code_at_1_greedy"] <= report["ret_code_at_10_greedy"] <= 1.0
     assert cli.main(["info", str(imported), "--json"]) == 0
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert info["step"] == 4 and info["hparams"]["dec_model"] == "layer_norm"
