@@ -14,7 +14,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import ROOT, SHEEP, TINY_HPARAMS, fingerprint, train_tiny
+from conftest import SHEEP, TINY_HPARAMS, fingerprint, train_tiny
 
 from sketch_rnn.core.hparams import HParams, preset
 from sketch_rnn.data import bucketed_train_batch, load_data, train_batch
