@@ -263,7 +263,7 @@ def run_child(preset_name: str, n_max: int, steps: int, overrides: str, tune: st
         tf.config.threading.set_inter_op_parallelism_threads(int(knobs["inter_op"]))
     import keras
 
-    from sketch_rnn.model.options import FastPath
+    from sketch_rnn.model.backend import FastPath
     from sketch_rnn.model.vae import SketchRNN
     options = FastPath(xla_loops=knobs.get("xla_loops", "1") == "1",
                        encoder_recompute=knobs.get("recompute", "1") == "1")

@@ -271,7 +271,7 @@ def test_keras_lstm_layer_path_equals_fast_path():
     """Without recurrent dropout the decoder may run as keras.layers.LSTM (cuDNN on a GPU):
     the loss and every gradient equal those of our own loop on the same weights."""
     import tensorflow as tf
-    from sketch_rnn.model.options import FastPath
+    from sketch_rnn.model.backend import FastPath
     hps = tiny(use_recurrent_dropout=False)
     x = make_batch(3, 9, seed=14)
 

@@ -1,43 +1,16 @@
-"""One compiled graph per (model, variant): XLA on TensorFlow, jax.jit on JAX.
+"""One compiled graph per (model, variant), kept on the model.
 
 The sampler, the completion's teacher-forced prefix and the one-step reference all run as
-compiled functions of a model; building one costs seconds, so each is built on first use and
-kept on the model itself.
+compiled functions of a model (XLA on TensorFlow, jax.jit on JAX: `model.backend.compile_fn`);
+building one costs seconds, so each is built on first use and kept on the model itself.
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..model.backend import compile_fn
+
 _CACHE_ATTR = "_sketch_rnn_sampling_compiled"
-
-
-def _compile(model: Any, fn: Callable) -> Callable:
-    """One compiled graph per (model, variant): XLA-compiled tf.function on TF, jax.jit on JAX.
-
-    XLA fuses each step's element-wise LSTM and sampling ops: on 2 CPU cores the paper-size
-    sampler ran about twice as fast as with a plain tf.function. On JAX the weights are
-    passed in as arguments (Keras StatelessScope), so a jitted function never holds stale
-    copies of weights that were loaded or trained later.
-    """
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn, jit_compile=True, reduce_retracing=True)
-    if backend == "jax":
-        import jax
-
-        variables = list(model.variables)
-
-        def pure(values, *args):
-            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
-                return fn(*args)
-
-        jitted = jax.jit(pure)
-        return lambda *args: jitted([v.value for v in variables], *args)
-    return fn
 
 
 def compiled(model: Any, key: tuple, build: Callable[[], Callable]) -> Callable:
@@ -51,5 +24,5 @@ def compiled(model: Any, key: tuple, build: Callable[[], Callable]) -> Callable:
         cache = {}
         object.__setattr__(model, _CACHE_ATTR, cache)
     if key not in cache:
-        cache[key] = _compile(model, build())
+        cache[key] = compile_fn(model, build())
     return cache[key]

@@ -12,8 +12,8 @@ import keras
 import numpy as np
 
 from ..core.hparams import HParams
+from .backend import DEFAULT, FastPath
 from .optimizer import make_optimizer
-from .options import DEFAULT, FastPath
 from .vae import SketchRNN
 
 

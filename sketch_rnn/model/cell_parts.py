@@ -11,7 +11,7 @@ from typing import Sequence
 import keras
 from keras import ops
 
-from .lanes import scan
+from .backend import scan
 
 FORGET_BIAS = 1.0
 LN_EPSILON = 1e-3  # Magenta's layer-norm epsilon

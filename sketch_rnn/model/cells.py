@@ -22,7 +22,8 @@ The LSTM trains with `lstm_lanes`: forward and backward written by hand, several
 ("lanes": the encoder's two directions) in one time loop, per step only the recurrent
 matmul and a few fused element-wise ops; every weight gradient is summed in the loop or
 taken for all N * B rows in one matmul afterwards. On TensorFlow both loops are XLA
-clusters, the rest of the step is not (measured fastest, see `FastPath`).
+clusters, the rest of the step is not (measured fastest, see `FastPath`); with
+`FastPath.fused` off the same loop runs under plain autodiff (`backend.FastPath`).
 
 Gates are ordered (i, f, g, o) as in `keras.layers.LSTM`. The LSTM stores its forget
 bias of 1.0 in the bias variable (Keras' `unit_forget_bias`, identical in value to
@@ -40,8 +41,8 @@ from keras import ops
 
 from .cell_parts import (FORGET_BIAS, GatewiseOrthogonal, SequenceCellMixin, StandaloneCallMixin,
                          layer_norm, normalised_update, split4)
+from .backend import DEFAULT, FastPath
 from .lanes import gate_scale, lstm_lanes, matmul_rows
-from .options import DEFAULT, FastPath
 from .precision import matmul
 
 
@@ -107,7 +108,8 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
         x, w_x, b, w = self.lane_args(x_seq, z)
         hs, hn, cn = lstm_lanes([x], [w_x], [b], [states[0]], [states[1]], [w],
                                 None if mask is None else [mask], keep_prob, x_grad=x_grad,
-                                xla=self.options.xla_loops, precision=self.precision)
+                                xla=self.options.xla_loops, precision=self.precision,
+                                fused=self.options.fused)
         return hs[0], (hn[0], cn[0])
 
     def _run_keras(self, x_seq, z, states):
@@ -134,7 +136,8 @@ def bidirectional_lstm(fw: LSTM, bw: LSTM, x_fw, x_bw, mask_fw=None, mask_bw=Non
                           [zeros, zeros], [lanes[0][3], lanes[1][3]],
                           None if mask_fw is None else [mask_fw, mask_bw], keep_prob,
                           recompute=(fw.options.encoder_recompute,) * 2,
-                          xla=fw.options.xla_loops, precision=fw.precision)
+                          xla=fw.options.xla_loops, precision=fw.precision,
+                          fused=fw.options.fused)
     return hs
 
 

@@ -4,9 +4,12 @@ Per step only the recurrent matmul and a few fused element-wise ops run inside t
 every weight gradient is summed in the loop or taken for all N * B rows in one matmul
 afterwards. The encoder's two directions are two lanes of one loop; the decoder is one
 lane whose z part of the input projection enters as a per-sketch bias (computed once per
-sketch, not once per step). On TensorFlow both loops are XLA clusters (`FastPath.xla_loops`),
-the rest of the step is not (measured fastest: whole-step XLA was 3x slower on 2 cores,
-no XLA about 2x slower).
+sketch, not once per step). On TensorFlow both loops are XLA clusters
+(`backend.FastPath.xla_loops`), the rest of the step is not (measured fastest: whole-step
+XLA was 3x slower on 2 cores, no XLA about 2x slower). With `FastPath.fused` off the same
+forward loop runs under the backend's autodiff instead of the hand-written backward (the
+reference tests/test_backend.py compares with). The backend's own calls (the loop, the
+custom gradient, the XLA clusters) are `backend`'s.
 
 Pre-activations are kept "scaled" (`gate_scale`): the g columns are doubled so that one
 sigmoid serves all four gates (tanh(x) = 2 sigmoid(2x) - 1).
@@ -23,12 +26,12 @@ element-wise part is an XLA cluster (`_step_parts`); float32 keeps the whole-loo
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, NamedTuple
 
-import keras
 import numpy as np
 from keras import ops
 
+from .backend import custom_vjp, name, scan, xla_cluster
 from .precision import matmul, operand
 
 
@@ -42,39 +45,6 @@ def gate_scale(units: int):
     m = np.concatenate([ones, ones, 2 * ones, ones])
     k = np.concatenate([zeros, zeros, ones, zeros])
     return ops.convert_to_tensor(m), ops.convert_to_tensor(k)
-
-
-def scan(fn, carry: tuple, xs: tuple, y_shapes: Sequence, reverse: bool = False):
-    """carry, ys = loop of fn(carry, x_t) -> (carry, y_t) over the leading axis of xs.
-
-    Like jax.lax.scan (used on JAX); on TensorFlow a tf.while_loop over TensorArrays,
-    whose per-step outputs need not look like the carry (Keras' TF scan insists they do).
-    `y_shapes` are the per-step output shapes (TensorArray element shapes).
-    """
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-        return jax.lax.scan(fn, carry, xs, reverse=reverse)
-    n = xs[0].shape[0]
-    if backend == "tensorflow":
-        import tensorflow as tf
-        xs_ta = [tf.TensorArray(x.dtype, size=n, element_shape=x.shape[1:]).unstack(x)
-                 for x in xs]
-        ys_ta = [tf.TensorArray("float32", size=n, element_shape=shape) for shape in y_shapes]
-
-        def body(i, carry, ys_ta):
-            t = n - 1 - i if reverse else i
-            carry, ys = fn(carry, tuple(ta.read(t) for ta in xs_ta))
-            return i + 1, carry, [ta.write(t, y) for ta, y in zip(ys_ta, ys)]
-
-        _, carry, ys_ta = tf.while_loop(lambda i, *_: i < n, body, (0, carry, ys_ta),
-                                        maximum_iterations=n, parallel_iterations=1)
-        return carry, tuple(ta.stack() for ta in ys_ta)
-    order = range(n - 1, -1, -1) if reverse else range(n)
-    ys = [None] * n
-    for t in order:
-        carry, ys[t] = fn(carry, tuple(x[t] for x in xs))
-    return carry, tuple(ops.stack(y) for y in zip(*ys))
 
 
 def matmul_rows(x, w, precision: str = "float32"):
@@ -137,9 +107,7 @@ def _step_parts(split_xla: bool) -> StepParts:
     element-wise parts of each step are XLA-compiled (fused as in the whole-loop cluster)."""
     if not split_xla:
         return StepParts(_lane_forward_gates, _lane_backward_gates)
-    import tensorflow as tf
-    jit = lambda f: tf.function(f, jit_compile=True, autograph=False)  # noqa: E731
-    return StepParts(jit(_lane_forward_gates), jit(_lane_backward_gates))
+    return StepParts(xla_cluster(_lane_forward_gates), xla_cluster(_lane_backward_gates))
 
 
 def _unpack(spec: LanesSpec, args):
@@ -265,61 +233,34 @@ def _lanes_backward(spec: LanesSpec, loop):
     return backward
 
 
-def _custom_vjp(forward, backward):
-    """f(*args) with a hand-written backward, on TF or JAX (Keras' custom_gradient differs
-    between the two in how tuple outputs receive their upstream gradients).
-
-    forward(*args) -> (outputs, loop residuals); backward((args, loop residuals), *douts).
-    """
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        @tf.custom_gradient
-        def f(*args):
-            args = [tf.convert_to_tensor(a) for a in args]
-            # stop_gradient: no tape may record the (XLA-compiled) forward itself
-            outs, res = forward(*[tf.stop_gradient(a) if a.dtype.is_floating else a
-                                  for a in args])
-            return outs, lambda *douts: backward((tuple(args), res), *douts)
-        return f
-    if backend == "jax":
-        import jax
-
-        def fwd(*args):
-            outs, res = forward(*args)
-            return outs, (args, res)
-
-        f = jax.custom_vjp(lambda *args: forward(*args)[0])
-        f.defvjp(fwd, lambda res, douts: backward(res, *douts))
-        return f
-    return lambda *args: forward(*args)[0]  # other backends: autodiff through the loop
-
-
-
-
 _LANES_FNS: dict = {}
 
 
-def _lanes_fn(spec: LanesSpec, xla: bool):
-    """The custom-gradient loop for one spec (built once per spec, setting and backend)."""
-    key = (spec, xla, keras.backend.backend())
+def _lanes_fn(spec: LanesSpec, xla: bool, fused: bool):
+    """The loop for one spec (built once per spec, setting and backend): with its
+    hand-written backward, or (`fused` False) the same forward under plain autodiff.
+
+    `xla_cluster` wraps nothing off TensorFlow, so there the split question is moot. The
+    unfused loop is never an XLA cluster: TensorFlow's autodiff cannot take the loop's
+    TensorArrays across a cluster's boundary."""
+    xla = xla and fused
+    key = (spec, xla, fused, name())
     if key not in _LANES_FNS:
-        on_tf = keras.backend.backend() == "tensorflow"
-        split = xla and on_tf and spec.precision != "float32"
+        split = xla and spec.precision != "float32"
         parts = _step_parts(split)
         forward, loop = _lanes_forward(spec, parts), _lanes_backward_loop(spec, parts)
-        if xla and on_tf and not split:
-            import tensorflow as tf
-            forward = tf.function(forward, jit_compile=True, autograph=False)
-            loop = tf.function(loop, jit_compile=True, autograph=False)
-        _LANES_FNS[key] = _custom_vjp(forward, _lanes_backward(spec, loop))
+        if xla and not split:
+            forward, loop = xla_cluster(forward), xla_cluster(loop)
+        if fused:
+            _LANES_FNS[key] = custom_vjp(forward, _lanes_backward(spec, loop))
+        else:
+            _LANES_FNS[key] = lambda *args, forward=forward: forward(*args)[0]
     return _LANES_FNS[key]
 
 
 def lstm_lanes(xs, w_xs, bs, h0s, c0s, ws, masks=None, keep_prob: float = 1.0,
                recompute=None, x_grad: bool = False, xla: bool = True,
-               precision: str = "float32"):
+               precision: str = "float32", fused: bool = True):
     """L independent LSTMs ("lanes") in one time loop, with a hand-written backward.
 
     Per lane: inputs x (N, B, d), scaled input kernel w_x (d, 4u), scaled bias b (4u,) or
@@ -329,6 +270,8 @@ def lstm_lanes(xs, w_xs, bs, h0s, c0s, ws, masks=None, keep_prob: float = 1.0,
     one big matmul instead of storing them (4u floats a step), to save memory.
     `xla`: compile the two loops with XLA on TensorFlow (see the module docstring).
     `precision`: of the matmuls (`precision.matmul`; the module docstring says which).
+    `fused`: the hand-written backward; False: autodiff through the same forward loop
+    (`backend.FastPath.fused`).
     Returns (hs per lane (N, B, u), h_N per lane, c_N per lane).
     """
     L = len(xs)
@@ -336,5 +279,5 @@ def lstm_lanes(xs, w_xs, bs, h0s, c0s, ws, masks=None, keep_prob: float = 1.0,
                      tuple(recompute) if recompute is not None else (False,) * L, bool(x_grad),
                      precision)
     args = [*xs, *w_xs, *bs, *h0s, *c0s, *ws, *(masks or [])]
-    outs = _lanes_fn(spec, xla)(*args)
+    outs = _lanes_fn(spec, xla, fused)(*args)
     return tuple(outs[:L]), tuple(outs[L:2 * L]), tuple(outs[2 * L:])

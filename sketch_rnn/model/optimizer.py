@@ -1,10 +1,10 @@
-"""The one optimizer, and replica slots under tf.distribute.
+"""The one optimizer, and its clipping under tf.distribute.
 
 The optimizer is built here only: Adam with Magenta's epsilon and value clipping. Under
 tf.distribute Keras would clip each replica's partial gradient before summing them, which
 changes what clipping means with R replicas, so there the sum comes first
-(`ClipAfterAllReduceAdam`). `replica_slot` tells the model which rows of a global batch
-this replica holds, so that its random draws match one device's.
+(`ClipAfterAllReduceAdam`). Which rows of a global batch a replica holds (so that its
+random draws match one device's) is `backend.replica_slot`.
 """
 from __future__ import annotations
 
@@ -15,19 +15,6 @@ import keras
 from ..core.hparams import HParams
 
 ADAM_EPSILON = 1e-8  # Magenta's (TF1 AdamOptimizer's default); Keras' default is 1e-7
-
-
-def replica_slot() -> tuple[Any, int]:
-    """(index, count) of this replica in its sync group; (0, 1) outside tf.distribute."""
-    if keras.backend.backend() != "tensorflow":
-        return 0, 1
-    import tensorflow as tf
-
-    count = tf.distribute.get_strategy().num_replicas_in_sync
-    context = tf.distribute.get_replica_context()
-    if count == 1 or context is None:  # one device, or cross-replica code (evaluation)
-        return 0, 1
-    return context.replica_id_in_sync_group, count
 
 
 class ClipAfterAllReduceAdam(keras.optimizers.Adam):

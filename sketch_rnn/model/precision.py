@@ -22,6 +22,7 @@ from keras import ops
 
 from ..core.hparams import PRECISIONS
 from ..core.machine import cpu_flags
+from .backend import matmul_tn
 
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names, strongest first
 
@@ -59,14 +60,7 @@ def matmul(a, b, precision: str = "float32", transpose_a: bool = False):
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}")
     a, b = operand(a, precision), operand(b, precision)
-    if transpose_a:
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-            out = tf.linalg.matmul(a, b, transpose_a=True)  # (p, q)
-        else:
-            out = ops.einsum("rp,rq->pq", a, b)
-    else:
-        out = ops.matmul(a, b)
+    out = matmul_tn(a, b) if transpose_a else ops.matmul(a, b)  # (p, q) | (..., q)
     return out if precision == "float32" else ops.cast(out, "float32")
 
 

@@ -19,8 +19,8 @@ from keras import ops
 from ..core.hparams import HParams
 from .cells import LSTM, bidirectional_lstm, make_cell
 from .mixture import batch_cost, greedy_point, sketch_loss_terms, split_params
-from .optimizer import make_optimizer, replica_slot
-from .options import DEFAULT, FastPath
+from .backend import DEFAULT, FastPath, replica_slot, stateless_iterations
+from .optimizer import make_optimizer
 from .precision import dense
 
 _DRAWS_PER_STEP = 8  # RNG state stride per training step (each draw advances it by one)
@@ -122,18 +122,13 @@ class SketchRNN(keras.Model):
         return ops.slice(draw(full, seed=self.rng), start, shape)
 
     def train_step(self, *args, **kwargs):
-        if keras.backend.backend() == "jax":
-            # JAX's step is stateless: take the iteration count from the optimizer state
-            # it is given, not from the (stale) Python-side variable.
-            optimizer_variables = args[0][2]
-            index = next(i for i, v in enumerate(self.optimizer.variables)
-                         if v is self.optimizer.iterations)
-            self._step_override = optimizer_variables[index]
-            try:
-                return super().train_step(*args, **kwargs)
-            finally:
-                self._step_override = None
-        return super().train_step(*args, **kwargs)
+        # JAX's step is stateless: the iteration count comes from the optimizer state it is
+        # given, not from the (stale) Python-side variable; None on TensorFlow
+        self._step_override = stateless_iterations(self.optimizer, args)
+        try:
+            return super().train_step(*args, **kwargs)
+        finally:
+            self._step_override = None
 
     # ------------------------------------------------------------------ encoder
     def _encode_tm(self, strokes, lengths, training: bool = False):

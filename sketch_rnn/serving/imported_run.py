@@ -82,6 +82,7 @@ def write_run(run_dir: str | Path, model: Any, hps: HParams, step: int, data: di
     """
     import keras
 
+    from ..model import backend
     from ..training import checkpoint as ckpt_io
 
     run_dir = Path(run_dir)
@@ -94,7 +95,7 @@ def write_run(run_dir: str | Path, model: Any, hps: HParams, step: int, data: di
         "data": data, "hparams": hps.to_dict(), "params": ckpt_io.count_params(model),
         "fingerprint": ckpt_io.fingerprint(model), "learning_rate": lr_cb.current,
         "kl_weight": kl_cb.current, "valid": {}, "valid_cost": None,
-        "versions": {"keras": keras.__version__, "backend": keras.backend.backend()},
+        "versions": {"keras": keras.__version__, "backend": backend.name()},
         "distribute": {"kind": "none", "replicas": 1, "workers": 1},
         "imported": provenance, "lineage": [provenance],
     }
