@@ -180,8 +180,8 @@ def test_changing_the_path_on_resume_is_refused_by_name(ten_step_run, tmp_path):
     allowed = plan_run(tmp_path / "r", [SHEEP], "tiny", hp, 20, None,
                        allow_changes={"bucketed_batches"})
     assert allowed.hps.bucketed_batches is False
-    assert allowed.path_changes == [{"step": 10, "field": "bucketed_batches", "from": True,
-                                     "to": False}]
+    assert allowed.lineage == [{"kind": "path_change", "step": 10, "field": "bucketed_batches",
+                                "from": True, "to": False}]
 
 
 def test_run_saved_before_the_key_resumes_on_the_old_path(tmp_path, ten_step_run):

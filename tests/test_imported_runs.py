@@ -115,5 +115,6 @@ def test_train_continues_and_resumes_bit_exactly(tmp_path):
     assert a.step == b.step == 6
     assert runs.info(straight)["fingerprint"] == runs.info(stopped)["fingerprint"]
     state = runs.load_run(stopped).state
+    assert [entry["kind"] for entry in state["lineage"]] == ["imported"]
     assert state["lineage"][0]["from"] == "magenta" and state["lineage"][0]["global_step"] == 4
     assert state["learning_rate"] == pytest.approx(learning_rate_schedule(a.hps)(5))

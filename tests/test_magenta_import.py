@@ -158,7 +158,7 @@ def test_cli_import_writes_a_run(tmp_path, capsys):
     imported = state["imported"]
     assert imported["from"] == "magenta" and imported["global_step"] == 4
     assert set(imported["sha256"]) == {"vector-3.index", "vector-3.data-00000-of-00001"}
-    assert state["lineage"] == [imported]
+    assert state["lineage"] == [{"kind": "imported", **imported}]
     # schedules continue from the imported step
     assert state["learning_rate"] == pytest.approx((1e-3 - 1e-5) * 0.9999 ** 4 + 1e-5)
     assert int(run.model.optimizer.iterations.numpy()) == 4

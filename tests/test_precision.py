@@ -175,12 +175,13 @@ def test_resume_with_another_precision_is_refused_by_name_unless_asked(straight_
     assert out.returncode == 0, out.stderr[-2000:]
     state = json.loads((ckpt_io.newest_checkpoint(run_dir).path / "state.json").read_text())
     assert state["step"] == N + 2 and state["hparams"]["precision"] == "float32"
-    assert state["path_changes"] == [{"step": N, "field": "precision", "from": "bfloat16",
-                                      "to": "float32"}]
+    assert state["lineage"] == [{"kind": "path_change", "step": N, "field": "precision",
+                                 "from": "bfloat16", "to": "float32"}]
+    assert "path_changes" not in state  # the one lineage holds it (run_state)
     # a later plain resume keeps the record and the new precision
     config = plan_run(run_dir, None, None, None, N + 4, None)
     assert config.hps.precision == "float32"
-    assert config.path_changes == state["path_changes"]
+    assert config.lineage == state["lineage"]
 
 
 # --------------------------------------------------------------------------- detection
@@ -234,7 +235,7 @@ def test_run_saved_without_the_field_resumes_as_float32_exactly(ten_step_run, tw
     manifest["files"]["state.json"] = ckpt_io._sha256(ckpt / "state.json")
     (ckpt / ckpt_io.MANIFEST).write_text(json.dumps(manifest))
     config = plan_run(run_dir, None, None, None, N, None)  # no --hparams at all
-    assert config.hps.precision == "float32" and config.path_changes == []
+    assert config.hps.precision == "float32" and config.lineage == []
     train_tiny(run_dir, N, hparams="")
     assert fingerprint(run_dir) == fingerprint(straight)
     shipped = ckpt_io.newest_checkpoint(ROOT / "checkpoints" / "sheep", warn=False)

@@ -36,7 +36,7 @@ def _draw_samples(trainer: Any, step: int) -> None:
 
 
 def _allowed_changes(args: argparse.Namespace) -> set[str]:
-    """The training-path fields (trainer.PATH_FIELDS) whose change on resume was asked for."""
+    """The training-path fields (run_state.PATH_FIELDS) whose change on resume was asked for."""
     return {name for name, on in (("bucketed_batches", args.allow_batching_change),
                                   ("precision", args.allow_precision_change)) if on}
 
@@ -59,13 +59,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     with run_lock(args.run_dir, enabled=chief):
         from ..training import distribute
         from ..training.checkpoint import fingerprint
-        from ..training.trainer import Trainer, plan_run
+        from ..training.run_state import plan_run
+        from ..training.trainer import Trainer
 
         dist = distribute.setup(args.distribute, args.cpu_devices)  # before TF sets up devices
         config = plan_run(args.run_dir, args.data, args.preset, args.hparams, args.num_steps,
                           args.seed, allow_changes=_allowed_changes(args))
+        draw = not args.no_samples and dist.kind == "none"  # sampling runs on one device
         trainer = Trainer(config, progress=not args.no_progress, dist=dist,
-                          after_save=None if args.no_samples else _draw_samples)
+                          after_save=_draw_samples if draw else None)
         code = trainer.fit()
     if code:
         print(f"stopped at step {trainer.step}; run the same command again to resume",

@@ -2,7 +2,7 @@
 
 Everything the package writes (checkpoints, `latest`/`best` pointers, the data cache,
 converted and downloaded `.npz` files, drawings) goes through `atomic_file` or
-`publish_dir`: the bytes are written under a hidden temporary name on the same file
+`publish_dir` (a checkpoint and an imported run through `staged_dir`, which wraps it): the bytes are written under a hidden temporary name on the same file
 system, flushed and fsynced, then renamed into place, and the parent directory is fsynced.
 A reader (or a resumed run after a crash) therefore sees the old file or the new one,
 never a part. On any failure the temporary file is removed and the destination is left
@@ -95,25 +95,66 @@ def temp_dir_for(final: PathLike) -> Path:
     return tmp
 
 
-def publish_dir(tmp: PathLike, final: PathLike) -> None:
-    """fsync every file of `tmp`, then rename it to `final` and fsync the parent.
+def publish_dir(tmp: PathLike, final: PathLike, replace: bool = False) -> None:
+    """fsync everything in `tmp` (files and folders, sub-folders too), rename it to `final`,
+    fsync the parent.
 
-    The directory appears complete or not at all. Raises FileExistsError-like OSError
-    when `final` exists (callers decide whether a same-named one may be replaced).
+    The directory appears complete or not at all. An existing `final` raises an OSError
+    unless `replace`: then it is renamed aside first and removed only after the rename, so
+    a crash leaves the old directory or the new one (and at most a hidden `.trash-*`).
     """
     tmp, final = Path(tmp), Path(final)
-    for child in tmp.iterdir():
-        with open(child, "rb") as f:
-            os.fsync(f.fileno())
-    fsync_dir(tmp)
+    _fsync_tree(tmp)
+    old = None
+    if replace and final.exists():
+        old = _trash_name(final)
+        os.rename(final, old)
     os.rename(tmp, final)
     fsync_dir(final.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for child in folder.iterdir():
+        if child.is_dir():
+            _fsync_tree(child)
+        else:
+            with open(child, "rb") as f:
+                os.fsync(f.fileno())
+    fsync_dir(folder)
+
+
+@contextlib.contextmanager
+def staged_dir(final: PathLike, replace: bool = False) -> Iterator[Path]:
+    """Yield a new hidden directory beside `final`; when the block ends cleanly it is
+    published as `final` (`publish_dir`, `replace` as there).
+
+    The one temp-dir / publish / clean-up block of the package's directory writes (a
+    checkpoint, an imported run): if the block or the publish fails, the temporary
+    directory is removed and `final` is as it was; an OSError becomes `write_error`'s one
+    line naming `final`.
+    """
+    final = Path(final)
+    tmp = temp_dir_for(final)
+    try:
+        yield tmp
+        publish_dir(tmp, final, replace)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_error(final, e) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _trash_name(path: Path) -> Path:
+    return path.with_name(f".trash-{path.name}-{os.getpid()}")
 
 
 def remove_tree(path: PathLike) -> None:
     """Rename first, then delete: a crash mid-delete leaves a hidden folder, never a half one."""
-    path = Path(path)
-    trash = path.with_name(f".trash-{path.name}-{os.getpid()}")
+    trash = _trash_name(Path(path))
     os.rename(path, trash)
     shutil.rmtree(trash, ignore_errors=True)
 

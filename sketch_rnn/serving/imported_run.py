@@ -1,27 +1,25 @@
 """Write an imported model as a normal run directory (shared by both imports).
 
 Why a run directory and not a new format: every command (sample, serve, evaluate, export,
-train) reads runs through `training.runs.load_run` / `training.trainer.plan_run`, so an
+train) reads runs through `training.runs.load_run` / `training.run_state.plan_run`, so an
 import that writes one checkpoint exactly as the trainer does makes all of them work
 unchanged. The checkpoint's step is the imported step: the optimizer's iteration count, the
 schedule callbacks' counts and therefore the learning rate, w_KL and the per-step random
 draws all continue from it.
 
 Nothing half-written is left: the whole run directory is filled beside RUN_DIR in a hidden
-temporary directory and renamed into place; an existing RUN_DIR is replaced only with
-`force`, and then only after the new one is complete (the old one is renamed aside first and
-removed last).
+temporary directory and renamed into place (`core.files.staged_dir`, as a checkpoint is); an
+existing RUN_DIR is replaced only with `force`, and then only after the new one is complete
+(the old one is renamed aside first and removed last).
 """
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..core.errors import SketchRNNError
-from ..core.files import file_sha256, fsync_dir, temp_dir_for, write_error
+from ..core.files import file_sha256, staged_dir, write_error
 from ..core.hparams import HParams
 
 
@@ -43,11 +41,11 @@ def data_record(data: Sequence[str] | None, hps: HParams, scale_factor: float | 
     --scale-factor alone (no paths, no fingerprint: `train` then needs --data)."""
     if data:
         from ..data import load_data
+        from ..training.run_state import data_record as record
 
         loaded = load_data(list(data), hps.max_seq_len)
         factor = loaded.scale_factor if scale_factor is None else float(scale_factor)
-        return {"paths": list(data), "fingerprint": loaded.fingerprint, "scale_factor": factor,
-                "categories": loaded.categories}
+        return {**record(data, loaded), "scale_factor": factor}
     if scale_factor is None:
         raise SketchRNNError("scale factor: not stored in the model; give --data DATA.npz "
                              "(the data it was trained on) or --scale-factor F")
@@ -77,65 +75,31 @@ def write_run(run_dir: str | Path, model: Any, hps: HParams, step: int, data: di
               provenance: dict[str, Any], force: bool = False, seed: int = 0) -> Path:
     """Publish RUN_DIR holding one verified checkpoint of `model` at `step`.
 
-    `provenance` goes into state.json as "imported" and as the first entry of "lineage",
-    which training carries into every later checkpoint.
+    `provenance` goes into state.json as "imported" and as the first entry of the run's
+    lineage (kind "imported"), which training carries into every later checkpoint.
     """
-    import keras
-
-    from ..model import backend
     from ..training import checkpoint as ckpt_io
+    from ..training import run_state
 
     run_dir = Path(run_dir)
     check_destination(run_dir, force)
     lr_cb, kl_cb = set_counters(model, hps, step)
-    run_id = lr_cb.run_id
-    state = {
-        "format": ckpt_io.FORMAT_VERSION, "step": int(step), "seed": int(seed), "run_id": run_id,
-        "rng": "batches: numpy default_rng([seed, step]); model draws keyed by (seed, step)",
-        "data": data, "hparams": hps.to_dict(), "params": ckpt_io.count_params(model),
-        "fingerprint": ckpt_io.fingerprint(model), "learning_rate": lr_cb.current,
-        "kl_weight": kl_cb.current, "valid": {}, "valid_cost": None,
-        "versions": {"keras": keras.__version__, "backend": backend.name()},
-        "distribute": {"kind": "none", "replicas": 1, "workers": 1},
-        "imported": provenance, "lineage": [provenance],
-    }
+    state = run_state.build_state(
+        step=step, seed=seed, run_id=lr_cb.run_id, data=data, hps=hps, model=model,
+        learning_rate=lr_cb.current, kl_weight=kl_cb.current, valid={},
+        distribute=run_state.ONE_DEVICE, history=[run_state.imported_entry(provenance)],
+        imported=provenance)
     parent = run_dir.parent if str(run_dir.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise write_error(parent, e) from None
-    tmp = temp_dir_for(run_dir)
-    try:
+    with staged_dir(run_dir, replace=True) as tmp:  # replace: check_destination saw --force
         callbacks = {"lr_scheduler": lr_cb, "kl_scheduler": kl_cb}
         path = ckpt_io.CheckpointWriter(tmp, hps.keep_checkpoints).write(step, model, callbacks,
                                                                          state)
         _check_loads(path, state["fingerprint"])
-        for sub in ("checkpoints", str(Path("checkpoints") / path.name)):
-            fsync_dir(tmp / sub)  # the checkpoint's files were fsynced by its writer
-        publish_dir_tree(tmp, run_dir)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise write_error(run_dir, e) from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return run_dir / "checkpoints" / path.name
-
-
-def publish_dir_tree(tmp: Path, final: Path) -> None:
-    """Rename the filled `tmp` (sub-folders already fsynced) to `final`; an existing `final`
-    (--force) is renamed aside first and removed only after the rename."""
-    with open(tmp / "latest", "rb") as f:
-        os.fsync(f.fileno())
-    fsync_dir(tmp)
-    old = None
-    if final.exists():
-        old = final.with_name(f".trash-{final.name}-{os.getpid()}")
-        os.rename(final, old)
-    os.rename(tmp, final)
-    fsync_dir(final.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _check_loads(path: Path, fingerprint: str) -> None:

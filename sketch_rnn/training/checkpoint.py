@@ -38,14 +38,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..core.errors import SketchRNNError
-from ..core.files import (
-    atomic_write,
-    file_sha256,
-    publish_dir,
-    remove_tree,
-    temp_dir_for,
-    write_error,
-)
+from ..core.files import atomic_write, file_sha256, remove_tree, staged_dir, write_error
 from ..core.hparams import LEGACY_DEFAULTS, HParams
 from ..core.safepickle import restricted_loads
 
@@ -213,18 +206,9 @@ class CheckpointWriter:
         except OSError as e:
             raise write_error(self.root, e) from None
         final = self.root / checkpoint_name(step)
-        tmp = temp_dir_for(final)
-        try:
+        # replace: a same-step checkpoint that failed verification earlier
+        with staged_dir(final, replace=True) as tmp:
             self._fill(tmp, model, callbacks, state)
-            if final.exists():  # a same-step checkpoint that failed verification earlier
-                remove_tree(final)
-            publish_dir(tmp, final)
-        except OSError as e:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise write_error(final, e) from None
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         atomic_write(self.run_dir / "latest", final.name + "\n")
         self._update_best(final, state)
         self._prune()

@@ -44,6 +44,7 @@ import keras
 
 from ..core.errors import SketchRNNError
 from ..core.hparams import HParams
+from ..model.build import build_model
 from ..model.optimizer import make_optimizer
 from . import cluster
 
@@ -67,18 +68,48 @@ class Distribution:
     job: str = ""  # "/job:worker/replica:0/task:1": this process in TensorFlow's messages
     _sum: Any = field(default=None, repr=False)
 
-    def scope(self) -> Any:
-        return self.strategy.scope() if self.kind != "none" else contextlib.nullcontext()
+    # ----------------------------------------------------------------- the trainer's seam
+    # The trainer calls build_model, fitting, log_dir and describe (and reads is_chief);
+    # everything else here serves those four.
+    def build_model(self, hps: HParams, seed: int) -> keras.Model:
+        """The run's model and optimizer, built under this strategy and ready for its fit."""
+        self.check_batch(hps.batch_size)
+        with self.scope():
+            model = build_model(hps, seed, self.make_optimizer(hps))
+        self._prepare(model)
+        return model
+
+    @contextlib.contextmanager
+    def fitting(self, stop: Any, facts: Callable[[], dict[str, Any]],
+                where: Callable[[], str]) -> Iterator[list[keras.callbacks.Callback]]:
+        """Around one `model.fit`: yields the callbacks to run before the checkpoint callback.
+
+        With several workers: refuses to start unless all start from the same `facts()`
+        (`_check_same_start`), yields the stop agreement, and turns a lost peer into one
+        clear error saying how far training got (`where()`, `_failure_guard`).
+        """
+        with self._failure_guard(where):
+            if self.workers > 1:
+                self._check_same_start(facts())
+            yield [StopAgreement(stop, self)] if self.workers > 1 else []
+
+    def log_dir(self, run_dir: Path) -> Path:
+        """The chief logs into the run directory; other workers into workers/<task>/."""
+        return Path(run_dir) if self.is_chief else Path(run_dir) / "workers" / self.task
 
     def describe(self) -> dict[str, Any]:
-        """What state.json records (a resume compares it)."""
+        """What state.json records (a resume compares it: `check_resume`)."""
         return {"kind": self.kind, "replicas": self.replicas, "workers": self.workers}
+
+    # ----------------------------------------------------------------- its parts
+    def scope(self) -> Any:
+        return self.strategy.scope() if self.kind != "none" else contextlib.nullcontext()
 
     def make_optimizer(self, hps: HParams) -> keras.optimizers.Optimizer:
         """The project's optimizer; under a strategy it clips after the all-reduce."""
         return make_optimizer(hps, distributed=self.kind != "none")
 
-    def prepare(self, model: keras.Model) -> None:
+    def _prepare(self, model: keras.Model) -> None:
         """Work around two gaps of Keras 3.15's fit under MultiWorkerMirroredStrategy.
 
         1. Before training, fit reduces the first batch across workers to build the model
@@ -102,18 +133,10 @@ class Distribution:
 
         model.train_step = train_step_with_vector_logs
 
-    def stop_callbacks(self, stop: Any) -> list[keras.callbacks.Callback]:
-        """Callbacks to run before the checkpoint callback (see StopAgreement)."""
-        return [StopAgreement(stop, self)] if self.workers > 1 else []
-
     def check_batch(self, batch_size: int) -> None:
         if batch_size % self.replicas:
             raise SketchRNNError(f"batch_size={batch_size} does not split evenly over "
                                  f"{self.replicas} replicas; choose a multiple of {self.replicas}")
-
-    def log_dir(self, run_dir: Path) -> Path:
-        """The chief logs into the run directory; other workers into workers/<task>/."""
-        return Path(run_dir) if self.is_chief else Path(run_dir) / "workers" / self.task
 
     def any_worker(self, flag: bool) -> bool:
         """True on every worker when it is True on any one (a collective: all must call it)."""
@@ -121,7 +144,7 @@ class Distribution:
             return flag
         return self._sum_over_replicas(1.0 if flag else 0.0) > 0
 
-    def check_same_start(self, facts: dict[str, Any]) -> None:
+    def _check_same_start(self, facts: dict[str, Any]) -> None:
         """Refuse to train when the workers do not start from the same state.
 
         Each worker loads its run directory on its own; if they see different checkpoints
@@ -151,7 +174,7 @@ class Distribution:
         return float(self.strategy.experimental_local_results(total)[0])
 
     @contextlib.contextmanager
-    def failure_guard(self, where: Callable[[], str]) -> Iterator[None]:
+    def _failure_guard(self, where: Callable[[], str]) -> Iterator[None]:
         """A lost peer aborts the collectives: turn that into one clear error.
 
         `where` says how far training got (called only after a failure).

@@ -1,4 +1,10 @@
-"""Training: new runs, exact resumes, and the training loop around `model.fit`.
+"""The training loop around `model.fit`: one run's model, data and callbacks, trained to
+hps.num_steps, saving checkpoints as it goes.
+
+What the run is (new or resumed, its hparams, seed and lineage) is decided before, by
+`run_state.plan_run`; restoring a resumed run's variables and callbacks and what each
+checkpoint's state.json holds are `run_state`'s too; several devices are `distribute`'s
+(the trainer calls its `build_model`, `fitting`, `log_dir` and `describe`).
 
 Exactness rests on three facts (ARCHITECTURE.md, "Determinism"): batch `i` of the data
 stream is `train_batch(seed, i)`, a pure function; every random draw inside a step is a
@@ -11,43 +17,26 @@ resuming to N give the same bits.
 from __future__ import annotations
 
 import logging
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Collection, Sequence
+from typing import Any, Callable
 
 import keras
 import numpy as np
 
-from ..core.errors import SketchRNNError
 from ..core.files import StorageError
-from ..core.hparams import ARCHITECTURE_FIELDS, HParams, parse_overrides, preset
+from ..core.hparams import HParams
 from ..core.machine import describe as describe_machine
-from ..data import DEFAULT_DATA, SketchSplit, load_data, step_batch
-from ..model.build import build_model
-from ..model.precision import default_precision
-from . import checkpoint as ckpt_io
-from . import distribute
-from .callbacks import (
-    CheckpointCallback,
-    KLWeightScheduler,
-    LearningRateSchedulerPerBatch,
-    StopSignal,
-)
-from .schedules import kl_weight_schedule, learning_rate_schedule
+from ..data import SketchSplit, load_data, step_batch
 from ..evaluation.losses import evaluate_split
+from . import checkpoint as ckpt_io
+from . import distribute, run_state
+from .callbacks import CheckpointCallback, StopSignal
+from .run_state import RunConfig, plan_run
+
+__all__ = ["RunConfig", "TrainStream", "Trainer", "configure_determinism",
+           "per_shape_train_function", "plan_run"]  # plan_run, then Trainer(config).fit()
 
 log = logging.getLogger(__name__)
-
-DEFAULT_PRESET = "small"
-# hparams that change when and what is saved, never the weights: free to change on resume
-BOOKKEEPING_FIELDS = ("num_steps", "save_every", "keep_checkpoints")
-# hparams of the training path (how batches are padded, the matmuls' precision): the same
-# weights either way, but changing one on resume ends bitwise equality, so it is refused
-# unless the CLI flag beside each name asks for it
-PATH_FIELDS = {"bucketed_batches": "--allow-batching-change",
-               "precision": "--allow-precision-change"}
-
 
 
 # --------------------------------------------------------------------------- set-up
@@ -135,92 +124,7 @@ def per_shape_train_function(model: keras.Model) -> Callable[[Any], Any]:
     return train_function
 
 
-# --------------------------------------------------------------------------- the run
-@dataclass
-class RunConfig:
-    run_dir: Path
-    data_paths: list[str]
-    hps: HParams
-    seed: int
-    run_id: str
-    resume_from: ckpt_io.Checkpoint | None
-    # {"step", "field", "from", "to"} per explicit --allow-*-change, kept in state.json
-    path_changes: list = field(default_factory=list)
-
-
-def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str | None,
-             overrides: str | None, num_steps: int | None, seed: int | None,
-             allow_changes: Collection[str] = ()) -> RunConfig:
-    """Decide between a new run and a resume, and check the arguments against the saved run.
-
-    A new run without an explicit `precision` takes this CPU's (`default_precision`). A
-    resume keeps the saved training path (`PATH_FIELDS`: runs saved before these fields
-    load as bucketed_batches False, precision float32) and refuses another unless the field
-    is in `allow_changes`; an allowed change is recorded in the run's state.json.
-    """
-    run_dir = Path(run_dir)
-    previous = ckpt_io.newest_checkpoint(run_dir) if run_dir.is_dir() else None
-    if previous is None:
-        hps = preset(preset_name or DEFAULT_PRESET).with_overrides(overrides)
-        if num_steps is not None:
-            hps = hps.replace(num_steps=num_steps)
-        if "precision" not in parse_overrides(overrides):
-            precision, why = default_precision()
-            hps = hps.replace(precision=precision)
-            log.info(f"precision {precision}: {why}")
-        return RunConfig(run_dir, list(data or [DEFAULT_DATA]), hps, 0 if seed is None else seed,
-                         uuid.uuid4().hex, None)
-    saved = previous.state
-    hps = previous.hps
-    changes = parse_overrides(overrides)
-    if num_steps is not None:
-        changes["num_steps"] = num_steps
-    arch = [k for k in (*ARCHITECTURE_FIELDS, "max_seq_len")
-            if k in changes and changes[k] != getattr(hps, k)]
-    if arch:
-        raise SketchRNNError(f"{run_dir}: cannot change {', '.join(arch)} of an existing run "
-                             f"(the weights' shapes or the training sketches); use a new --run-dir")
-    history = _path_changes(run_dir, previous, hps, changes, allow_changes)
-    if preset_name is not None and _differs_from_preset(hps, preset_name, changes):
-        log.info(f"note: resuming {run_dir}: its saved hparams win over --preset {preset_name}")
-    differing = sorted(k for k, v in changes.items()
-                       if k not in BOOKKEEPING_FIELDS and v != getattr(hps, k))
-    if differing:
-        log.warning(f"changing {', '.join(differing)} on resume: the run will no longer match "
-                    "an uninterrupted one bit for bit")
-    if seed is not None and seed != saved["seed"]:
-        raise SketchRNNError(f"{run_dir}: the run was started with --seed {saved['seed']}, not {seed}")
-    paths = list(data) if data else list(saved["data"]["paths"])
-    if not paths:  # an imported run given only --scale-factor
-        raise SketchRNNError(f"{run_dir}: the run records no training data; give --data DATA.npz")
-    return RunConfig(run_dir, paths, hps.replace(**changes), int(saved["seed"]), saved["run_id"],
-                     previous, history)
-
-
-def _path_changes(run_dir: Path, previous: ckpt_io.Checkpoint, hps: HParams,
-                  changes: dict[str, Any], allowed: Collection[str]) -> list[dict]:
-    """The run's path-change history plus this resume's changes of a `PATH_FIELDS` field.
-
-    Why refuse by default: batching and precision change no weight's shape, so a typo or
-    another machine's default would otherwise silently end the exact resume.
-    """
-    history = list(previous.state.get("path_changes", []))
-    for name, flag in PATH_FIELDS.items():
-        old, new = getattr(hps, name), changes.get(name, getattr(hps, name))
-        if new == old:
-            continue
-        if name not in allowed:
-            raise SketchRNNError(f"{run_dir}: cannot change {name} of an existing run "
-                                 f"({old} -> {new}) unless asked for with {flag}")
-        history.append({"step": previous.step, "field": name, "from": old, "to": new})
-    return history
-
-
-def _differs_from_preset(hps: HParams, preset_name: str, changes: dict[str, Any]) -> bool:
-    same_target = {**changes, "num_steps": hps.num_steps}
-    return preset(preset_name).replace(**same_target) != hps.replace(**same_target)
-
-
+# --------------------------------------------------------------------------- the loop
 class Trainer:
     """Holds one run's model, data and callbacks; `fit()` trains to hps.num_steps."""
 
@@ -228,98 +132,40 @@ class Trainer:
                  dist: distribute.Distribution | None = None,
                  after_save: Callable[["Trainer", int], None] | None = None) -> None:
         """`after_save(trainer, step)` runs after each checkpoint on the chief (the CLI draws
-        sample sketches there); it must not change any variable of the model."""
+        sample sketches there, on one device only); it must not change any variable of the
+        model."""
         self.config = config
         self.after_save = after_save
         self.hps = config.hps
         self.dist = dist or distribute.single_device()
         self.progress = progress and self.dist.is_chief
-        self.dist.check_batch(self.hps.batch_size)
         configure_determinism(config.seed)
         self.data = load_data(config.data_paths, self.hps.max_seq_len)
-        self._check_data()
-        with self.dist.scope():
-            self.model = build_model(self.hps, config.seed, self.dist.make_optimizer(self.hps))
-        self.dist.prepare(self.model)
+        run_state.check_data(config, self.data)
+        self.model = self.dist.build_model(self.hps, config.seed)
         self.writer = ckpt_io.CheckpointWriter(config.run_dir, self.hps.keep_checkpoints)
-        self.lr_callback, self.kl_callback = self._restore()
+        self.lr_callback, self.kl_callback = run_state.restore(config, self.model, self.dist)
         self.stop = StopSignal()
         self.logger = None  # a TrainingLogger while fit() runs
 
-    # ----------------------------------------------------------------- restore
-    def _check_data(self) -> None:
-        prev = self.config.resume_from
-        if prev is not None and prev.state["data"]["fingerprint"] not in (None, self.data.fingerprint):
-            raise SketchRNNError(
-                f"{self.config.run_dir}: --data {' '.join(self.config.data_paths)} is not the data "
-                f"this run was trained on ({' '.join(prev.state['data']['paths'])})")
-
-    def _restore(self) -> tuple[LearningRateSchedulerPerBatch, KLWeightScheduler]:
-        prev, run_id = self.config.resume_from, self.config.run_id
-        lr_schedule, kl_schedule = learning_rate_schedule(self.hps), kl_weight_schedule(self.hps)
-        if self.dist.is_chief:  # unreadable checkpoints past the resume point move aside
-            ckpt_io.quarantine_newer(self.config.run_dir, prev.step if prev else -1)
-        if prev is None:
-            return (LearningRateSchedulerPerBatch(lr_schedule, run_id),
-                    KLWeightScheduler(kl_schedule, run_id))
-        distribute.check_resume(prev.state.get("distribute"), self.dist)
-        self.model.load_weights(str(prev.path / ckpt_io.WEIGHTS))
-        saved = ckpt_io.load_callbacks(prev)
-        lr_cb, kl_cb = saved.get("lr_scheduler"), saved.get("kl_scheduler")
-        for name, cb, cls in (("lr_scheduler", lr_cb, LearningRateSchedulerPerBatch),
-                              ("kl_scheduler", kl_cb, KLWeightScheduler)):
-            if not isinstance(cb, cls):
-                raise SketchRNNError(f"{prev.path / ckpt_io.CALLBACKS}: no {name} callback")
-            if cb.run_id != run_id:
-                raise SketchRNNError(f"{prev.path / ckpt_io.CALLBACKS}: {name} belongs to another "
-                                     f"run ({cb.run_id or '?'}, this run is {run_id})")
-        if lr_cb.schedule != lr_schedule or kl_cb.schedule != kl_schedule:
-            log.warning("the schedules changed with the hparams; continuing from the saved counts "
-                        "with the new schedules")
-            lr_cb.schedule, kl_cb.schedule = lr_schedule, kl_schedule
-        fp = ckpt_io.fingerprint(self.model)
-        if fp != prev.state.get("fingerprint"):
-            raise SketchRNNError(f"{prev.path}: restored variables do not match the saved fingerprint")
-        log.info(f"resuming {self.config.run_dir} from {prev.name} (step {prev.step})")
-        return lr_cb, kl_cb
-
-    # ----------------------------------------------------------------- saving
     @property
     def step(self) -> int:
         return int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
-    def state(self, step: int, valid: dict[str, float]) -> dict[str, Any]:
-        return {
-            "format": ckpt_io.FORMAT_VERSION,
-            "step": step,
-            "seed": self.config.seed,
-            "run_id": self.config.run_id,
-            "rng": "batches: numpy default_rng([seed, step]); model draws keyed by (seed, step)",
-            "data": {"paths": self.config.data_paths, "fingerprint": self.data.fingerprint,
-                     "scale_factor": self.data.scale_factor, "categories": self.data.categories},
-            "hparams": self.hps.to_dict(),
-            "params": ckpt_io.count_params(self.model),
-            "fingerprint": ckpt_io.fingerprint(self.model),
-            "learning_rate": self.lr_callback.current,
-            "kl_weight": self.kl_callback.current,
-            "valid": valid,
-            "valid_cost": valid.get("cost"),
-            "versions": {"keras": keras.__version__, "backend": keras.backend.backend()},
-            "distribute": self.dist.describe(),
-            "machine": describe_machine(),
-            **({"path_changes": self.config.path_changes}
-               if self.config.path_changes else {}),
-            **({"lineage": prev.state["lineage"]} if (prev := self.config.resume_from)
-               and prev.state.get("lineage") else {}),
-        }
-
+    # ----------------------------------------------------------------- saving
     def save(self, step: int) -> Path | None:
         if not self.dist.is_chief:  # the chief alone writes checkpoints
             return None
         valid = evaluate_split(self.model, self.data.valid, self.hps) if len(self.data.valid) else {}
         callbacks = {"lr_scheduler": self.lr_callback, "kl_scheduler": self.kl_callback}
+        state = run_state.build_state(
+            step=step, seed=self.config.seed, run_id=self.config.run_id,
+            data=run_state.data_record(self.config.data_paths, self.data), hps=self.hps,
+            model=self.model, learning_rate=self.lr_callback.current,
+            kl_weight=self.kl_callback.current, valid=valid, distribute=self.dist.describe(),
+            history=self.config.lineage, machine=describe_machine())
         try:
-            path = self.writer.write(step, self.model, callbacks, self.state(step, valid))
+            path = self.writer.write(step, self.model, callbacks, state)
         except StorageError as e:
             newest = ckpt_io.newest_checkpoint(self.config.run_dir, warn=False)
             raise StorageError(
@@ -328,7 +174,7 @@ class Trainer:
                 "the run directory writable) and run the same command again to resume") from None
         if self.logger is not None:
             self.logger.log_save(step, path, valid)
-        if self.after_save is not None and self.dist.kind == "none":
+        if self.after_save is not None:
             self.after_save(self, step)
         return path
 
@@ -338,6 +184,11 @@ class Trainer:
         return (f"after step {self.step} (newest complete checkpoint: "
                 f"{newest.name if newest else 'none'})")
 
+    def _start_facts(self) -> dict[str, Any]:
+        """What every worker must agree on before the first step (`Distribution.fitting`)."""
+        return {"step": self.step, "seed": self.config.seed, "data": self.data.fingerprint[:16],
+                "weights": ckpt_io.fingerprint(self.model)[:16]}
+
     def fit(self) -> int:
         """Train to hps.num_steps; returns the process exit code (130/143 after a signal)."""
         start, stop = self.step, self.hps.num_steps
@@ -346,14 +197,11 @@ class Trainer:
             return 0
         from .progress import TrainingLogger
 
-        with self.stop, self.dist.failure_guard(self._progress_note):
-            self.dist.check_same_start({"step": start, "seed": self.config.seed,
-                                        "data": self.data.fingerprint[:16],
-                                        "weights": ckpt_io.fingerprint(self.model)[:16]})
+        with self.stop, self.dist.fitting(self.stop, self._start_facts,
+                                          self._progress_note) as agree:
             self.logger = TrainingLogger(self.dist.log_dir(self.config.run_dir), start, stop,
                                          self.lr_callback, self.kl_callback, progress=self.progress)
             saver = CheckpointCallback(self.save, self.hps.save_every, stop, self.stop)
-            agree = self.dist.stop_callbacks(self.stop)
             stream = TrainStream(self.data.train, self.hps, self.config.seed, start, stop)
             try:
                 self.model.fit(stream.fit_input(self.model), epochs=1, verbose=0, shuffle=False,
