@@ -14,7 +14,7 @@ Layout of a run directory:
       checkpoints/corrupt-ckpt-*   checkpoints that failed verification, moved aside
 
 A checkpoint is written into a temporary directory, every file fsynced, then
-renamed into place; only after that is `latest` replaced. A crash at any
+renamed into place (`core.files.staged_dir`); only after that is `latest` replaced. A crash at any
 moment therefore leaves either the new checkpoint complete or no trace of it.
 On resume every candidate is verified against its manifest, newest first; one
 that fails is skipped with a warning naming the file and the reason, moved aside as
@@ -23,6 +23,8 @@ verifies is never moved aside. When the storage refuses a save (full disk, read-
 no permission), the partial temporary directory is removed and `latest` and every earlier
 checkpoint stay as they were.
 
+Complete means: the manifest lists every file and each matches its sha256, and state.json
+parses with a step. What the rest of state.json means (and writing it) is `run_state`'s.
 Reading checkpoints needs no TensorFlow (only the fingerprint imports Keras, when called).
 """
 from __future__ import annotations

@@ -24,6 +24,10 @@ Bitwise equality holds for a resume under the same strategy and replica count (s
 stores both); the sum order of R partial gradients differs from one device's sum, so a run
 on R replicas matches a one-device run to float tolerance, not bit for bit.
 
+The trainer sees one seam: `Distribution.build_model`, `fitting` (around `model.fit`),
+`log_dir` and `describe` (what state.json records), and reads `is_chief`; `run_state`
+calls `check_resume` on a resume. The rest of this module serves those.
+
 TensorFlow is imported lazily: `--cpu-devices` must be applied before TensorFlow sets up
 its devices.
 """
