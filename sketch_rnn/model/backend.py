@@ -2,7 +2,7 @@
 
 Every place where the project does something different on TensorFlow and on JAX is a
 function of this module; the rest of the package calls these and asks no backend
-questions of its own (`keras.backend.backend()` appears here only, outside `training`):
+questions of its own (`keras.backend.backend()` appears here only):
 
 - `scan`: the time loop (a tf.while_loop over TensorArrays; jax.lax.scan);
 - `custom_vjp`: a function with a hand-written backward (tf.custom_gradient; jax.custom_vjp);

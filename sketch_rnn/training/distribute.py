@@ -8,7 +8,7 @@ device, and where it is done:
 * the global batch is `train_batch(seed, step)`, `hps.batch_size` sketches; Keras' fit hands
   replica r the r-th contiguous slice of it (B/R rows, in order);
 * every random draw in the model (z noise, dropout masks) is drawn for the whole global
-  batch on each replica, which keeps its own rows (`model.optimizer.replica_slot`), so each
+  batch on each replica, which keeps its own rows (`model.backend.replica_slot`), so each
   sketch sees the numbers one device would give it;
 * tf.distribute sums the replicas' gradients, so each replica's loss is its batch mean / R
   (model.compute_loss), and gradient clipping happens after that sum, on the global batch's

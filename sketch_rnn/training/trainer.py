@@ -28,6 +28,7 @@ from ..core.hparams import HParams
 from ..core.machine import describe as describe_machine
 from ..data import SketchSplit, load_data, step_batch
 from ..evaluation.losses import evaluate_split
+from ..model import backend
 from . import checkpoint as ckpt_io
 from . import distribute, run_state
 from .callbacks import CheckpointCallback, StopSignal
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 def configure_determinism(seed: int) -> None:
     """Seed every global RNG and ask TensorFlow for deterministic kernels."""
     keras.utils.set_random_seed(seed)
-    if keras.backend.backend() == "tensorflow":
+    if backend.is_tensorflow():
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
@@ -78,7 +79,7 @@ class TrainStream(keras.utils.PyDataset):
         the model gets a train function traced once per batch shape
         (`per_shape_train_function`). JAX's fit jit-compiles per input shape by itself.
         """
-        if not self.hps.bucketed_batches or keras.backend.backend() != "tensorflow":
+        if not self.hps.bucketed_batches or not backend.is_tensorflow():
             return self
         import tensorflow as tf
 
