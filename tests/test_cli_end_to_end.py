@@ -87,7 +87,7 @@ def test_sample_from_a_trained_run_is_reproducible(conditional_run, tmp_path) ->
 
 @pytest.mark.parametrize("name", ["sheep", "sheep_decoder"])
 def test_shipped_pretrained_model_loads_exactly(name: str) -> None:
-    """checkpoints/sheep (trained on JAX) and checkpoints/sheep_decoder (TensorFlow, CPU)
+    """checkpoints/sheep and checkpoints/sheep_decoder (TensorFlow, CPU, bf16 matmuls)
     load on this backend with every variable intact, and sample."""
     from sketch_rnn.training.checkpoint import fingerprint
     from sketch_rnn.generation.sampling import sample

@@ -74,14 +74,17 @@ class LoadedRun:
         return self.checkpoint.state
 
 
-def load_run(run_dir: str | Path) -> LoadedRun:
-    """The newest complete checkpoint of `run_dir` as a ready model (sampling, evaluation)."""
+def load_run(run_dir: str | Path, precision: str | None = None) -> LoadedRun:
+    """The newest complete checkpoint of `run_dir` as a ready model (sampling, evaluation).
+    `precision` ("float32" | "bfloat16") builds it with other matmul operands than it was
+    trained with: to compare it with a run of the other precision on equal terms."""
     from ..model.build import build_model  # Keras: only when a model is needed
 
     ckpt = require_checkpoint(run_dir)
-    model = build_model(ckpt.hps, int(ckpt.state["seed"]))
+    hps = ckpt.hps if precision is None else ckpt.hps.replace(precision=precision)
+    model = build_model(hps, int(ckpt.state["seed"]))
     try:
         model.load_weights(str(ckpt.path / WEIGHTS))
     except (OSError, ValueError) as e:
         raise SketchRNNError(f"{ckpt.path / WEIGHTS}: cannot load weights ({e})") from None
-    return LoadedRun(model, ckpt.hps, ckpt)
+    return LoadedRun(model, hps, ckpt)

@@ -10,8 +10,8 @@ them is latent_study.md (README.md here says what reproduces from the tree).
     PYTHONPATH=. python studies/latent/latent.py curve "mu_init0.1+stroke_drop" --until 6000
     PYTHONPATH=. python studies/latent/latent.py watch runs/s12/A:scratch --until 12:30
     PYTHONPATH=. python studies/latent/latent.py table small_scratch_control
-    PYTHONPATH=. python studies/latent/latent.py decoding checkpoints/sheep
-    PYTHONPATH=. python studies/latent/latent.py code-retrieval checkpoints/sheep
+    PYTHONPATH=. python studies/latent/latent.py decoding runs/study/first_shipped_sheep
+    PYTHONPATH=. python studies/latent/latent.py code-retrieval runs/study/first_shipped_sheep
 """
 from __future__ import annotations
 

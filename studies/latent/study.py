@@ -34,7 +34,7 @@ ROOT = HERE.parents[1]  # the repository
 STUDY = ROOT / "runs" / "study"
 OUT = HERE / "latent_study.md"
 DATA = "data/aaron_sheep.npz"
-REFERENCE = "checkpoints/sheep"
+REFERENCE = "runs/study/first_shipped_sheep"  # README.md here: how to restore it
 BASE = "enc_rnn_size=64,dec_rnn_size=128,z_size=32,kl_decay_rate=0.995,save_every=250"
 
 # (name, extra hparams, what changed), in priority order; baseline = small's KL settings.
