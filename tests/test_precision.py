@@ -146,15 +146,26 @@ def test_bf16_stop_at_k_and_resume_gives_same_fingerprint(straight_bf16, twenty_
 
 @pytest.mark.slow
 @pytest.mark.kills
-def test_bf16_sigkill_then_resume_is_exact(straight_bf16, tmp_path) -> None:
+def test_bf16_sigterm_then_sigkill_then_resume_is_exact(straight_bf16, tmp_path) -> None:
+    """One bf16 run stopped both ways: SIGTERM (it saves where it is), resumed, SIGKILL after
+    a checkpoint (it resumes from that one), resumed to the end: the straight run's bits."""
     run_dir = tmp_path / "run"
     since = time.time()
     proc = subprocess.Popen(train_cmd(run_dir, N, hparams=BF16), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_step(run_dir, 5, proc, since)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    stopped = runs.info(run_dir)["step"]
+    assert 5 <= stopped < N
+    since = time.time()
+    proc = subprocess.Popen(train_cmd(run_dir, N, hparams=BF16), cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_step(run_dir, 11, proc, since)  # ckpt-10 is complete
+    wait_for_step(run_dir, max(11, stopped + 1), proc, since)  # a checkpoint past the stop
     proc.kill()
     assert proc.wait() == -signal.SIGKILL
-    assert 0 < ckpt_io.newest_checkpoint(run_dir, False).step < N
+    assert stopped <= ckpt_io.newest_checkpoint(run_dir, False).step < N
     subprocess.run(train_cmd(run_dir, N, hparams=BF16), cwd=ROOT, check=True,
                    capture_output=True)
     assert fingerprint(run_dir) == straight_bf16[1]

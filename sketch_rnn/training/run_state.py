@@ -161,9 +161,14 @@ class RunConfig:
     hps: HParams
     seed: int
     run_id: str
-    resume_from: ckpt_io.Checkpoint | None
+    saved: SavedState | None  # None: a new run; read once, here, for the whole resume
     # the run's lineage (see the module docstring), this resume's path changes included
     lineage: list = field(default_factory=list)
+
+    @property
+    def resume_from(self) -> ckpt_io.Checkpoint | None:
+        """The checkpoint this run resumes from (None: a new run)."""
+        return None if self.saved is None else self.saved.checkpoint
 
 
 def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str | None,
@@ -204,7 +209,7 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
     if not paths:  # an imported run given only --scale-factor
         raise SketchRNNError(f"{run_dir}: the run records no training data; give --data DATA.npz")
     return RunConfig(run_dir, paths, hps.replace(**changes), saved.seed, saved.run_id,
-                     previous, history)
+                     saved, history)
 
 
 def _new_run(run_dir: Path, data: Sequence[str] | None, preset_name: str | None,
@@ -249,9 +254,9 @@ def _differs_from_preset(hps: HParams, preset_name: str, changes: dict[str, Any]
 # --------------------------------------------------------------------------- restoring
 def check_data(config: RunConfig, data: Any) -> None:
     """Refuse to resume on other data than the run's (an import without data takes any)."""
-    if config.resume_from is None:
+    saved = config.saved
+    if saved is None:
         return
-    saved = read_state(config.resume_from)
     if saved.data_fingerprint not in (None, data.fingerprint):
         raise SketchRNNError(
             f"{config.run_dir}: --data {' '.join(config.data_paths)} is not the data "
@@ -277,7 +282,7 @@ def restore(config: RunConfig, model: Any, dist: Distribution
     if prev is None:
         return (LearningRateSchedulerPerBatch(lr_schedule, run_id),
                 KLWeightScheduler(kl_schedule, run_id))
-    saved = read_state(prev)
+    saved = config.saved
     distribute.check_resume(saved.distribute, dist)
     model.load_weights(str(prev.path / ckpt_io.WEIGHTS))
     callbacks = ckpt_io.load_callbacks(prev)
