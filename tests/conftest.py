@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -213,3 +214,18 @@ def wait_for_step(run_dir: Path, step: int, proc: subprocess.Popen, since: float
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)
     raise AssertionError("training did not progress")
+
+
+def sigterm_after(run_dir: Path, step: int, cmd: list[str]) -> int:
+    """Start `cmd` (a train command), SIGTERM it once it has logged `step`, check that it
+    saved and exited 143, and return the step it stopped at."""
+    since = time.time()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    wait_for_step(run_dir, step, proc, since)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    from sketch_rnn.training import runs
+
+    return runs.info(run_dir)["step"]

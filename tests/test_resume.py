@@ -28,7 +28,7 @@ from sketch_rnn.training.trainer import Trainer, plan_run
 
 from conftest import ROOT, SHEEP as DATA, TINY_HPARAMS as HPARAMS, fingerprint, train_cmd
 from conftest import train_tiny as train
-from conftest import wait_for_step
+from conftest import sigterm_after, wait_for_step
 
 N = 25
 
@@ -196,15 +196,8 @@ def test_architecture_change_and_other_data_are_refused(straight, tmp_path) -> N
 @pytest.mark.kills
 def test_sigterm_saves_and_resume_is_exact(straight, tmp_path) -> None:
     run_dir = tmp_path / "run"
-    since = time.time()
     # This run also draws sample sketches at each save: they must not disturb training.
-    proc = subprocess.Popen(train_cmd(run_dir, N, samples=True), cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    wait_for_step(run_dir, 5, proc, since)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
-    stopped = runs.info(run_dir)["step"]
+    stopped = sigterm_after(run_dir, 5, train_cmd(run_dir, N, samples=True))
     assert 5 <= stopped < N
     subprocess.run(train_cmd(run_dir, N, samples=True), cwd=ROOT, check=True, capture_output=True)
     assert fingerprint(run_dir) == straight[1]
