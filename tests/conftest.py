@@ -30,8 +30,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SHEEP = str(ROOT / "data" / "aaron_sheep.npz")
 GROUPS_ENV = "SKETCH_RNN_TEST_GROUPS"  # the file in which xdist workers leave the groups
 # the `tiny` preset on sheep sketches of at most 64 points, a checkpoint every 10 steps, in
-# float32 on every CPU (a new run would otherwise pick bfloat16 where the CPU has it)
-TINY_HPARAMS = "max_seq_len=64,save_every=10,batch_size=8,precision=float32"
+# float32 on every CPU (a new run would otherwise pick bfloat16 where the CPU has it), on
+# length-bucketed batches as a new run of a user's is (test_bucketing's runs)
+TINY_BUCKETED = "max_seq_len=64,save_every=10,batch_size=8,precision=float32"
+# the same on full-length batches: one batch shape, so one trace of the training step per run
+# instead of one per length bucket drawn (a 25-step tiny run: 2 s, not 10); what the tests of
+# resume, locks and commands check does not depend on the batches' lengths, and the bucketed
+# path's own resume, refusal and lineage checks live in test_bucketing
+TINY_HPARAMS = TINY_BUCKETED + ",bucketed_batches=false"
 
 
 def pytest_configure(config) -> None:

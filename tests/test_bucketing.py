@@ -14,7 +14,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import SHEEP, TINY_HPARAMS, fingerprint, train_tiny
+from conftest import SHEEP, TINY_BUCKETED, fingerprint, train_tiny
 
 from sketch_rnn.core.hparams import HParams, preset
 from sketch_rnn.data import bucketed_train_batch, load_data, train_batch
@@ -149,39 +149,47 @@ def test_full_length_path_is_unchanged(sheep):
 
 
 # ------------------------------------------------------------------ runs and resumes
-def test_bucketed_run_traces_once_per_shape_and_resumes_exactly(twenty_step_run, tmp_path):
-    straight = train_tiny(tmp_path / "a", 30, seed=0)
+@pytest.fixture(scope="module")
+def bucketed_twenty(tmp_path_factory):
+    """A tiny run on the bucketed path (TINY_BUCKETED, seed 0) trained 20 steps, no stop."""
+    run_dir = tmp_path_factory.mktemp("bucketed_twenty") / "run"
+    train_tiny(run_dir, 20, seed=0, hparams=TINY_BUCKETED)
+    return run_dir
+
+
+def test_bucketed_run_traces_once_per_shape_and_resumes_exactly(bucketed_twenty, tmp_path):
+    straight = train_tiny(tmp_path / "a", 30, seed=0, hparams=TINY_BUCKETED)
     assert straight.hps.bucketed_batches
     assert 1 <= straight.model.trace_count <= NUM_BUCKETS  # not one trace per step
-    shutil.copytree(twenty_step_run, tmp_path / "b")  # the same run stopped at 20 (seed 0)
-    resumed = train_tiny(tmp_path / "b", 30)
+    shutil.copytree(bucketed_twenty, tmp_path / "b")  # the same run stopped at 20 (seed 0)
+    resumed = train_tiny(tmp_path / "b", 30, hparams=TINY_BUCKETED)
     assert resumed.model.trace_count <= NUM_BUCKETS
     assert fingerprint(tmp_path / "a") == fingerprint(tmp_path / "b")
 
 
-def test_full_length_path_resumes_exactly_and_differs_from_bucketed(twenty_step_run, tmp_path):
-    hp = TINY_HPARAMS + ",bucketed_batches=false"  # float32 both: only the path differs
-    train_tiny(tmp_path / "a", 20, seed=0, hparams=hp)
-    train_tiny(tmp_path / "b", 10, seed=0, hparams=hp)
-    train_tiny(tmp_path / "b", 20, hparams=hp)
-    assert fingerprint(tmp_path / "a") == fingerprint(tmp_path / "b")
-    # the same 20 steps on the bucketed path (TINY_HPARAMS, seed 0) end elsewhere
-    assert fingerprint(twenty_step_run) != fingerprint(tmp_path / "a")
+def test_full_length_path_resumes_exactly_and_differs_from_bucketed(
+        ten_step_run, twenty_step_run, bucketed_twenty, tmp_path):
+    # ten_step_run and twenty_step_run: TINY_HPARAMS (full-length batches), seed 0
+    shutil.copytree(ten_step_run, tmp_path / "b")
+    train_tiny(tmp_path / "b", 20)
+    assert fingerprint(tmp_path / "b") == fingerprint(twenty_step_run)
+    # the same 20 steps on the bucketed path (float32 both: only the path differs) end elsewhere
+    assert fingerprint(bucketed_twenty) != fingerprint(twenty_step_run)
 
 
 def test_changing_the_path_on_resume_is_refused_by_name(ten_step_run, tmp_path):
     from sketch_rnn.core.errors import SketchRNNError
     from sketch_rnn.training.trainer import plan_run
 
-    shutil.copytree(ten_step_run, tmp_path / "r")  # a bucketed run (TINY_HPARAMS), step 10
-    hp = "max_seq_len=64,save_every=10,batch_size=8,bucketed_batches=false"
+    shutil.copytree(ten_step_run, tmp_path / "r")  # a full-length run (TINY_HPARAMS), step 10
+    hp = TINY_BUCKETED + ",bucketed_batches=true"
     with pytest.raises(SketchRNNError, match="bucketed_batches"):
         plan_run(tmp_path / "r", [SHEEP], "tiny", hp, 20, None)
     allowed = plan_run(tmp_path / "r", [SHEEP], "tiny", hp, 20, None,
                        allow_changes={"bucketed_batches"})
-    assert allowed.hps.bucketed_batches is False
+    assert allowed.hps.bucketed_batches is True
     assert allowed.lineage == [{"kind": "path_change", "step": 10, "field": "bucketed_batches",
-                                "from": True, "to": False}]
+                                "from": False, "to": True}]
 
 
 def test_run_saved_before_the_key_resumes_on_the_old_path(tmp_path, ten_step_run):
