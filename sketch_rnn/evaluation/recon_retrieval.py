@@ -99,22 +99,34 @@ def teacher_forced_scores(model: Any, sketches: Sequence[np.ndarray],
                           scale_factor: float = 1.0) -> np.ndarray:
     """L_R (L_s + L_p, teacher-forced) of sketch j decoded from sketch i's mu: (n, n) [j, i].
 
-    One decoder pass of all n sketches per code, so the cost grows as n^2.
+    One decoder pass of all n sketches per code, so the cost grows as n^2; each pass is
+    one compiled graph (built once per model), not n_max eager framework calls.
     """
-    from keras import ops
-
+    from ..generation.compiled import compiled, encoder
     from ..generation.sampling import sketches_to_stroke5
-    from ..model.mixture import sketch_loss_terms
 
     strokes, lengths = sketches_to_stroke5(model, sketches, scale_factor)
-    mu = np.asarray(model.encode(strokes, lengths)[0])  # (n, z)
+    mu = np.asarray(encoder(model)(strokes, lengths)[0])  # (n, z)
+    recon = compiled(model, ("teacher_forced_recon",), lambda: _recon_under(model))
     n = len(sketches)
     scores = np.zeros((n, n))
     for i in range(n):
-        raw = model.decode_sequence(strokes, np.repeat(mu[i:i + 1], n, axis=0))  # (n, N_max, K)
-        terms = sketch_loss_terms(ops.transpose(raw, (1, 0, 2)), strokes, lengths)
-        scores[:, i] = np.asarray(terms["stroke"]) + np.asarray(terms["pen"])  # (n,)
+        scores[:, i] = np.asarray(recon(strokes, lengths, np.repeat(mu[i:i + 1], n, axis=0)))
     return scores
+
+
+def _recon_under(model: Any) -> Callable:
+    """fn(strokes, lengths, z) -> each sketch's teacher-forced L_s + L_p (n,) under code z."""
+    from keras import ops
+
+    from ..model.mixture import sketch_loss_terms
+
+    def fn(strokes, lengths, z):
+        raw = model.decode_sequence(strokes, z)  # (n, N_max, K)
+        terms = sketch_loss_terms(ops.transpose(raw, (1, 0, 2)), strokes, lengths)
+        return terms["stroke"] + terms["pen"]  # (n,)
+
+    return fn
 
 
 def latent_report(model: Any, sketches: Sequence[np.ndarray], *,

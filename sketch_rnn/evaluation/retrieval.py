@@ -202,12 +202,13 @@ def posterior(model: Any, sketches: Sequence[np.ndarray], scale_factor: float,
     to one shape (see `decode_codes`); the backend's tensors are read with np.asarray, so
     this module never imports Keras.
     """
+    from ..generation.compiled import encoder
     from ..generation.sampling import sketches_to_stroke5
 
     mus, presigs = [], []
     for chunk in _padded_chunks(list(sketches), batch):
         strokes, lengths = sketches_to_stroke5(model, chunk.items, scale_factor)
-        mu, presig = model.encode(strokes, lengths)  # (batch, z) each
+        mu, presig = encoder(model)(strokes, lengths)  # (batch, z) each
         mus.append(np.asarray(mu, dtype=np.float32)[:chunk.real])
         presigs.append(np.asarray(presig, dtype=np.float32)[:chunk.real])
     return np.concatenate(mus), np.concatenate(presigs)  # (n, z) each

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..core.errors import SketchRNNError
 from ..core.strokes import PAD, S_0, packed_to_stroke5, stroke5_to_stroke3
-from .compiled import compiled
+from .compiled import compiled, encoder
 
 NOISE = 4  # per-step draws: u_pi, u_pen, eps_1, eps_2
 
@@ -352,7 +352,7 @@ def encode(model: Any, sketches: Sequence[np.ndarray], *, scale_factor: float = 
     if not _conditional(model):
         raise SketchRNNError("encode: this model is decoder-only (hparam conditional=False)")
     strokes, lengths = sketches_to_stroke5(model, sketches, scale_factor)
-    mu, presig = model.encode(ops.convert_to_tensor(strokes), ops.convert_to_tensor(lengths))
+    mu, presig = encoder(model)(strokes, lengths)
     mu, presig = ops.convert_to_numpy(mu), ops.convert_to_numpy(presig)  # (B, z_size) each
     if not sample_z:
         return mu.astype(np.float32)
