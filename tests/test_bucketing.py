@@ -149,32 +149,54 @@ def test_full_length_path_is_unchanged(sheep):
 
 
 # ------------------------------------------------------------------ runs and resumes
+SHORT_TRAIN = 24  # train sketches of `short_sheep`: min(NUM_BUCKETS, 24 // B = 8) = 3 buckets
+
+
 @pytest.fixture(scope="module")
-def bucketed_twenty(tmp_path_factory):
-    """A tiny run on the bucketed path (TINY_BUCKETED, seed 0) trained 20 steps, no stop."""
+def short_sheep(tmp_path_factory):
+    """Real sheep of at most 64 points (the tiny runs' N_max): the first SHORT_TRAIN of the
+    train split and the first 24 of valid and test. At B = 8 the train split is 3 length
+    buckets, so a bucketed run traces at most 3 shapes (each trace costs about a second
+    and a half) where the whole sheep set would give it 8."""
+    from npz_helpers import write_npz
+    from sketch_rnn.data.npz import load_npz
+
+    short = {k: [x for x in v if len(x) <= 64] for k, v in load_npz(SHEEP).items()}
+    sizes = {"train": SHORT_TRAIN, "valid": 24, "test": 24}
+    path = tmp_path_factory.mktemp("short_sheep") / "short_sheep.npz"
+    return str(write_npz(path, **{k: short[k][:n] for k, n in sizes.items()}))
+
+
+@pytest.fixture(scope="module")
+def bucketed_twenty(tmp_path_factory, short_sheep):
+    """A tiny run on the bucketed path (TINY_BUCKETED, seed 0, `short_sheep`), 20 steps."""
     run_dir = tmp_path_factory.mktemp("bucketed_twenty") / "run"
-    train_tiny(run_dir, 20, seed=0, hparams=TINY_BUCKETED)
+    train_tiny(run_dir, 20, seed=0, hparams=TINY_BUCKETED, data=short_sheep)
     return run_dir
 
 
-def test_bucketed_run_traces_once_per_shape_and_resumes_exactly(bucketed_twenty, tmp_path):
-    straight = train_tiny(tmp_path / "a", 30, seed=0, hparams=TINY_BUCKETED)
+def test_bucketed_run_traces_once_per_shape_and_resumes_exactly(bucketed_twenty, short_sheep,
+                                                                tmp_path):
+    buckets = SHORT_TRAIN // 8  # B = 8 (TINY_BUCKETED), fewer than NUM_BUCKETS
+    straight = train_tiny(tmp_path / "a", 30, seed=0, hparams=TINY_BUCKETED, data=short_sheep)
     assert straight.hps.bucketed_batches
-    assert 1 <= straight.model.trace_count <= NUM_BUCKETS  # not one trace per step
+    assert 1 <= straight.model.trace_count <= buckets  # not one trace per step
     shutil.copytree(bucketed_twenty, tmp_path / "b")  # the same run stopped at 20 (seed 0)
-    resumed = train_tiny(tmp_path / "b", 30, hparams=TINY_BUCKETED)
-    assert resumed.model.trace_count <= NUM_BUCKETS
+    resumed = train_tiny(tmp_path / "b", 30, hparams=TINY_BUCKETED, data=short_sheep)
+    assert resumed.model.trace_count <= buckets
     assert fingerprint(tmp_path / "a") == fingerprint(tmp_path / "b")
 
 
 def test_full_length_path_resumes_exactly_and_differs_from_bucketed(
-        ten_step_run, twenty_step_run, bucketed_twenty, tmp_path):
+        ten_step_run, twenty_step_run, bucketed_twenty, short_sheep, tmp_path):
     # ten_step_run and twenty_step_run: TINY_HPARAMS (full-length batches), seed 0
     shutil.copytree(ten_step_run, tmp_path / "b")
     train_tiny(tmp_path / "b", 20)
     assert fingerprint(tmp_path / "b") == fingerprint(twenty_step_run)
-    # the same 20 steps on the bucketed path (float32 both: only the path differs) end elsewhere
-    assert fingerprint(bucketed_twenty) != fingerprint(twenty_step_run)
+    # the same 20 steps on the bucketed path (same data and seed, float32 both: only the
+    # path differs) end elsewhere
+    train_tiny(tmp_path / "c", 20, seed=0, data=short_sheep)
+    assert fingerprint(bucketed_twenty) != fingerprint(tmp_path / "c")
 
 
 def test_changing_the_path_on_resume_is_refused_by_name(ten_step_run, tmp_path):
