@@ -166,17 +166,18 @@ def test_bf16_sigterm_then_sigkill_then_resume_is_exact(straight_bf16, tmp_path)
 
 # --------------------------------------------------------------------------- changing it
 def test_resume_with_another_precision_is_refused_by_name_unless_asked(straight_bf16,
-                                                                       tmp_path) -> None:
+                                                                       tmp_path, capsys) -> None:
+    from sketch_rnn import cli
+
     run_dir = tmp_path / "run"
     shutil.copytree(straight_bf16[0], run_dir)
     with pytest.raises(SketchRNNError, match="cannot change precision .*--allow-precision-change"):
         plan_run(run_dir, None, None, "precision=float32", N + 2, None)
-    out = subprocess.run(train_cmd(run_dir, N + 2), cwd=ROOT, capture_output=True, text=True)
-    assert out.returncode == 2 and "cannot change precision" in out.stderr
+    # the command a user types (in this process: the exit code and stderr are cli.main's)
+    argv = train_cmd(run_dir, N + 2)[3:]  # after `python -m sketch_rnn`
+    assert cli.main(argv) == 2 and "cannot change precision" in capsys.readouterr().err
     assert runs.info(run_dir)["step"] == N  # nothing trained, nothing written
-    out = subprocess.run(train_cmd(run_dir, N + 2, "--allow-precision-change"), cwd=ROOT,
-                         capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:]
+    assert cli.main(argv + ["--allow-precision-change"]) == 0
     state = json.loads((ckpt_io.newest_checkpoint(run_dir).path / "state.json").read_text())
     assert state["step"] == N + 2 and state["hparams"]["precision"] == "float32"
     assert state["lineage"] == [{"kind": "path_change", "step": N, "field": "precision",
