@@ -165,7 +165,8 @@ def test_encode_reads_sketches_in_data_units(model):
     assert mu.shape == (3, model.hps.z_size)
     scaled = [np.c_[s[:, :2] * 7.0, s[:, 2]] for s in sketches]
     np.testing.assert_allclose(sampling.encode(model, scaled, scale_factor=7.0), mu, atol=1e-5)
-    # alone or in a batch, padded the same way the training data is
+    # alone or in a batch, padded the same way the training data is; and the eager
+    # model.encode agrees with the compiled encoder that sampling.encode runs
     alone = np.asarray(model.encode(stroke3_to_stroke5(sketches[0], N_MAX)[None], [5])[0])
     np.testing.assert_allclose(mu[:1], alone, atol=1e-5)
     z1 = sampling.encode(model, sketches, sample_z=True, seed=1)
