@@ -169,6 +169,8 @@ def test_encode_reads_sketches_in_data_units(model):
     # model.encode agrees with the compiled encoder that sampling.encode runs
     alone = np.asarray(model.encode(stroke3_to_stroke5(sketches[0], N_MAX)[None], [5])[0])
     np.testing.assert_allclose(mu[:1], alone, atol=1e-5)
+    strokes, lengths = sampling.sketches_to_stroke5(model, sketches)  # the same batch: equal bits
+    assert np.array_equal(mu, np.asarray(model.encode(strokes, lengths)[0]))
     z1 = sampling.encode(model, sketches, sample_z=True, seed=1)
     assert np.array_equal(z1, sampling.encode(model, sketches, sample_z=True, seed=1))
     assert not np.allclose(z1, mu)

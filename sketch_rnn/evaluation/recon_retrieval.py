@@ -100,14 +100,15 @@ def teacher_forced_scores(model: Any, sketches: Sequence[np.ndarray],
     """L_R (L_s + L_p, teacher-forced) of sketch j decoded from sketch i's mu: (n, n) [j, i].
 
     One decoder pass of all n sketches per code, so the cost grows as n^2; each pass is
-    one compiled graph (built once per model), not n_max eager framework calls.
+    one plain graph (built once per model; the eager kernels, so the eager numbers), not
+    N_max eager framework calls.
     """
     from ..generation.compiled import compiled, encoder
     from ..generation.sampling import sketches_to_stroke5
 
     strokes, lengths = sketches_to_stroke5(model, sketches, scale_factor)
     mu = np.asarray(encoder(model)(strokes, lengths)[0])  # (n, z)
-    recon = compiled(model, ("teacher_forced_recon",), lambda: _recon_under(model))
+    recon = compiled(model, ("teacher_forced_recon",), lambda: _recon_under(model), xla=False)
     n = len(sketches)
     scores = np.zeros((n, n))
     for i in range(n):

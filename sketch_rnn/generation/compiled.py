@@ -13,8 +13,10 @@ from ..model.backend import compile_fn
 _CACHE_ATTR = "_sketch_rnn_sampling_compiled"
 
 
-def compiled(model: Any, key: tuple, build: Callable[[], Callable]) -> Callable:
-    """The compiled variant `key` of this model, built on first use and kept on the model.
+def compiled(model: Any, key: tuple, build: Callable[[], Callable], xla: bool = True
+             ) -> Callable:
+    """The compiled variant `key` of this model, built on first use and kept on the model
+    (`compile_fn`: XLA, or with xla=False a plain graph giving the eager numbers).
 
     Kept as a plain attribute (set past Keras' attribute tracking, so it is never saved):
     a weak-keyed global cache would keep every model alive, since its functions refer to it.
@@ -24,15 +26,17 @@ def compiled(model: Any, key: tuple, build: Callable[[], Callable]) -> Callable:
         cache = {}
         object.__setattr__(model, _CACHE_ATTR, cache)
     if key not in cache:
-        cache[key] = compile_fn(model, build())
+        cache[key] = compile_fn(model, build(), xla)
     return cache[key]
 
 
 def encoder(model: Any) -> Callable:
-    """model.encode as a compiled graph: (strokes (B, N_max+1, 5), lengths (B,)) -> (mu, presig).
+    """model.encode as a graph: (strokes (B, N_max+1, 5), lengths (B,)) -> (mu, presig).
 
     `evaluate` encodes every sketch of a split five times (the split and each temperature's
     reconstructions); an eager pass makes one framework call per point and per direction,
-    about ten times the compiled pass's time once the graph is built (about a second).
+    about five times the graph's time once it is built (about a second). A plain graph, not
+    XLA: mu is then bit for bit the eager model.encode's (XLA's bf16 matmuls moved the shipped
+    sheep's mu by up to 0.008, and with it every sampled reconstruction).
     """
-    return compiled(model, ("encode",), lambda: model.encode)
+    return compiled(model, ("encode",), lambda: model.encode, xla=False)

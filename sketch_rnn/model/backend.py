@@ -166,12 +166,14 @@ def matmul_tn(a, b):
     return ops.einsum("rp,rq->pq", a, b)
 
 
-def compile_fn(model: Any, fn: Callable) -> Callable:
-    """One compiled graph of fn, a function of `model`: XLA-compiled tf.function on TF,
-    jax.jit on JAX.
+def compile_fn(model: Any, fn: Callable, xla: bool = True) -> Callable:
+    """One compiled graph of fn, a function of `model`: XLA-compiled tf.function on TF
+    (a plain one with xla=False), jax.jit on JAX.
 
     XLA fuses each step's element-wise LSTM and sampling ops: on 2 CPU cores the paper-size
-    sampler ran about twice as fast as with a plain tf.function. On JAX the weights are
+    sampler ran about twice as fast as with a plain tf.function. A plain tf.function runs the
+    eager kernels (oneDNN), so it gives the eager numbers; XLA's bf16 matmuls round
+    differently (the graph the trainer runs on CPU is a plain one too). On JAX the weights are
     passed in as arguments (Keras StatelessScope), so a jitted function never holds stale
     copies of weights that were loaded or trained later.
     """
@@ -179,7 +181,7 @@ def compile_fn(model: Any, fn: Callable) -> Callable:
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(fn, jit_compile=True, reduce_retracing=True)
+        return tf.function(fn, jit_compile=xla, reduce_retracing=True)
     if backend == "jax":
         import jax
 
