@@ -173,7 +173,8 @@ def compile_fn(model: Any, fn: Callable, xla: bool = True) -> Callable:
     XLA fuses each step's element-wise LSTM and sampling ops: on 2 CPU cores the paper-size
     sampler ran about twice as fast as with a plain tf.function. A plain tf.function runs the
     eager kernels (oneDNN), so it gives the eager numbers; XLA's bf16 matmuls round
-    differently (the graph the trainer runs on CPU is a plain one too). On JAX the weights are
+    differently (Keras runs the training step as a plain tf.function on CPU, its XLA parts
+    only the element-wise `xla_cluster`s). On JAX the weights are
     passed in as arguments (Keras StatelessScope), so a jitted function never holds stale
     copies of weights that were loaded or trained later.
     """
