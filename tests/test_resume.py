@@ -2,8 +2,8 @@
 
 Every run here is the `tiny` preset on the bundled sheep data (sketches of at most
 64 points), checkpointing every 10 steps, on full-length batches (`TINY_HPARAMS`: one traced
-shape per run); the bucketed path's own resumes are in test_bucketing. The fingerprint compared is `info --json`'s:
-the sha256 of all model and optimizer variables.
+shape per run); the bucketed path's own resumes are in test_bucketing. The fingerprint
+compared is `info --json`'s: the sha256 of all model and optimizer variables.
 """
 from __future__ import annotations
 

@@ -2,7 +2,9 @@
 
 The sampler, the completion's teacher-forced prefix and the one-step reference all run as
 compiled functions of a model (XLA on TensorFlow, jax.jit on JAX: `model.backend.compile_fn`);
-building one costs seconds, so each is built on first use and kept on the model itself.
+the encoder (`encoder`) and evaluate's teacher-forced view as plain graphs, which keep the
+eager numbers. Building one costs seconds, so each is built on first use and kept on the
+model itself.
 """
 from __future__ import annotations
 
