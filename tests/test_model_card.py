@@ -48,6 +48,16 @@ def test_page_escapes_what_it_reads() -> None:
     assert "unknown (no logs/train.csv)" in page and "unknown (no machine recorded" in page
 
 
+def test_page_names_the_accelerator_a_run_recorded() -> None:
+    """A run resumed on a GPU records it beside the CPU (`backend.accelerators`); the card says
+    it as a plain list, not a Python repr."""
+    machine = {"cpu": "Intel(R) Xeon(R) Processor", "cores": 16, "os": "Linux",
+               "accelerators": ["NVIDIA H200"]}
+    page = card_html.render("run", {"machine": machine}, [], {"split": "test"}, {},
+                            {"seconds": 60.0})
+    assert "accelerators: NVIDIA H200" in page and "[" not in page.split("accelerators")[1][:20]
+
+
 def test_conditional_run_card(ten_step_run, tmp_path) -> None:
     run_dir = tmp_path / "run"
     shutil.copytree(ten_step_run, run_dir)  # a tiny conditional run, 10 steps, with its log
@@ -67,6 +77,9 @@ def test_conditional_run_card(ten_step_run, tmp_path) -> None:
     assert f"{numbers['recon']:.3f}" in page and f"{numbers['precision_tau_1']:.3f}" in page
     state = json.loads(next((run_dir / "checkpoints").glob("ckpt-*/state.json")).read_text())
     assert state["machine"]["cores"] >= 1 and state["machine"]["cpu"] in page  # new runs say where
+    import tensorflow as tf  # this machine's devices, asked independently of backend.accelerators
+    if not [d for d in tf.config.list_physical_devices() if d.device_type != "CPU"]:
+        assert "accelerators" not in state["machine"]  # a CPU-only run records none
     assert "sessions" not in page and "No training curves" not in page
     card = (out / "card.md").read_text(encoding="utf-8")  # the Markdown twin, for a README
     assert re.findall(r"!\[[^]]*\]\(([^)]+)\)", card) == pictures

@@ -38,7 +38,8 @@ def _training(state: Mapping[str, Any], timing: Mapping[str, Any],
               pictures: Mapping[str, str]) -> list[Block]:
     machine = state.get("machine")
     if isinstance(machine, Mapping):
-        where = ", ".join(f"{k}: {v}" for k, v in machine.items())
+        where = ", ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
+                          for k, v in machine.items())
     else:
         where = "unknown (no machine recorded in this run's checkpoint)"
     versions = state.get("versions") or {}

@@ -12,6 +12,7 @@ questions of its own (`keras.backend.backend()` appears here only):
 - `compile_fn`: one compiled graph of a model's function (the sampler's: XLA; jax.jit);
 - `stateless_iterations`: the optimizer's step count inside JAX's stateless train step;
 - `replica_slot`: which rows of a global batch this tf.distribute replica holds;
+- `accelerators`: the GPUs (or TPUs) the backend trains on, for the machine a run records;
 - `FastPath.cudnn`: whether a GPU serves keras.layers.LSTM with cuDNN.
 
 `FastPath` holds the switches of the fast paths (speed and memory only, never the numbers
@@ -37,6 +38,25 @@ def name() -> str:
 
 def is_tensorflow() -> bool:
     return name() == "tensorflow"
+
+
+def accelerators() -> list[str]:
+    """The names of the accelerators this backend computes on ([] on a CPU-only machine).
+
+    Why: a run may move between a laptop CPU and a cloud GPU (a checkpoint resumes on either
+    backend), and a model card's wall time means little without the device it was spent on;
+    /proc/cpuinfo (`core.machine`) cannot see a GPU.
+    """
+    if is_tensorflow():
+        import tensorflow as tf
+
+        return [tf.config.experimental.get_device_details(d).get("device_name", d.name)
+                for d in tf.config.list_physical_devices() if d.device_type != "CPU"]
+    if name() == "jax":
+        import jax
+
+        return [d.device_kind for d in jax.devices() if d.platform != "cpu"]
+    return []
 
 
 @dataclass(frozen=True)

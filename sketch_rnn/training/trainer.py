@@ -164,7 +164,7 @@ class Trainer:
             data=run_state.data_record(self.config.data_paths, self.data), hps=self.hps,
             model=self.model, learning_rate=self.lr_callback.current,
             kl_weight=self.kl_callback.current, valid=valid, distribute=self.dist.describe(),
-            history=self.config.lineage, machine=describe_machine())
+            history=self.config.lineage, machine=_machine())
         try:
             path = self.writer.write(step, self.model, callbacks, state)
         except StorageError as e:
@@ -212,3 +212,12 @@ class Trainer:
                 self.logger.close()
                 self.logger = None
         return self.stop.exit_code
+
+
+def _machine() -> dict[str, Any]:
+    """The machine a checkpoint records: CPU, cores, OS, and the accelerators where there are."""
+    machine = describe_machine()
+    found = backend.accelerators()
+    if found:
+        machine["accelerators"] = found
+    return machine
