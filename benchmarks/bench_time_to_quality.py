@@ -4,6 +4,7 @@
         [--levels 0.8,0.6,0.45] [--seeds 0] [--new-hparams precision=bfloat16] [--png out.png]
     python benchmarks/bench_time_to_quality.py --budget 60 --validate-every 50   # smoke
     python benchmarks/bench_time_to_quality.py --seeds 0,1,2 ...   # + quality-spread table
+    python benchmarks/bench_time_to_quality.py ... --curves points.json  # + every point as JSON
 
 Each run trains the `small` preset from scratch on data/aaron_sheep.npz in its own child
 process (one after the other, same cores): "today" with bucketed_batches=false,
@@ -175,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--today-hparams", default="", help="extra k=v overrides of today's path")
     p.add_argument("--samples", type=int, default=100, help="prior samples per temperature")
     p.add_argument("--png", default="time_to_quality.png", help="curves PNG path")
+    p.add_argument("--curves", default="", help="also write every run's validation points "
+                   "(step, training s, L_R, L_s, L_p) and pen rows to this JSON file")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -232,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"  new {row['new']:.4f}  {'within' if row['within'] else 'OUTSIDE'}")
     plot(runs, args.png, levels)
     print(f"curves: {args.png}")
+    if args.curves:
+        with open(args.curves, "w", encoding="utf-8") as f:
+            json.dump({"cpu": cpu, "today_hparams": today_hp, "new_hparams": new_hp,
+                       "runs": runs}, f, indent=1)
+        print(f"points: {args.curves}")
     summary = {"cpu": cpu, "flags": flags, "cpu_count": os.cpu_count(), "budget_s": args.budget,
                "validate_every": args.validate_every, "new_hparams": new_hp, "levels": per_level,
                "time_to_quality_ratio": round(min(ratios), 3) if ratios else None,
