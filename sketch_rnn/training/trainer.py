@@ -145,6 +145,7 @@ class Trainer:
         run_state.check_data(config, self.data)
         self.model = self.dist.build_model(self.hps, config.seed)
         self.writer = ckpt_io.CheckpointWriter(config.run_dir, self.hps.keep_checkpoints)
+        self.machine = _machine()  # the same for every checkpoint of this process
         self.lr_callback, self.kl_callback = run_state.restore(config, self.model, self.dist)
         self.stop = StopSignal()
         self.logger = None  # a TrainingLogger while fit() runs
@@ -164,7 +165,7 @@ class Trainer:
             data=run_state.data_record(self.config.data_paths, self.data), hps=self.hps,
             model=self.model, learning_rate=self.lr_callback.current,
             kl_weight=self.kl_callback.current, valid=valid, distribute=self.dist.describe(),
-            history=self.config.lineage, machine=_machine())
+            history=self.config.lineage, machine=self.machine)
         try:
             path = self.writer.write(step, self.model, callbacks, state)
         except StorageError as e:
