@@ -175,6 +175,15 @@ def ten_step_decoder_run(tmp_path_factory) -> Path:
     return run_dir
 
 
+def fast_first(values: list, unpack: bool = False) -> list:
+    """A check's parameters as the fast loop runs them: the first value in `-m "not slow"`,
+    the others only in the whole suite (marked `slow`). `unpack`: each value is a tuple of
+    several argnames' values."""
+    first, *rest = values
+    return [first, *(pytest.param(*(v if unpack else (v,)), marks=pytest.mark.slow)
+                     for v in rest)]
+
+
 def tiny_model(max_seq_len: int, seed: int, **overrides):
     """An untrained `tiny`-preset SketchRNN (built, not compiled) for tests of generation."""
     from sketch_rnn.core.hparams import preset

@@ -25,6 +25,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import fast_first
 
 import keras
 from keras import ops
@@ -89,8 +90,8 @@ def _tf_grads(fn, sources):
     return list(outs), tape.gradient(total, sources)
 
 
-@pytest.mark.parametrize("dec_model,input_dropout", [
-    ("lstm", False), ("lstm", True), ("layer_norm", False), ("hyper", False)])
+@pytest.mark.parametrize("dec_model,input_dropout", fast_first([
+    ("lstm", False), ("lstm", True), ("layer_norm", False), ("hyper", False)], unpack=True))
 def test_model_fused_equals_plain_autodiff(dec_model, input_dropout):
     """The training step's cost, head outputs, mu, presig and every gradient: fused vs plain.
 

@@ -175,6 +175,7 @@ def bucketed_twenty(tmp_path_factory, short_sheep):
     return run_dir
 
 
+@pytest.mark.slow  # the resume check (test_resume) on the bucketed path: three tiny runs
 def test_bucketed_run_traces_once_per_shape_and_resumes_exactly(bucketed_twenty, short_sheep,
                                                                 tmp_path):
     buckets = SHORT_TRAIN // 8  # B = 8 (TINY_BUCKETED), fewer than NUM_BUCKETS
@@ -187,6 +188,7 @@ def test_bucketed_run_traces_once_per_shape_and_resumes_exactly(bucketed_twenty,
     assert fingerprint(tmp_path / "a") == fingerprint(tmp_path / "b")
 
 
+@pytest.mark.slow  # three tiny runs
 def test_full_length_path_resumes_exactly_and_differs_from_bucketed(
         ten_step_run, twenty_step_run, bucketed_twenty, short_sheep, tmp_path):
     # ten_step_run and twenty_step_run: TINY_HPARAMS (full-length batches), seed 0
@@ -214,6 +216,7 @@ def test_changing_the_path_on_resume_is_refused_by_name(ten_step_run, tmp_path):
                                 "from": False, "to": True}]
 
 
+@pytest.mark.slow  # trains a tiny run (the fast loop's resume check is test_resume's stop mid-way)
 def test_run_saved_before_the_key_resumes_on_the_old_path(tmp_path, ten_step_run):
     """A run saved before bucketed_batches and precision existed (its state.json hparams
     lack both keys, as the first shipped checkpoints' did) continues with full-length float32

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 
+from sketch_rnn import cli
 from sketch_rnn.training.runs import load_run
 from sketch_rnn.data import load_data
 from sketch_rnn.evaluation.losses import evaluate_split
@@ -36,12 +37,14 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           text=True, cwd=ROOT)
 
 
-def test_evaluate_prints_paper_losses_matching_the_model(conditional_run) -> None:
-    result = _cli("evaluate", "--run-dir", str(conditional_run), "--split", "valid")
-    assert result.returncode == 0, result.stderr
-    assert len(result.stdout.strip().splitlines()) == 1  # progress goes to stderr
-    assert "evaluate: reconstructing" in result.stderr
-    report = json.loads(result.stdout)
+def test_evaluate_prints_paper_losses_matching_the_model(conditional_run, capsys) -> None:
+    # the command in this process (its exit code and streams are cli.main's); a fresh
+    # `python -m sketch_rnn` process is test_sample_from_a_trained_run_is_reproducible's
+    assert cli.main(["evaluate", "--run-dir", str(conditional_run), "--split", "valid"]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.strip().splitlines()) == 1  # progress goes to stderr
+    assert "evaluate: reconstructing" in err
+    report = json.loads(out)
     for key in ("recon", "stroke", "pen", "kl", "cost"):
         assert math.isfinite(report[key])
     assert report["recon"] == pytest.approx(report["stroke"] + report["pen"], rel=1e-9)
@@ -107,9 +110,8 @@ def test_shipped_decoder_only_model_exports_for_the_browser(tmp_path) -> None:
     hps = run.hps
     assert (hps.conditional, hps.dec_model, hps.num_mixture) == (False, "lstm", 20)
     out = tmp_path / "sheep.gen.json"
-    result = _cli("export", "--run-dir", str(ROOT / "checkpoints" / "sheep_decoder"),
-                  "--format", "magenta-js", "-o", str(out))
-    assert result.returncode == 0, result.stderr
+    assert cli.main(["export", "--run-dir", str(ROOT / "checkpoints" / "sheep_decoder"),
+                     "--format", "magenta-js", "-o", str(out)]) == 0
     back = to_keras_layout(decode_magenta_js(json.loads(out.read_text())))
     cell, head = run.model.decoder.cell, run.model.head
     ours = {"kernel": cell.kernel, "recurrent_kernel": cell.recurrent_kernel,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tiny_model
+from conftest import tiny_model, fast_first
 from keras import ops
 
 from sketch_rnn.core.errors import SketchRNNError
@@ -27,7 +27,8 @@ def make_model(**overrides):
 MODELS = [("lstm", True), ("lstm", False), ("layer_norm", False), ("hyper", True)]
 
 
-@pytest.fixture(scope="module", params=MODELS, ids=lambda k: f"{k[0]}-{'vae' if k[1] else 'dec'}")
+@pytest.fixture(scope="module", params=fast_first(MODELS),
+                ids=lambda k: f"{k[0]}-{'vae' if k[1] else 'dec'}")
 def any_model(request):
     cell, cond = request.param
     return make_model(dec_model=cell, enc_model=cell, conditional=cond)

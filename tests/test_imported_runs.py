@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FEW, SHEEP as DATA
+from conftest import FEW, SHEEP as DATA, fast_first
 
 from sketch_rnn import cli
 from sketch_rnn.core.errors import SketchRNNError
@@ -34,14 +34,14 @@ def imported(tmp_path_factory) -> Path:
     return run_dir
 
 
-@pytest.mark.parametrize("argv", [
+@pytest.mark.parametrize("argv", fast_first([
     ["sample", "--n", "2", "--out", "{out}/s.svg"],
     ["sample", "--from", DATA, "--index", "0", "1", "--out", "{out}/r.npz"],
     ["interpolate", "--from", DATA, "--index", "0", "1", "--steps", "3", "--out", "{out}/i.svg"],
     ["complete", "--from", DATA, "--index", "0", "--n", "2", "--out", "{out}/c.svg"],
     ["complete", "--from", DATA, "--index", "0", "--n", "2", "--z-mode", "encode",
      "--out", "{out}/e.npz"],
-], ids=["sample", "reconstruct", "interpolate", "complete", "complete-encode"])
+]), ids=["sample", "reconstruct", "interpolate", "complete", "complete-encode"])
 def test_generation_commands(imported, tmp_path, argv):
     argv = [a.replace("{out}", str(tmp_path)) for a in argv]
     assert cli.main([argv[0], "--run-dir", str(imported), *argv[1:]]) == 0
@@ -49,6 +49,7 @@ def test_generation_commands(imported, tmp_path, argv):
     assert out.is_file() and out.stat().st_size > 0
 
 
+@pytest.mark.slow  # `evaluate` once more, on another kind of run (test_latent_metrics runs it in the fast loop)
 def test_evaluate_and_info(imported, few_sheep, capsys):
     """`evaluate` runs on the imported run: its losses, the latent report and the
     teacher-forced retrieval over FEW real valid sheep (`--data`). The measures are checked on

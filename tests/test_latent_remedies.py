@@ -88,6 +88,7 @@ def test_stroke_dropout_is_off_outside_training() -> None:
                                   ops.convert_to_numpy(without.decode_sequence(strokes, z)))
 
 
+@pytest.mark.slow  # the resume check (test_resume) with other hparams: two tiny runs
 def test_resume_with_the_remedies_is_exact(twenty_step_run, tmp_path) -> None:
     hparams = f"{TINY_HPARAMS},{REMEDIES}"
     straight = tmp_path / "straight"

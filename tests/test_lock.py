@@ -129,6 +129,7 @@ def test_kill_soak_ends_bit_identical_without_quarantine(tmp_path) -> None:
 
 
 # --------------------------------------------------------------------------- recovery
+@pytest.mark.slow  # trains a tiny run (the fast loop's resume check is test_resume's stop mid-way)
 def test_quarantine_names_the_failing_file_and_spares_good_checkpoints(tmp_path, caplog) -> None:
     run_dir = tmp_path / "run"
     train_tiny(run_dir, 30)
@@ -149,8 +150,8 @@ def test_quarantine_names_the_failing_file_and_spares_good_checkpoints(tmp_path,
     assert info(run_dir)["quarantined"] == []
 
 
-@pytest.mark.parametrize("err", [errno.ENOSPC, *(pytest.param(e, marks=pytest.mark.slow)
-                                                  for e in (errno.EROFS, errno.EACCES))])
+@pytest.mark.slow  # trains a tiny run (the fast loop's resume check is test_resume's stop mid-way)
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EROFS, errno.EACCES])
 def test_failed_save_leaves_previous_checkpoint_and_latest_intact(ten_step_run, tmp_path,
                                                                    monkeypatch, err) -> None:
     run_dir = tmp_path / "run"

@@ -7,6 +7,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import fast_first
 
 from keras import ops
 
@@ -209,7 +210,7 @@ def _recon(model, x):
 # the fast loop (-m "not slow") overfits with the LSTM; the other cells train 6x slower
 @pytest.mark.parametrize("cell", ["lstm", *(pytest.param(c, marks=pytest.mark.slow)
                                             for c in CELLS if c != "lstm")])
-@pytest.mark.parametrize("conditional", [True, False])
+@pytest.mark.parametrize("conditional", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_overfits_one_batch(cell, conditional):
     steps = 150
     hps = tiny(enc_model=cell, dec_model=cell, conditional=conditional, learning_rate=0.01,
@@ -225,9 +226,9 @@ def test_overfits_one_batch(cell, conditional):
     assert start > 2.0 and end < start - 3.0, (start, end)
 
 
-@pytest.mark.parametrize("cell, dropout", [("lstm", "recurrent"), ("layer_norm", "recurrent"),
-                                           ("hyper", "recurrent"), ("lstm", "input+output"),
-                                           ("lstm", "none")])
+@pytest.mark.parametrize("cell, dropout", fast_first([
+    ("lstm", "recurrent"), ("layer_norm", "recurrent"), ("hyper", "recurrent"),
+    ("lstm", "input+output"), ("lstm", "none")], unpack=True))
 def test_gradients_reach_every_variable(cell, dropout):
     import tensorflow as tf
     hps = tiny(enc_model=cell, dec_model=cell, num_mixture=2,

@@ -165,6 +165,7 @@ def test_require_helpers_name_the_parameter(tmp_path) -> None:
     assert not nb_helpers.show_errors_briefly()  # outside IPython: nothing to change
 
 
+@pytest.mark.slow  # a fresh TensorFlow process (the `train` it interrupts)
 def test_interrupting_a_run_that_cannot_start_is_one_error(tmp_path) -> None:
     with pytest.raises(SketchRNNError, match="exit status 2: .*no_such.npz"):
         nb_helpers.interrupt_training(tmp_path / "run", 5, "train", "--data", "no_such.npz",

@@ -96,7 +96,7 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / norm) if norm else float(np.linalg.norm(b))
 
 
-@pytest.mark.parametrize("cells", ["lstm", "layer_norm,hyper"])
+@pytest.mark.parametrize("cells", ["lstm", pytest.param("layer_norm,hyper", marks=pytest.mark.slow)])
 def test_bf16_forward_and_gradients_agree_with_float32(cells) -> None:
     """Independent reference: the float32 model with the same weights and batch. Each bf16
     matmul is within ~3U of the float32 one (two operands, one output); through the fused
@@ -132,6 +132,7 @@ def straight_bf16(tmp_path_factory) -> tuple[Path, str]:
     return run_dir, fingerprint(run_dir)
 
 
+@pytest.mark.slow  # the resume check (test_resume) in another precision: three tiny runs
 def test_bf16_stop_at_k_and_resume_gives_same_fingerprint(straight_bf16, twenty_step_run,
                                                           tmp_path) -> None:
     run_dir = tmp_path / "run"
@@ -165,27 +166,29 @@ def test_bf16_sigterm_then_sigkill_then_resume_is_exact(straight_bf16, tmp_path)
 
 
 # --------------------------------------------------------------------------- changing it
-def test_resume_with_another_precision_is_refused_by_name_unless_asked(straight_bf16,
+@pytest.mark.slow  # trains a tiny run (the fast loop's resume check is test_resume's stop mid-way)
+def test_resume_with_another_precision_is_refused_by_name_unless_asked(ten_step_run,
                                                                        tmp_path, capsys) -> None:
+    """A float32 run (10 steps) asked to go on in bfloat16: refused by name, then allowed."""
     from sketch_rnn import cli
 
-    run_dir = tmp_path / "run"
-    shutil.copytree(straight_bf16[0], run_dir)
+    run_dir, at = tmp_path / "run", 10
+    shutil.copytree(ten_step_run, run_dir)
     with pytest.raises(SketchRNNError, match="cannot change precision .*--allow-precision-change"):
-        plan_run(run_dir, None, None, "precision=float32", N + 2, None)
+        plan_run(run_dir, None, None, "precision=bfloat16", at + 2, None)
     # the command a user types (in this process: the exit code and stderr are cli.main's)
-    argv = train_cmd(run_dir, N + 2)[3:]  # after `python -m sketch_rnn`
+    argv = train_cmd(run_dir, at + 2, hparams="precision=bfloat16")[3:]  # after `python -m sketch_rnn`
     assert cli.main(argv) == 2 and "cannot change precision" in capsys.readouterr().err
-    assert runs.info(run_dir)["step"] == N  # nothing trained, nothing written
+    assert runs.info(run_dir)["step"] == at  # nothing trained, nothing written
     assert cli.main(argv + ["--allow-precision-change"]) == 0
     state = json.loads((ckpt_io.newest_checkpoint(run_dir).path / "state.json").read_text())
-    assert state["step"] == N + 2 and state["hparams"]["precision"] == "float32"
-    assert state["lineage"] == [{"kind": "path_change", "step": N, "field": "precision",
-                                 "from": "bfloat16", "to": "float32"}]
+    assert state["step"] == at + 2 and state["hparams"]["precision"] == "bfloat16"
+    assert state["lineage"] == [{"kind": "path_change", "step": at, "field": "precision",
+                                 "from": "float32", "to": "bfloat16"}]
     assert "path_changes" not in state  # the one lineage holds it (run_state)
     # a later plain resume keeps the record and the new precision
-    config = plan_run(run_dir, None, None, None, N + 4, None)
-    assert config.hps.precision == "float32"
+    config = plan_run(run_dir, None, None, None, at + 4, None)
+    assert config.hps.precision == "bfloat16"
     assert config.lineage == state["lineage"]
 
 
@@ -227,6 +230,7 @@ def test_new_run_without_precision_takes_the_cpus_and_says_why(tmp_path, caplog)
 
 
 # --------------------------------------------------------------------------- old runs
+@pytest.mark.slow  # trains a tiny run (the fast loop's resume check is test_resume's stop mid-way)
 def test_run_saved_without_the_field_resumes_as_float32_exactly(ten_step_run, twenty_step_run,
                                                                 tmp_path) -> None:
     straight = twenty_step_run  # float32, N = 20 steps without a stop

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from sketch_rnn import cli
 from sketch_rnn.training import checkpoint as ckpt_io
 from sketch_rnn.training import runs
 from sketch_rnn.training.callbacks import LearningRateSchedulerPerBatch
@@ -71,6 +72,7 @@ def test_stop_at_k_and_resume_gives_same_fingerprint(straight, tmp_path, k) -> N
         assert cost[s] == pytest.approx(straight_cost[s], rel=1e-4)
 
 
+@pytest.mark.slow  # two more tiny runs of 25 steps
 def test_same_seed_same_fingerprint_other_seed_differs(straight, tmp_path) -> None:
     train(tmp_path / "again", N)
     train(tmp_path / "other", N, seed=1)
@@ -78,6 +80,7 @@ def test_same_seed_same_fingerprint_other_seed_differs(straight, tmp_path) -> No
     assert fingerprint(tmp_path / "other") != straight[1]
 
 
+@pytest.mark.slow  # trains a tiny run (the fast loop's resume check is test_resume's stop mid-way)
 def test_fresh_callbacks_jump_back_ours_are_refused(straight, tmp_path) -> None:
     """The article's failure: callbacks re-created on resume restart their schedule at count 0."""
     run_dir = tmp_path / "run"
@@ -107,6 +110,7 @@ def _rewrite_manifest(ckpt_dir: Path) -> None:
     (ckpt_dir / ckpt_io.MANIFEST).write_text(json.dumps(manifest))
 
 
+@pytest.mark.slow  # trains a tiny run (the fast loop's resume check is test_resume's stop mid-way)
 def test_callback_pickle_from_another_run_is_refused(ten_step_run, tmp_path) -> None:
     shutil.copytree(ten_step_run, tmp_path / "a")
     train(tmp_path / "b", 10)  # trained here: a run of its own
@@ -118,7 +122,7 @@ def test_callback_pickle_from_another_run_is_refused(ten_step_run, tmp_path) -> 
         train(tmp_path / "b", 20)
 
 
-def test_tampered_pickle_is_refused_and_nothing_runs(ten_step_run, tmp_path) -> None:
+def test_tampered_pickle_is_refused_and_nothing_runs(ten_step_run, tmp_path, capsys) -> None:
     run_dir = tmp_path / "run"
     shutil.copytree(ten_step_run, run_dir)
     ckpt = ckpt_io.newest_checkpoint(run_dir).path
@@ -130,15 +134,16 @@ def test_tampered_pickle_is_refused_and_nothing_runs(ten_step_run, tmp_path) -> 
 
     (ckpt / ckpt_io.CALLBACKS).write_bytes(pickle.dumps({"lr_scheduler": Evil()}))
     _rewrite_manifest(ckpt)
-    result = subprocess.run([sys.executable, "-m", "sketch_rnn", "train", "--run-dir", str(run_dir),
-                             "--num-steps", "20", "--no-progress"],
-                            capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 2
-    assert "refused to unpickle" in result.stderr and "Traceback" not in result.stderr
+    # the command a user types, in this process (exit code and stderr are cli.main's)
+    assert cli.main(["train", "--run-dir", str(run_dir), "--num-steps", "20",
+                     "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "refused to unpickle" in err and "Traceback" not in err
     assert not marker.exists()
     assert (ckpt / ckpt_io.CALLBACKS).exists()  # the evidence is left in place
 
 
+@pytest.mark.slow  # trains a tiny run (the fast loop's resume check is test_resume's stop mid-way)
 def test_truncated_newest_checkpoint_falls_back_to_previous(straight, twenty_step_run, tmp_path,
                                                            caplog) -> None:
     run_dir = tmp_path / "run"
@@ -240,6 +245,7 @@ def test_sigkill_at_random_moments_then_resume_is_exact(straight, tmp_path) -> N
     assert not list((run_dir / "checkpoints").glob("corrupt-*"))
 
 
+@pytest.mark.slow  # trains a tiny run (the fast loop's resume check is test_resume's stop mid-way)
 def test_run_dir_with_only_unreadable_checkpoints_starts_over_and_keeps_them(ten_step_run,
                                                                             tmp_path) -> None:
     run_dir = tmp_path / "run"

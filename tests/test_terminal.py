@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 ABSL_LINE = "I0000 00:00:1796171617.316531    9056 port.cc:153] oneDNN custom operations are on."
 
@@ -50,6 +52,7 @@ print("after", file=sys.stderr)
     assert "absl::InitializeLog" in loud.stderr and "warning: skipping checkpoint X" in loud.stderr
 
 
+@pytest.mark.slow  # three fresh TensorFlow processes
 def test_a_command_shows_tensorflows_chatter_only_with_verbose(tmp_path) -> None:
     bare = _python("import tensorflow")  # the reference: what TensorFlow itself writes
     noise = [line for line in bare.stderr.splitlines() if line.strip()]
