@@ -1,9 +1,10 @@
 """Shared test helpers: the bundled data, tiny training runs, fingerprints, CLI processes.
 
-`slow` marks tests that train real processes repeatedly (signals, kills, several workers,
-fresh TensorFlow processes) and all but one parameter of a training check;
-`python -m pytest -m "not slow" tests` is the fast inner loop, while the README's command
-runs everything.
+`slow` marks tests that train tiny runs (the fast loop keeps one resume check, test_resume's
+stop mid-way), start fresh TensorFlow processes (signals, kills, several workers, notebooks,
+a browser), or repeat a check the fast loop makes once (another parameter: `fast_first`,
+another precision, batch path or kind of run); `python -m pytest -m "not slow" tests` is
+the fast inner loop, while the README's command runs everything.
 
 The README's command runs the suite on pytest-xdist workers (`-n 2`). The scheduler below
 keeps on one worker, one after another, the tests that share a module-scoped fixture (so a
