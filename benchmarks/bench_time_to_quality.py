@@ -90,7 +90,7 @@ def run_child(overrides: str, seed: int, budget: float, every: int, samples: int
             curve.append({"step": step, "train_s": round(self.train_s, 2),
                           "total_s": round(time.perf_counter() - t_start, 2),
                           "recon": valid["recon"], "stroke": valid["stroke"],
-                          "pen": valid["pen"]})
+                          "pen": valid["pen"], "kl": valid["kl"]})
             print(json.dumps(curve[-1]), file=sys.stderr, flush=True)
             if self.train_s >= budget:
                 self.model.stop_training = True
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samples", type=int, default=100, help="prior samples per temperature")
     p.add_argument("--png", default="time_to_quality.png", help="curves PNG path")
     p.add_argument("--curves", default="", help="also write every run's validation points "
-                   "(step, training s, L_R, L_s, L_p) and pen rows to this JSON file")
+                   "(step, training s, L_R, L_s, L_p, KL) and pen rows to this JSON file")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
