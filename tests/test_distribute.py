@@ -25,12 +25,16 @@ from sketch_rnn.core.errors import SketchRNNError
 ROOT = Path(__file__).resolve().parents[1]
 DATA = str(ROOT / "data" / "aaron_sheep.npz")
 HPARAMS = "max_seq_len=64,save_every=5,batch_size=8,precision=float32"
+# the multi-worker runs (six processes) on full-length batches: one trace of the step per
+# process instead of one per length bucket drawn; the mirrored runs keep new runs' bucketed path
+FULL_LENGTH = HPARAMS + ",bucketed_batches=false"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", distribute.HEALTH_CHECK_ENV: "1"}
 
 
-def _train_cmd(run_dir: Path, num_steps: int, *extra: str) -> list[str]:
+def _train_cmd(run_dir: Path, num_steps: int, *extra: str, hparams: str = HPARAMS
+               ) -> list[str]:
     return [sys.executable, "-m", "sketch_rnn", "train", "--data", DATA, "--run-dir", str(run_dir),
-            "--preset", "tiny", "--hparams", HPARAMS, "--num-steps", str(num_steps),
+            "--preset", "tiny", "--hparams", hparams, "--num-steps", str(num_steps),
             "--no-progress", *extra]
 
 
@@ -160,7 +164,8 @@ def _start_workers(run_dir: Path, num_steps: int, logs: Path) -> list[subprocess
         env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster,
                                                 "task": {"type": "worker", "index": i}})}
         out = open(logs / f"worker{i}.log", "w")
-        cmd = _train_cmd(run_dir, num_steps, "--distribute", "multi-worker")
+        cmd = _train_cmd(run_dir, num_steps, "--distribute", "multi-worker",
+                         hparams=FULL_LENGTH)
         procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out,
                                       stderr=subprocess.STDOUT, text=True))
     return procs
