@@ -49,7 +49,7 @@ def test_generation_commands(imported, tmp_path, argv):
     assert out.is_file() and out.stat().st_size > 0
 
 
-@pytest.mark.slow  # `evaluate` once more, on another kind of run (test_latent_metrics runs it in the fast loop)
+@pytest.mark.slow  # `evaluate` again, on an imported run (test_latent_metrics is the fast loop's)
 def test_evaluate_and_info(imported, few_sheep, capsys):
     """`evaluate` runs on the imported run: its losses, the latent report and the
     teacher-forced retrieval over FEW real valid sheep (`--data`). The measures are checked on
@@ -67,6 +67,7 @@ def test_evaluate_and_info(imported, few_sheep, capsys):
     assert info["step"] == 4 and info["hparams"]["dec_model"] == "layer_norm"
 
 
+@pytest.mark.slow  # the server again, on an imported run (test_server.py is the fast loop's)
 def test_serve(imported):
     pytest.importorskip("starlette")
     pytest.importorskip("httpx")

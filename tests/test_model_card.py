@@ -88,7 +88,7 @@ def test_conditional_run_card(ten_step_run, tmp_path) -> None:
     assert card.startswith(f"# Model card: {run_dir}\n")
 
 
-@pytest.mark.slow  # the card once more, for a decoder-only run (test_conditional_run_card is the fast loop's)
+@pytest.mark.slow  # the card again, for a decoder-only run (the conditional card is the fast loop's)
 def test_decoder_only_run_without_a_log(ten_step_decoder_run, tmp_path) -> None:
     """No latent: no reconstructions or interpolation; no log: the page says so. The
     default folder is RUN_DIR/report."""

@@ -25,7 +25,8 @@ from sketch_rnn.training import checkpoint as ckpt_io
 from sketch_rnn.training import runs
 from sketch_rnn.training.trainer import plan_run
 
-from conftest import ROOT, SHEEP, TINY_HPARAMS, fingerprint, train_cmd, train_tiny, sigterm_after, wait_for_step
+from conftest import (ROOT, SHEEP, TINY_HPARAMS, fast_first, fingerprint, sigterm_after, train_cmd,
+                      train_tiny, wait_for_step)
 
 BF16 = TINY_HPARAMS.replace("precision=float32", "precision=bfloat16")
 N, K = 20, 13
@@ -96,7 +97,7 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / norm) if norm else float(np.linalg.norm(b))
 
 
-@pytest.mark.parametrize("cells", ["lstm", pytest.param("layer_norm,hyper", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("cells", fast_first(["lstm", "layer_norm,hyper"]))
 def test_bf16_forward_and_gradients_agree_with_float32(cells) -> None:
     """Independent reference: the float32 model with the same weights and batch. Each bf16
     matmul is within ~3U of the float32 one (two operands, one output); through the fused
@@ -177,7 +178,7 @@ def test_resume_with_another_precision_is_refused_by_name_unless_asked(ten_step_
     with pytest.raises(SketchRNNError, match="cannot change precision .*--allow-precision-change"):
         plan_run(run_dir, None, None, "precision=bfloat16", at + 2, None)
     # the command a user types (in this process: the exit code and stderr are cli.main's)
-    argv = train_cmd(run_dir, at + 2, hparams="precision=bfloat16")[3:]  # after `python -m sketch_rnn`
+    argv = train_cmd(run_dir, at + 2, hparams="precision=bfloat16")[3:]  # after `-m sketch_rnn`
     assert cli.main(argv) == 2 and "cannot change precision" in capsys.readouterr().err
     assert runs.info(run_dir)["step"] == at  # nothing trained, nothing written
     assert cli.main(argv + ["--allow-precision-change"]) == 0
