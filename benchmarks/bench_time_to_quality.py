@@ -8,8 +8,9 @@
 
 Each run trains the `small` preset from scratch on data/aaron_sheep.npz in its own child
 process (one after the other, same cores): "today" with bucketed_batches=false,
-precision=float32 (every batch padded to N_max, the path before issue 23), "new" with
-bucketed_batches=true, precision=float32, then --new-hparams (later keys win, so
+precision=float32, learning_rate=0.001 (every batch padded to N_max, Adam from the paper's
+1e-3: the path before issue 23), "new" with the `small` preset's own learning rate (3e-3 since
+issue 23), bucketed_batches=true, precision=float32, then --new-hparams (later keys win, so
 `--new-hparams precision=bfloat16` adds the bf16 matmuls; a new run's own default precision
 depends on the CPU, so both are pinned here). Every --validate-every steps the clock stops and the model is scored with
 the unchanged validation (`evaluation.losses.evaluate_split`: masked L_R over the whole
@@ -52,6 +53,8 @@ from sketch_rnn.core.machine import cpu_flags, cpu_model  # noqa: E402  (no TF i
 DATA = os.path.join(ROOT, "data", "aaron_sheep.npz")
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 TEMPERATURES = (0.25, 1.0)
+# today's path: the training before issue 23 (every batch N_max long, float32, Adam from 1e-3)
+TODAY = "bucketed_batches=false,precision=float32,learning_rate=0.001"
 
 
 def cpu_model_and_flags() -> tuple[str, dict[str, bool]]:
@@ -190,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu, flags = cpu_model_and_flags()
     print(f"CPU {cpu}; {os.cpu_count()} CPUs; flags " +
           " ".join(f"{k}={'yes' if v else 'no'}" for k, v in flags.items()))
-    today_hp = ",".join(x for x in ("bucketed_batches=false,precision=float32",
+    today_hp = ",".join(x for x in (TODAY,
                                     args.today_hparams) if x)
     new_hp = ",".join(x for x in ("bucketed_batches=true,precision=float32", args.new_hparams)
                       if x)
