@@ -28,7 +28,8 @@ from sketch_rnn.core.errors import SketchRNNError
 from sketch_rnn.training.schedules import learning_rate_schedule
 from sketch_rnn.training.trainer import Trainer, plan_run
 
-from conftest import ROOT, SHEEP as DATA, TINY_HPARAMS as HPARAMS, fingerprint, train_cmd
+from conftest import (ROOT, SHEEP as DATA, TINY_HPARAMS as HPARAMS, fast_first, fingerprint,
+                      train_cmd)
 from conftest import train_tiny as train
 from conftest import sigterm_after, wait_for_step
 
@@ -50,8 +51,7 @@ def straight(tmp_path_factory) -> tuple[Path, str]:
     return run_dir, fp
 
 
-@pytest.mark.parametrize("k", [15, pytest.param(11, marks=pytest.mark.slow),
-                               pytest.param(19, marks=pytest.mark.slow)],
+@pytest.mark.parametrize("k", fast_first([15, 11, 19]),
                          ids=["mid-way", "just-after-save", "just-before-save"])
 def test_stop_at_k_and_resume_gives_same_fingerprint(straight, tmp_path, k) -> None:
     run_dir = tmp_path / "run"
