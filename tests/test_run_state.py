@@ -76,6 +76,21 @@ def test_a_resume_keeps_seed_data_and_saved_hparams(tmp_path) -> None:
     assert plan_run(run, ["b.npz"], None, "save_every=5", None, 7).data_paths == ["b.npz"]
 
 
+def test_a_resume_is_told_its_hparams_win_only_where_the_preset_differs(tmp_path,
+                                                                         caplog) -> None:
+    """The precision a new run took from its CPU (bfloat16 here, the preset says float32)
+    is not a difference from `--preset`; another batch size is."""
+    caplog.set_level("INFO", logger=run_state.log.name)
+    plan_run(write_run(tmp_path / "same"), None, "tiny", None, None, None)
+    assert "win over --preset" not in caplog.text
+    assert preset("tiny").precision == "float32"  # the run's bfloat16 is not the preset's
+    other = preset("tiny").batch_size + 1
+    plan_run(write_run(tmp_path / "other", hparams={**preset("tiny").replace(
+        precision="bfloat16", bucketed_batches=True, batch_size=other).to_dict()}),
+        None, "tiny", None, None, None)
+    assert "its saved hparams win over --preset tiny" in caplog.text
+
+
 def test_refusals_are_one_line_naming_what(tmp_path) -> None:
     run = write_run(tmp_path / "run")
     assert refusal(run, None, None, "dec_rnn_size=64", None, None) == (

@@ -247,7 +247,12 @@ def _path_changes(run_dir: Path, step: int, hps: HParams, changes: dict[str, Any
 
 
 def _differs_from_preset(hps: HParams, preset_name: str, changes: dict[str, Any]) -> bool:
-    same_target = {**changes, "num_steps": hps.num_steps}
+    """Whether the saved hparams are other than the preset's, beyond num_steps and precision.
+
+    Precision is left out: a new run takes it from the CPU, not from the preset, so every
+    resume of a bf16 run would otherwise be told its saved hparams win over the preset.
+    """
+    same_target = {"precision": hps.precision, **changes, "num_steps": hps.num_steps}
     return preset(preset_name).replace(**same_target) != hps.replace(**same_target)
 
 
