@@ -14,6 +14,7 @@ them ever compete for the cores with each other.
 """
 from __future__ import annotations
 
+import fcntl
 import gc
 import json
 import os
@@ -25,6 +26,7 @@ import tempfile
 import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -135,24 +137,39 @@ def pytest_xdist_make_scheduler(config, log):
     return FixtureGroups(config, log)
 
 
+def _once_per_session(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
+    """`name`/run, built by `build(run_dir)` once for the whole test session: under xdist
+    the first worker to ask builds it in the workers' common temporary folder (under a lock)
+    and the others wait for it, instead of each training the same tiny run again (about 4 s
+    of a worker each). Its users only read it or take a copy."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by this session's workers, not by other sessions
+    folder = base / f"shared-{name}"
+    folder.mkdir(exist_ok=True)
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "built").exists():
+            shutil.rmtree(folder / "run", ignore_errors=True)  # a build that failed before
+            build(folder / "run")
+            (folder / "built").touch()
+    return folder / "run"
+
+
 @pytest.fixture(scope="session")
 def ten_step_run(tmp_path_factory) -> Path:
     """A `tiny` run trained 10 steps (TINY_HPARAMS: one checkpoint, ckpt-00000010), trained
-    once per worker: a test that breaks or resumes such a run takes a copy
+    once per test session: a test that breaks or resumes such a run takes a copy
     (`shutil.copytree`) instead of training the same 10 steps again."""
-    run_dir = tmp_path_factory.mktemp("ten_steps") / "run"
-    train_tiny(run_dir, 10)
-    return run_dir
+    return _once_per_session(tmp_path_factory, "ten_steps", lambda run: train_tiny(run, 10))
 
 
 @pytest.fixture(scope="session")
 def twenty_step_run(tmp_path_factory) -> Path:
     """A `tiny` run trained 20 steps without a stop (TINY_HPARAMS, seed 0; ckpt-10 and
-    ckpt-20), once per worker: the uninterrupted reference of the 20-step checks and the
+    ckpt-20), once per test session: the uninterrupted reference of the 20-step checks and the
     start of the tests that break or resume a 20-step run (they take a copy)."""
-    run_dir = tmp_path_factory.mktemp("twenty_steps") / "run"
-    train_tiny(run_dir, 20)
-    return run_dir
+    return _once_per_session(tmp_path_factory, "twenty_steps", lambda run: train_tiny(run, 20))
 
 
 FEW = 24  # sketches per split of `few_sheep`: more than K = 3 neighbours and ret@10 need
@@ -173,10 +190,9 @@ def few_sheep(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def ten_step_decoder_run(tmp_path_factory) -> Path:
     """The decoder-only twin of `ten_step_run` (TINY_HPARAMS + conditional=false, 10 steps),
-    trained once per worker for the tests that read or copy such a run."""
-    run_dir = tmp_path_factory.mktemp("ten_steps_decoder") / "run"
-    train_tiny(run_dir, 10, hparams=TINY_HPARAMS + ",conditional=false")
-    return run_dir
+    trained once per test session for the tests that read or copy such a run."""
+    return _once_per_session(tmp_path_factory, "ten_steps_decoder", lambda run: train_tiny(
+        run, 10, hparams=TINY_HPARAMS + ",conditional=false"))
 
 
 def fast_first(values: list, unpack: bool = False) -> list:
