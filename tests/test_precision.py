@@ -4,7 +4,10 @@ the CPU detection reads /proc/cpuinfo's flags, and runs saved before the field a
 
 bf16 keeps 8 significant bits (7 stored): round-to-nearest puts each operand within
 U = 2^-8 of its value (relative), and TensorFlow's CPU kernels round the product once more
-on the way out.
+on the way out. Which kernel multiplies depends on the machine (`ONEDNN_BF16`): oneDNN's
+accumulates in float32; TensorFlow's own (Eigen), used where oneDNN's is not, also rounds
+partial sums, so there the bounds below are looser (measured on one machine both ways, with
+TF_ENABLE_ONEDNN_OPTS=0 for Eigen: worst error 0.31 U against 0.76 U of sum |a||b|).
 """
 from __future__ import annotations
 
@@ -31,6 +34,21 @@ from conftest import (ROOT, SHEEP, TINY_HPARAMS, fast_first, fingerprint, sigter
 BF16 = TINY_HPARAMS.replace("precision=float32", "precision=bfloat16")
 N, K = 20, 13
 U = 2.0 ** -8  # bf16's unit roundoff (8 significant bits): |round(x) - x| <= U |x|
+
+
+def _onednn_multiplies_bf16() -> bool:
+    """Whether TensorFlow hands bf16 matmuls to oneDNN on this machine: its oneDNN ops are on
+    (by default only where the CPU has AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX;
+    TF_ENABLE_ONEDNN_OPTS overrides) and the CPU has AVX-512F, TensorFlow's own condition
+    for oneDNN's bf16 kernels. On an AVX2-only CPU neither holds."""
+    from tensorflow.python.framework.test_util import IsMklEnabled
+
+    from sketch_rnn.core.machine import cpu_flags
+
+    return bool(IsMklEnabled()) and "avx512f" in cpu_flags()
+
+
+ONEDNN_BF16 = _onednn_multiplies_bf16()
 
 
 def bf16_round(x: np.ndarray) -> np.ndarray:
@@ -60,8 +78,10 @@ def test_bf16_matmul_is_the_product_of_rounded_operands(transpose_a) -> None:
     out = np.asarray(matmul(a, b, "bfloat16", transpose_a=transpose_a))
     assert out.dtype == np.float32
     ref, scale = ra @ rb, a_abs.astype(np.float64) @ np.abs(b)  # (100, 1024)
-    # one output rounding (<= 2^-9 relative) plus float32 accumulation
-    assert np.all(np.abs(out - ref) <= U * np.abs(ref) + 2.0 ** -16 * scale)
+    if ONEDNN_BF16:  # one output rounding (<= 2^-9 relative) plus float32 accumulation
+        assert np.all(np.abs(out - ref) <= U * np.abs(ref) + 2.0 ** -16 * scale)
+    else:  # partial sums rounded to bf16 too: within bf16's precision of sum |a||b|
+        assert np.all(np.abs(out - ref) <= U * scale)
     # and it is not a float32 product: the operands' rounding shows
     exact = (a.T if transpose_a else a).astype(np.float64) @ b
     assert np.max(np.abs(out - exact) / scale) > 2.0 ** -12
@@ -104,17 +124,20 @@ def test_bf16_forward_and_gradients_agree_with_float32(cells) -> None:
     LSTM loops and the head the measured difference is 1-2 U of each gradient's norm, so
     4 U bounds it. Layer norm divides by the pre-activations' spread, which at init can
     amplify any relative change: there the bound is also twice what a float32 jitter of
-    the weights by U does to each gradient (the model's own conditioning, measured)."""
+    the weights by U does to each gradient (the model's own conditioning, measured).
+    Where TensorFlow's own kernel multiplies bf16 (not `ONEDNN_BF16`), whose error per
+    matmul is about twice oneDNN's (module docstring), the bound is twice as wide."""
     enc, _, dec = cells.partition(",")
     hps = preset("tiny").replace(max_seq_len=64, enc_model=enc, dec_model=dec or enc)
     loss32, g32, names = _loss_and_grads(hps, seed=3)
     loss16, g16, _ = _loss_and_grads(hps.replace(precision="bfloat16"), seed=3)
     assert abs(loss16 - loss32) <= U * abs(loss32)
     rel = {n: _rel(a, b) for n, a, b in zip(names, g32, g16)}
-    bound = {n: 4 * U for n in names}
+    floor = (4 if ONEDNN_BF16 else 8) * U
+    bound = {n: floor for n in names}
     if enc != "lstm":
         _, g_jit, _ = _loss_and_grads(hps, seed=3, jitter=U)
-        bound = {n: max(4 * U, 2 * _rel(a, b)) for n, a, b in zip(names, g32, g_jit)}
+        bound = {n: max(floor, 2 * _rel(a, b)) for n, a, b in zip(names, g32, g_jit)}
     assert all(rel[n] < bound[n] for n in names), {n: (rel[n], bound[n]) for n in names}
     assert max(rel.values()) > U / 64, "bf16 gave the float32 bits: not in bf16 at all"
     # control: the same comparison against another seed's model is far outside the bound
