@@ -7,8 +7,11 @@ emulates it and bf16 is slower, so a new run's default depends on the CPU (`defa
 What "bfloat16" means here (mixed precision): the operands of the recurrent and projection
 matmuls are cast to bf16 (8 bits of mantissa), oneDNN accumulates in float32, and the
 product comes back as float32 (rounded once to bf16 on the way out: TensorFlow's CPU kernels
-have no bf16 x bf16 -> float32 matmul). Weights, optimizer, cell state c, the element-wise
-gate math, the loss and the mixture head's math stay float32. "float32" is today's path,
+have no bf16 x bf16 -> float32 matmul; where TensorFlow leaves oneDNN off, as by default on
+AVX2-only CPUs, its own kernel multiplies and rounds partial sums to bf16 as well: a run
+recorded in bf16 still loads there, its numbers about a bf16 rounding apart). Weights,
+optimizer, cell state c, the element-wise gate math, the loss and the mixture head's math
+stay float32. "float32" is today's path,
 op for op (`matmul` is then plain `ops.matmul`, so float32 models keep their bits).
 
 Not Keras' `mixed_bfloat16` policy: it would also run the Dense layers' bias adds and
