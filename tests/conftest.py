@@ -60,7 +60,7 @@ def _groups(items) -> dict[str, str]:
     """nodeid -> group: tests joined by a module- or class-scoped fixture of ours form one
     group (union-find over the fixtures they use); the groups holding a `kills` test merge
     into one. Session fixtures join nothing: each worker asks for its own (the tiny runs of
-`_once_per_session` are then built by the first and read by both)."""
+    `_once_per_session` are then built by the first and read by both)."""
     parent: dict[str, str] = {}
 
     def root(key: str) -> str:

@@ -7,7 +7,8 @@ U = 2^-8 of its value (relative), and TensorFlow's CPU kernels round the product
 on the way out. Which kernel multiplies depends on the machine (`ONEDNN_BF16`): oneDNN's
 accumulates in float32; TensorFlow's own (Eigen), used where oneDNN's is not, also rounds
 partial sums, so there the bounds below are looser (measured on one machine both ways, with
-TF_ENABLE_ONEDNN_OPTS=0 for Eigen: worst error 0.31 U against 0.76 U of sum |a||b|).
+TF_ENABLE_ONEDNN_OPTS=0 for Eigen: worst error 0.31 U of sum |a||b| with oneDNN, 0.76 U with
+Eigen).
 """
 from __future__ import annotations
 

@@ -85,9 +85,9 @@ def test_a_resume_is_told_its_hparams_win_only_where_the_preset_differs(tmp_path
     assert "win over --preset" not in caplog.text
     assert preset("tiny").precision == "float32"  # the run's bfloat16 is not the preset's
     other = preset("tiny").batch_size + 1
-    plan_run(write_run(tmp_path / "other", hparams={**preset("tiny").replace(
-        precision="bfloat16", bucketed_batches=True, batch_size=other).to_dict()}),
-        None, "tiny", None, None, None)
+    hparams = preset("tiny").replace(precision="bfloat16", bucketed_batches=True,
+                                     batch_size=other).to_dict()
+    plan_run(write_run(tmp_path / "other", hparams=hparams), None, "tiny", None, None, None)
     assert "its saved hparams win over --preset tiny" in caplog.text
 
 

@@ -11,8 +11,8 @@ have no bf16 x bf16 -> float32 matmul; where TensorFlow leaves oneDNN off, as by
 AVX2-only CPUs, its own kernel multiplies and rounds partial sums to bf16 as well: a run
 recorded in bf16 still loads there, its numbers about a bf16 rounding apart). Weights,
 optimizer, cell state c, the element-wise gate math, the loss and the mixture head's math
-stay float32. "float32" is today's path,
-op for op (`matmul` is then plain `ops.matmul`, so float32 models keep their bits).
+stay float32. "float32" is today's path, op for op (`matmul` is then plain `ops.matmul`, so
+float32 models keep their bits).
 
 Not Keras' `mixed_bfloat16` policy: it would also run the Dense layers' bias adds and
 outputs in bf16 (the mixture head then needs casts back), and the fused LSTM kernel
