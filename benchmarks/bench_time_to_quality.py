@@ -68,7 +68,6 @@ def run_child(overrides: str, seed: int, budget: float, every: int, samples: int
     """Train small from scratch until `budget` training seconds; the curve and pen rows."""
     import keras
 
-    from sketch_rnn.generation.sampling import sample
     from sketch_rnn.training.trainer import Trainer, TrainStream, plan_run
     from sketch_rnn.evaluation.losses import evaluate_split
 
@@ -109,14 +108,23 @@ def run_child(overrides: str, seed: int, budget: float, every: int, samples: int
     stream = TrainStream(data.train, hps, plan.seed, 0, big)
     model.fit(stream.fit_input(model), epochs=1, verbose=0, shuffle=False,
               callbacks=[trainer.lr_callback, trainer.kl_callback, Clock()])
+    return {"curve": curve, "pen": pen_states(model, samples, seed),
+            "traces": getattr(model, "trace_count", 1),
+            "hparams": {"bucketed_batches": hps.bucketed_batches}}
+
+
+def pen_states(model, samples: int, seed: int) -> dict[str, dict[str, float]]:
+    """Per temperature: the fraction of `samples` prior samples that draw the end-of-sketch
+    state before N_max, and their mean length in points."""
+    from sketch_rnn.generation.sampling import sample
+
     pen = {}
     for tau in TEMPERATURES:
-        sketches = sample(model, samples, temperature=tau, seed=seed)
-        lengths = np.array([len(s) for s in sketches])
-        pen[str(tau)] = {"ended_before_n_max": float(np.mean(lengths < hps.max_seq_len)),
+        lengths = np.array([len(s) for s in sample(model, samples, temperature=tau,
+                                                   seed=seed)])  # (samples,)
+        pen[str(tau)] = {"ended_before_n_max": float(np.mean(lengths < model.hps.max_seq_len)),
                          "mean_length": float(lengths.mean())}
-    return {"curve": curve, "pen": pen, "traces": getattr(model, "trace_count", 1),
-            "hparams": {"bucketed_batches": hps.bucketed_batches}}
+    return pen
 
 
 # --------------------------------------------------------------------------- parent
@@ -193,8 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu, flags = cpu_model_and_flags()
     print(f"CPU {cpu}; {os.cpu_count()} CPUs; flags " +
           " ".join(f"{k}={'yes' if v else 'no'}" for k, v in flags.items()))
-    today_hp = ",".join(x for x in (TODAY,
-                                    args.today_hparams) if x)
+    today_hp = ",".join(x for x in (TODAY, args.today_hparams) if x)
     new_hp = ",".join(x for x in ("bucketed_batches=true,precision=float32", args.new_hparams)
                       if x)
     print(f"today: --hparams {today_hp}\nnew:   --hparams {new_hp}\n"

@@ -6,32 +6,24 @@ that draw the end-of-sketch state before N_max, and their mean length in points.
 Why: bench_time_to_quality.py prints these rows for the runs it trains (a few hundred steps);
 the shipped runs (thousands of steps) say what the rows of a model that draws whole sheep
 look like, so that a low "ended" fraction is not read as a defect of the faster path alone.
+The rows are the benchmark's own (`pen_states`), with its sample count and seed.
 """
 from __future__ import annotations
 
+import os
 import sys
 
-import numpy as np
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "benchmarks"))
 
-from sketch_rnn.generation.sampling import sample
-from sketch_rnn.training.runs import load_run
+from bench_time_to_quality import pen_states  # noqa: E402
 
-TEMPERATURES = (0.25, 1.0)  # as bench_time_to_quality.py
-SAMPLES, SEED = 100, 0
+from sketch_rnn.training.runs import load_run  # noqa: E402
 
-
-def pen_rows(run_dir: str) -> list[tuple[float, float, float]]:
-    """(tau, fraction ended before N_max, mean length) per temperature."""
-    run = load_run(run_dir)
-    rows = []
-    for tau in TEMPERATURES:
-        lengths = np.array([len(s) for s in sample(run.model, SAMPLES, temperature=tau,
-                                                   seed=SEED)])  # (SAMPLES,)
-        rows.append((tau, float(np.mean(lengths < run.hps.max_seq_len)), float(lengths.mean())))
-    return rows
-
+SAMPLES, SEED = 100, 0  # the benchmark's defaults (--samples, seed 0)
 
 if __name__ == "__main__":
     for run_dir in sys.argv[1:]:
-        for tau, ended, mean in pen_rows(run_dir):
-            print(f"{run_dir}: tau {tau}: {ended:.2f} ended, mean {mean:.0f}", flush=True)
+        for tau, row in pen_states(load_run(run_dir).model, SAMPLES, SEED).items():
+            print(f"{run_dir}: tau {tau}: {row['ended_before_n_max']:.2f} ended, "
+                  f"mean {row['mean_length']:.0f}", flush=True)
