@@ -8,9 +8,10 @@
 
 Each run trains the `small` preset from scratch on data/aaron_sheep.npz in its own child
 process (one after the other, same cores): "today" with bucketed_batches=false,
-precision=float32, learning_rate=0.001 (every batch padded to N_max, Adam from the paper's
-1e-3: the path before issue 23), "new" with the `small` preset's own learning rate (3e-3 since
-issue 23), bucketed_batches=true, precision=float32, then --new-hparams (later keys win, so
+precision=float32, learning_rate=0.001, batch_size=100 (every batch padded to N_max, Adam
+from the paper's 1e-3, B 100: the path before issue 23), "new" with the `small` preset's own
+learning rate and batch (3e-3 and 50 since issue 23), bucketed_batches=true,
+precision=float32, then --new-hparams (later keys win, so
 `--new-hparams precision=bfloat16` adds the bf16 matmuls; a new run's own default precision
 depends on the CPU, so both are pinned here). Every --validate-every steps the clock stops and the model is scored with
 the unchanged validation (`evaluation.losses.evaluate_split`: masked L_R over the whole
@@ -19,8 +20,9 @@ resumes. "Wall seconds" are training seconds only (validation excluded; traces a
 compiles included, a user pays them: the new path compiles one step per bucket shape, up to
 8, each the first time its bucket is drawn, ~10 s apiece for `small` on 2 busy cores, so a
 very short --budget shows mostly that); each point also carries the total seconds.
-A level's time is the first validation point at or below it (so it is quantised by
---validate-every). A path stops at --budget training seconds.
+A level's time is interpolated linearly between the validations either side of its first
+crossing (the first validation at or below it would round it up by up to --validate-every
+steps). A path stops at --budget training seconds.
 
 At the end each run samples 100 sketches from the prior at tau 0.25 and 1.0 and reports
 the fraction that end (draw the end-of-sketch state) before N_max steps: what the bucketed
@@ -53,8 +55,9 @@ from sketch_rnn.core.machine import cpu_flags, cpu_model  # noqa: E402  (no TF i
 DATA = os.path.join(ROOT, "data", "aaron_sheep.npz")
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 TEMPERATURES = (0.25, 1.0)
-# today's path: the training before issue 23 (every batch N_max long, float32, Adam from 1e-3)
-TODAY = "bucketed_batches=false,precision=float32,learning_rate=0.001"
+# today's path: the training before issue 23 (every batch N_max long, float32, Adam from 1e-3,
+# B 100)
+TODAY = "bucketed_batches=false,precision=float32,learning_rate=0.001,batch_size=100"
 
 
 def cpu_model_and_flags() -> tuple[str, dict[str, bool]]:
@@ -129,8 +132,16 @@ def pen_states(model, samples: int, seed: int) -> dict[str, dict[str, float]]:
 
 # --------------------------------------------------------------------------- parent
 def time_to(curve: list[dict], level: float) -> float | None:
-    """Training seconds of the first validation point with L_R <= level."""
-    return next((p["train_s"] for p in curve if p["recon"] <= level), None)
+    """Training seconds at which valid L_R first reaches `level`: linear between the last
+    validation above it and the first at or below it (validations every k steps would
+    otherwise round each path's time up to its next validation, by up to k steps' time)."""
+    for before, p in zip([None] + curve[:-1], curve):
+        if p["recon"] <= level:
+            if before is None or before["recon"] <= level:
+                return p["train_s"]
+            frac = (before["recon"] - level) / (before["recon"] - p["recon"])
+            return before["train_s"] + frac * (p["train_s"] - before["train_s"])
+    return None
 
 
 def run_path(overrides: str, seed: int, args: argparse.Namespace) -> dict:
