@@ -337,7 +337,8 @@ def run_real_child(preset_name: str, bucketed: bool, steps: int, overrides: str)
         t = b["strokes"].shape[1] - 1
         ex = count_flops(hps, hps.batch_size, t)
         flops.append(ex["model"] + ex["recompute"])
-    return {"preset": preset_name, "bucketed": bucketed, "best_s": min(times),
+    return {"preset": preset_name, "bucketed": bucketed, "precision": hps.precision,
+            "best_s": min(times),
             "median_s": float(np.median(times)), "mean_s": float(np.mean(times)),
             "warmup_s": warmup, "traces": model.trace_count,
             "executed_gf": float(np.mean(flops)) / 1e9,
@@ -362,8 +363,8 @@ def real_batch_comparison(preset_name: str, steps: int, overrides: str, peak: fl
             print(out.stderr[-3000:], file=sys.stderr)
             return 1
         rows[name] = r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"real sheep {preset_name} {name:>5} (bucketed {r['bucketed']}, {precision}): best "
-              f"{r['best_s']:.3f} s/step, median {r['median_s']:.3f}, mean padded length "
+        print(f"real sheep {preset_name} {name:>5} (bucketed {r['bucketed']}, {r['precision']}): "
+              f"best {r['best_s']:.3f} s/step, median {r['median_s']:.3f}, mean padded length "
               f"{r['mean_padded_length']:.0f}, executed {r['executed_gf']:.4g} GF/step, "
               f"{r['gflops_per_s']:.1f} GF/s = {100 * r['gflops_per_s'] / peak:.0f}% of peak, "
               f"{r['traces']} traces")
