@@ -95,7 +95,7 @@ def _tf_grads(fn, sources):
 def test_model_fused_equals_plain_autodiff(dec_model, input_dropout):
     """The training step's cost, head outputs, mu, presig and every gradient: fused vs plain.
 
-    The encoder is the LSTM (two fused lanes, gates recomputed in the backward); the
+    The encoder is the LSTM (two fused lanes, gates stored for the backward); the
     decoder is each of the three cells (only the LSTM has a fused kernel: for the other two
     the comparison covers the encoder's kernel under their z gradients), with recurrent
     dropout, and for the LSTM once with input dropout on [S, z] (the kernel's x gradient).
@@ -158,7 +158,7 @@ def test_decoder_lstm_cell_fused_equals_plain_autodiff():
 def test_encoder_fused_equals_plain_autodiff(recompute):
     """Both encoder directions in one loop (`bidirectional_lstm`), with recurrent dropout:
     every step's h of each direction and the gradients for both directions' weights and
-    inputs, with the gates rebuilt in the backward (the default) or stored."""
+    inputs, with the gates rebuilt in the backward or stored (the default)."""
     rng = np.random.default_rng(7)
     u, d = 6, 5
     x_fw, x_bw = (ops.convert_to_tensor(rng.normal(0, 1, (N_MAX, B, d)).astype("float32"))

@@ -127,8 +127,8 @@ def bidirectional_lstm(fw: LSTM, bw: LSTM, x_fw, x_bw, mask_fw=None, mask_bw=Non
                        keep_prob: float = 1.0):
     """Both encoder directions in one time loop (two lanes): -> (hs_fw, hs_bw) (N, B, u).
 
-    Their gates are rebuilt in the backward loop rather than stored: they would otherwise
-    sit in memory through the whole decoder backward.
+    Their gates are stored for the backward loop, or, with `FastPath.encoder_recompute`,
+    rebuilt there (they would otherwise sit in memory through the whole decoder backward).
     """
     zeros = ops.zeros((ops.shape(x_fw)[1], fw.units))  # (B, u)
     lanes = [fw.lane_args(x_fw), bw.lane_args(x_bw)]
