@@ -7,11 +7,13 @@ FLOP counts, so that neither a favourable count nor a lucky step can flatter the
     python benchmarks/bench_train.py --configs small --profile     # + time of each piece
 
 The `paper` step at batch 100 is always measured twice, side by side: today's path
-(precision float32) and the new path (bfloat16 where the CPU multiplies bf16 natively,
-`model.precision.default_precision`, else float32, and the benchmark says why). The final
-JSON line's `paper_step_ratio` is today's median step over the new one's. The new path's
-batches come from `paper_new_batch` (the hook where length-bucketed real sheep batches
-replace the synthetic full-length one).
+(precision float32, the encoder's gates recomputed: TODAY_TUNE) and the new path (bfloat16
+where the CPU multiplies bf16 natively, `model.precision.default_precision`, else float32,
+and the benchmark says why). The final JSON line's `paper_step_ratio` is today's median step
+over the new one's (with `--real-batches`: on real sheep batches, of the steps'
+distribution over the length buckets, `run_real_child`). The new path's batches come from
+`paper_new_batch` (the hook where length-bucketed real sheep batches replace the synthetic
+full-length one).
 
 What is counted (by formula from the hparams; matmuls only, 2*m*n*k each; every sketch at
 full length N_max, which the synthetic batch guarantees; element-wise ops, layer norms,
@@ -254,19 +256,35 @@ def profile_pieces(model, x: dict, reps: int) -> dict:
     return pieces
 
 
+# today's path as issue 23 found it: the encoder's gates rebuilt in its backward (the new
+# path stores them, `FastPath.encoder_recompute`); children parse it as --tune knobs
+TODAY_TUNE = "recompute=1"
+
+
+def _knobs(tune: str) -> dict:
+    return dict(kv.split("=") for kv in tune.split(",") if kv)
+
+
+def fast_path(knobs: dict):
+    """The product's FastPath with the --tune knobs xla_loops / recompute (0 or 1) on top."""
+    from dataclasses import replace
+
+    from sketch_rnn.model.backend import DEFAULT
+    fields = {"xla_loops": "xla_loops", "recompute": "encoder_recompute"}
+    return replace(DEFAULT, **{f: knobs[k] == "1" for k, f in fields.items() if k in knobs})
+
+
 def run_child(preset_name: str, n_max: int, steps: int, overrides: str, tune: str = "",
               profile: bool = False, batch: int = 100) -> dict:
     """Time `steps` training steps after warm-up; report both counts, s/step and peak RSS."""
-    knobs = dict(kv.split("=") for kv in tune.split(",") if kv)
+    knobs = _knobs(tune)
     if "inter_op" in knobs:
         import tensorflow as tf
         tf.config.threading.set_inter_op_parallelism_threads(int(knobs["inter_op"]))
     import keras
 
-    from sketch_rnn.model.backend import FastPath
     from sketch_rnn.model.vae import SketchRNN
-    options = FastPath(xla_loops=knobs.get("xla_loops", "1") == "1",
-                       encoder_recompute=knobs.get("recompute", "1") == "1")
+    options = fast_path(knobs)
     compile_kw = {"jit_compile": knobs["jit"] == "1"} if "jit" in knobs else {}
 
     hps = preset(preset_name).replace(max_seq_len=n_max, batch_size=batch)
@@ -303,16 +321,34 @@ def run_child(preset_name: str, n_max: int, steps: int, overrides: str, tune: st
 
 
 # --------------------------------------------------------------------------- real sheep batches
-def run_real_child(preset_name: str, bucketed: bool, steps: int, overrides: str) -> dict:
-    """Time the training steps of steps 0..steps-1 on real sheep batches (issue 23).
+def weighted_median(value: dict, prob: dict) -> float:
+    """Median of a discrete distribution: value[k] with probability prob[k] (midpoint where
+    the cumulative probability meets 1/2 exactly, as with an even count of equal draws)."""
+    keys = sorted(value, key=value.get)
+    cum = np.cumsum([prob[k] for k in keys]) / sum(prob.values())
+    i = int(np.searchsorted(cum, 0.5 - 1e-12))
+    if abs(cum[i] - 0.5) < 1e-12 and i + 1 < len(keys):
+        return (value[keys[i]] + value[keys[i + 1]]) / 2
+    return value[keys[i]]
+
+
+def run_real_child(preset_name: str, bucketed: bool, steps: int, overrides: str,
+                   tune: str = "") -> dict:
+    """Time training steps on real sheep batches (issue 23).
 
     The synthetic batch is full length, so it cannot show bucketing: here both paths train
     on `data/aaron_sheep.npz` batches of seed 0 (bucketed_batches false: every batch padded
     to N_max; true: to its length bucket, `data.batches`), one trace per batch shape
     (`trainer.per_shape_train_function`, every shape compiled before the clock starts).
-    Executed FLOPs are counted per batch at its own padded length T (count_flops(.., T)).
+    Every padded length T (bucket) is timed `steps` times; with P(T) the probability that a
+    step draws it, the step's distribution gives the MEDIAN step (the T where P's cumulative
+    sum crosses 1/2, by each T's median time) and the EXPECTED step (sum of P(T) times T's
+    median time: what sets the wall time of a long run). The steps 0..steps-1 as drawn are
+    timed as well (best, median): a median of ten draws depends on which buckets they hit.
+    Executed FLOPs are counted per batch at its padded T.
     """
     from sketch_rnn.data import load_data, step_batch
+    from sketch_rnn.data.batches import bucket_padded_lengths, length_buckets
     from sketch_rnn.model.build import build_model
     from sketch_rnn.training.trainer import configure_determinism, per_shape_train_function
 
@@ -320,62 +356,96 @@ def run_real_child(preset_name: str, bucketed: bool, steps: int, overrides: str)
     configure_determinism(0)
     data = load_data([os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
         __file__))), "data", "aaron_sheep.npz")], hps.max_seq_len)
-    model = build_model(hps, 0)
+    options = fast_path(_knobs(tune))
+    model = build_model(hps, 0, options=options)
     train = per_shape_train_function(model)
-    batches = [step_batch(data.train, hps, 0, k) for k in range(steps)]
-    batches = [{"strokes": s, "lengths": n} for s, n in batches]
+    prob = {hps.max_seq_len: 1.0}  # P(a batch is padded to T), by T
+    if bucketed:
+        buckets = length_buckets(data.train, hps.batch_size)
+        prob = {}
+        for group, t in zip(buckets, bucket_padded_lengths(data.train, buckets,
+                                                           hps.max_seq_len)):
+            prob[t] = prob.get(t, 0.0) + len(group) / len(data.train)
+    batches, by_t, k = [], {}, 0
+    while k < steps or min(len(by_t.get(t, [])) for t in prob) < steps:
+        s, n = step_batch(data.train, hps, 0, k)
+        b = {"strokes": s, "lengths": n}
+        batches += [b] * (k < steps)
+        by_t.setdefault(s.shape[1] - 1, []).append(b)
+        k += 1
     t0 = time.perf_counter()
-    for shape in sorted({b["strokes"].shape for b in batches}):  # trace / compile each
-        train(iter([next(b for b in batches if b["strokes"].shape == shape)]))
+    for group in by_t.values():  # trace / compile each shape
+        train(iter(group[:1]))
     warmup = time.perf_counter() - t0
-    times, flops = [], []
-    for b in batches:
+
+    def timed(b) -> float:
         t0 = time.perf_counter()
-        logs = train(iter([b]))
-        float(logs["cost"])  # wait for the step
-        times.append(time.perf_counter() - t0)
-        t = b["strokes"].shape[1] - 1
-        ex = count_flops(hps, hps.batch_size, t)
-        flops.append(ex["model"] + ex["recompute"])
+        float(train(iter([b]))["cost"])  # wait for the step
+        return time.perf_counter() - t0
+
+    times = [timed(b) for b in batches]
+    per_t = {t: float(np.median([timed(b) for b in by_t[t][:steps]])) for t in sorted(prob)}
+    flops = [count_flops(hps, hps.batch_size, b["strokes"].shape[1] - 1,
+                         recompute=options.encoder_recompute) for b in batches]
+    flops = [ex["model"] + ex["recompute"] for ex in flops]
     return {"preset": preset_name, "bucketed": bucketed, "precision": hps.precision,
-            "best_s": min(times),
-            "median_s": float(np.median(times)), "mean_s": float(np.mean(times)),
-            "warmup_s": warmup, "traces": model.trace_count,
+            "best_s": min(times), "median_s": float(np.median(times)),
+            "mean_s": float(np.mean(times)), "warmup_s": warmup, "traces": model.trace_count,
+            "expected_s": sum(prob[t] * per_t[t] for t in prob),
+            "distribution_median_s": weighted_median(per_t, prob),
+            "per_length_s": {str(t): round(v, 4) for t, v in per_t.items()},
+            "expected_padded_length": sum(p * t for t, p in prob.items()),
             "executed_gf": float(np.mean(flops)) / 1e9,
             "mean_padded_length": float(np.mean([b["strokes"].shape[1] - 1 for b in batches])),
             "gflops_per_s": float(np.sum(flops) / np.sum(times)) / 1e9}
 
 
 def real_batch_comparison(preset_name: str, steps: int, overrides: str, peak: float,
-                          summary: dict, new_precision: str = "float32") -> int:
-    """Run both paths in children; print them; add paper_step_ratio (today/new medians).
+                          summary: dict, new_precision: str = "float32", tune: str = "") -> int:
+    """Run both paths in children; print them; add paper_step_ratio (today over new, of the
+    median step), _mean (of the mean step) and _drawn (of the medians of the steps drawn),
+    the statistics of `run_real_child`.
 
-    Today: every batch at N_max, float32. New: bucketed, at `new_precision` (bf16 where
-    the CPU has it), i.e. what a new `train` run gets on this machine.
+    Today: every batch at N_max, float32, the encoder's gates recomputed (TODAY_TUNE). New:
+    bucketed, at `new_precision` (bf16 where the CPU has it), the product's FastPath, i.e.
+    what a new `train` run gets on this machine.
     """
     rows = {}
-    for name, flag, precision in (("today", "0", "float32"), ("new", "1", new_precision)):
+    for name, flag, precision, knobs in (("today", "0", "float32", TODAY_TUNE),
+                                         ("new", "1", new_precision, "")):
         hparams = ",".join(filter(None, [f"precision={precision}", overrides]))
         cmd = [sys.executable, os.path.abspath(__file__), "--real-child", f"{preset_name}@{flag}",
-               "--steps", str(steps), "--hparams", hparams]
+               "--steps", str(steps), "--hparams", hparams,
+               "--tune", ",".join(filter(None, [knobs, tune]))]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             print(out.stderr[-3000:], file=sys.stderr)
             return 1
         rows[name] = r = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"real sheep {preset_name} {name:>5} (bucketed {r['bucketed']}, {r['precision']}): "
-              f"best {r['best_s']:.3f} s/step, median {r['median_s']:.3f}, mean padded length "
+              f"median {r['distribution_median_s']:.3f} s/step, mean {r['expected_s']:.3f} "
+              f"(padded length {r['expected_padded_length']:.0f}); steps 0-{steps - 1} as "
+              f"drawn: best "
+              f"{r['best_s']:.3f}, median {r['median_s']:.3f}, mean padded length "
               f"{r['mean_padded_length']:.0f}, executed {r['executed_gf']:.4g} GF/step, "
               f"{r['gflops_per_s']:.1f} GF/s = {100 * r['gflops_per_s'] / peak:.0f}% of peak, "
               f"{r['traces']} traces")
-        for key in ("best_s", "median_s", "executed_gf", "gflops_per_s", "mean_padded_length"):
+        print(f"{'':11}per padded length, median s/step: " + ", ".join(
+            f"{t}: {v:.3f}" for t, v in r["per_length_s"].items()))
+        for key in ("distribution_median_s", "expected_s", "expected_padded_length", "best_s",
+                    "median_s",
+                    "executed_gf", "gflops_per_s", "mean_padded_length"):
             summary[f"real_{preset_name}_{name}_{key}"] = round(r[key], 4)
         summary[f"real_{preset_name}_{name}_fraction_of_peak"] = round(r["gflops_per_s"] / peak, 3)
-    ratio = rows["today"]["median_s"] / rows["new"]["median_s"]
+    ratios = {stat: rows["today"][key] / rows["new"][key] for stat, key in (
+        ("", "distribution_median_s"), ("_mean", "expected_s"), ("_drawn", "median_s"))}
     if f"{preset_name}_step_ratio" in summary:  # the synthetic full-length one: keep it too
         summary[f"{preset_name}_step_ratio_synthetic"] = summary[f"{preset_name}_step_ratio"]
-    summary[f"{preset_name}_step_ratio"] = round(ratio, 3)
-    print(f"{preset_name}_step_ratio (today / new, medians): {ratio:.2f}")
+    for stat, ratio in ratios.items():
+        summary[f"{preset_name}_step_ratio{stat}"] = round(ratio, 3)
+    print(f"{preset_name}_step_ratio (today / new, median steps): {ratios['']:.2f}; of the "
+          f"mean steps: {ratios['_mean']:.2f}; of the medians of steps 0-{steps - 1} as "
+          f"drawn: {ratios['_drawn']:.2f}")
     return 0
 
 
@@ -403,7 +473,8 @@ def _plan(args, new_precision: str) -> list[tuple]:
             plan.append((label, name, n_max, args.hparams, args.tune, batch))
     if args.paper_compare:
         extra = f",{args.hparams}" if args.hparams else ""
-        plan.append(("paper_today", "paper", 250, f"precision=float32{extra}", args.tune, 100))
+        plan.append(("paper_today", "paper", 250, f"precision=float32{extra}",
+                     ",".join(filter(None, [TODAY_TUNE, args.tune])), 100))
         plan.append(("paper_new", "paper", 250, f"precision={new_precision}{extra}",
                      ",".join(filter(None, [args.tune, "path=new"])), 100))
     return plan
@@ -434,7 +505,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.real_child:
         name, flag = args.real_child.split("@")
-        print(json.dumps(run_real_child(name, flag == "1", args.steps, args.hparams)))
+        print(json.dumps(run_real_child(name, flag == "1", args.steps, args.hparams,
+                                        args.tune)))
         return 0
 
     _self_check()
@@ -454,7 +526,8 @@ def main(argv: list[str] | None = None) -> int:
     paper, ex = preset("paper"), count_flops(preset("paper"), 100, 250)
     gf = [nominal_flops(paper, 100, 250) / 1e9, (ex["model"] + ex["recompute"]) / 1e9]
     print(f"GF per step at paper (B 100, N_max 250, lstm): nominal {gf[0]:.1f}, executed "
-          f"{gf[1]:.1f} (encoder recompute {ex['recompute'] / 1e9:.1f})")
+          f"{gf[1]:.1f} on today's path (encoder recompute {ex['recompute'] / 1e9:.1f} of it; "
+          "the new path stores the gates)")
     import keras
     precisions = sorted({"float32", new_precision})
     peaks = {pr: measure_matmul_peak(args.peak_size, precision=pr) for pr in precisions}
@@ -504,7 +577,8 @@ def main(argv: list[str] | None = None) -> int:
               f"({new['precision']}) median {new['median_s']:.3f} s: paper_step_ratio "
               f"{summary['paper_step_ratio']:.2f} (best {summary['paper_step_ratio_best']:.2f})")
     if args.real_batches and real_batch_comparison(args.real_batches, args.steps, args.hparams,
-                                                   peaks["float32"], summary, new_precision):
+                                                   peaks["float32"], summary, new_precision,
+                                                   args.tune):
         return 1
     print(json.dumps(summary))
     return 0
