@@ -10,9 +10,11 @@ Then the encoder's two lanes (forward and backward direction) as one batched mat
 XLA, and a hybrid: oneDNN's bf16 matmul with only the gate math XLA-compiled, once per step.
 
     python studies/bf16_loops/loop_matmul.py
+    XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=dot python studies/bf16_loops/loop_matmul.py --xla-only
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -80,16 +82,19 @@ def _median_seconds(fn, *args) -> float:
 
 
 def main() -> None:
+    xla_only = "--xla-only" in sys.argv[1:]  # the one-matmul XLA loop only (XLA_FLAGS tries)
     rng = np.random.default_rng(0)
     weights = [tf.constant(rng.normal(0, 0.05, (U, 4 * U)).astype("float32")) for _ in range(4)]
     x = tf.constant(rng.normal(size=(N_MAX, B, 4 * U)).astype("float32"))
-    for xla in (False, True):
+    for xla in (True,) if xla_only else (False, True):
         for precision in ("float32", "bfloat16"):
-            for matmuls in (1, 2, 4):
+            for matmuls in (1,) if xla_only else (1, 2, 4):
                 t = _median_seconds(make_loop(precision, xla, matmuls), x, *weights)
                 flops = matmuls * 2 * B * U * 4 * U * N_MAX
                 print(f"xla {xla!s:5} {precision:8} {matmuls} matmul(s)/step: "
                       f"{t * 1e3 / N_MAX:.3f} ms/step, {flops / t / 1e9:.0f} GF/s (median of {REPS})")
+    if xla_only:
+        return
     w2 = tf.constant(rng.normal(0, 0.05, (2, U, 4 * U)).astype("float32"))
     x2 = tf.constant(rng.normal(size=(N_MAX, 2, B, 4 * U)).astype("float32"))
     for mode in ("xla", "onednn_bf16", "hybrid"):
