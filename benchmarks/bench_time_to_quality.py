@@ -13,7 +13,10 @@ from the paper's 1e-3, B 100: the path before issue 23), "new" with the `small` 
 learning rate and batch (3e-3 and 50 since issue 23), bucketed_batches=true,
 precision=float32, then --new-hparams (later keys win, so
 `--new-hparams precision=bfloat16` adds the bf16 matmuls; a new run's own default precision
-depends on the CPU, so both are pinned here). Every --validate-every steps the clock stops and the model is scored with
+depends on the CPU, so both are pinned here). Both paths run the product's FastPath (the
+encoder's gates stored since, not rebuilt as when issue 23 was filed: bit-identical in float32,
+a few % faster, so today's times are if anything shorter than that path's were).
+Every --validate-every steps the clock stops and the model is scored with
 the unchanged validation (`evaluation.losses.evaluate_split`: masked L_R over the whole
 valid split, full-length N_max batches, what `sketch-rnn evaluate` reports); the clock then
 resumes. "Wall seconds" are training seconds only (validation excluded; traces and XLA
