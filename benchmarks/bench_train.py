@@ -425,16 +425,14 @@ def real_batch_comparison(preset_name: str, steps: int, overrides: str, peak: fl
         print(f"real sheep {preset_name} {name:>5} (bucketed {r['bucketed']}, {r['precision']}): "
               f"median {r['distribution_median_s']:.3f} s/step, mean {r['expected_s']:.3f} "
               f"(padded length {r['expected_padded_length']:.0f}); steps 0-{steps - 1} as "
-              f"drawn: best "
-              f"{r['best_s']:.3f}, median {r['median_s']:.3f}, mean padded length "
+              f"drawn: best {r['best_s']:.3f}, median {r['median_s']:.3f}, mean padded length "
               f"{r['mean_padded_length']:.0f}, executed {r['executed_gf']:.4g} GF/step, "
               f"{r['gflops_per_s']:.1f} GF/s = {100 * r['gflops_per_s'] / peak:.0f}% of peak, "
               f"{r['traces']} traces")
         print(f"{'':11}per padded length, median s/step: " + ", ".join(
             f"{t}: {v:.3f}" for t, v in r["per_length_s"].items()))
         for key in ("distribution_median_s", "expected_s", "expected_padded_length", "best_s",
-                    "median_s",
-                    "executed_gf", "gflops_per_s", "mean_padded_length"):
+                    "median_s", "executed_gf", "gflops_per_s", "mean_padded_length"):
             summary[f"real_{preset_name}_{name}_{key}"] = round(r[key], 4)
         summary[f"real_{preset_name}_{name}_fraction_of_peak"] = round(r["gflops_per_s"] / peak, 3)
     ratios = {stat: rows["today"][key] / rows["new"][key] for stat, key in (
