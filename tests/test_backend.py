@@ -181,6 +181,25 @@ def test_encoder_fused_equals_plain_autodiff(recompute):
     assert_agree(fused[:-2], plain[:-2], names)
 
 
+def test_storing_the_encoder_gates_changes_no_float32_bit():
+    """`FastPath.encoder_recompute` is a memory/speed switch: in float32 the rebuilt gates
+    equal the stored ones bit for bit, so the cost and every gradient of a training step are
+    identical either way (the default stores them; runs saved before resume unchanged)."""
+    import tensorflow as tf
+    hps = preset("tiny").replace(max_seq_len=N_MAX, enc_model="lstm", precision="float32",
+                                 use_recurrent_dropout=True)
+    x = _batch(seed=5)
+
+    def step(recompute):
+        model = SketchRNN(hps, seed=6, options=FastPath(encoder_recompute=recompute))
+        with tf.GradientTape() as tape:
+            cost = model.compute_loss(x, None, model(x, training=True))
+        return [cost] + tape.gradient(cost, model.trainable_variables)
+
+    for a, b in zip(step(True), step(False), strict=True):
+        np.testing.assert_array_equal(_np(a), _np(b))
+
+
 def test_plain_is_never_an_xla_cluster():
     """FastPath(fused=False) ignores xla_loops (TensorFlow cannot differentiate a loop's
     TensorArrays across an XLA cluster's boundary) and gives plain()'s numbers bit for bit."""
