@@ -236,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         if r is not None:
             ratios.append(r)
         per_level[str(level)] = {"today_s": a, "new_s": b, "ratio": r}
-        print(f"{level:8.3f} {a if a is not None else '-':>9} {b if b is not None else '-':>9} "
+        seconds = [f"{v:.0f}" if v is not None else "-" for v in (a, b)]
+        print(f"{level:8.3f} {seconds[0]:>9} {seconds[1]:>9} "
               f"{f'{r:.2f}' if r is not None else '-':>10}")
     for name, r in runs.items():
         last = r["curve"][-1]
