@@ -348,7 +348,8 @@ def run_real_child(preset_name: str, bucketed: bool, steps: int, overrides: str,
     Executed FLOPs are counted per batch at its padded T.
     """
     from sketch_rnn.data import load_data, step_batch
-    from sketch_rnn.data.batches import bucket_padded_lengths, length_buckets
+    from sketch_rnn.data.batches import (bucket_draw_probabilities, bucket_padded_lengths,
+                                         length_buckets)
     from sketch_rnn.model.build import build_model
     from sketch_rnn.training.trainer import configure_determinism, per_shape_train_function
 
@@ -363,9 +364,9 @@ def run_real_child(preset_name: str, bucketed: bool, steps: int, overrides: str,
     if bucketed:
         buckets = length_buckets(data.train, hps.batch_size)
         prob = {}
-        for group, t in zip(buckets, bucket_padded_lengths(data.train, buckets,
-                                                           hps.max_seq_len)):
-            prob[t] = prob.get(t, 0.0) + len(group) / len(data.train)
+        pads = bucket_padded_lengths(data.train, buckets, hps.max_seq_len)
+        for p, t in zip(bucket_draw_probabilities(buckets), pads):
+            prob[t] = prob.get(t, 0.0) + float(p)
     batches, by_t, k = [], {}, 0
     while k < steps or min(len(by_t.get(t, [])) for t in prob) < steps:
         s, n = step_batch(data.train, hps, 0, k)

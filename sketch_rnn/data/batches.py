@@ -90,6 +90,13 @@ def bucket_padded_lengths(split: SketchSplit, buckets: list[np.ndarray], n_max: 
     return out
 
 
+def bucket_draw_probabilities(buckets: list[np.ndarray]) -> np.ndarray:
+    """P(a step draws bucket j), (k,) float64: proportional to its size, so every sketch of
+    the split is equally likely to be seen, whichever bucket it fell in."""
+    sizes = np.array([len(g) for g in buckets], dtype=np.float64)  # (k,)
+    return sizes / sizes.sum()
+
+
 def bucketed_train_batch(split: SketchSplit, hps: Any, seed: int, step: int
                          ) -> tuple[np.ndarray, np.ndarray]:
     """The bucketed training batch of `step`, a pure function of (seed, step).
@@ -104,8 +111,7 @@ def bucketed_train_batch(split: SketchSplit, hps: Any, seed: int, step: int
     _check_fits(split, hps.max_seq_len)
     buckets, pads = _bucket_table(split, b, hps.max_seq_len)
     rng = np.random.default_rng([int(seed), int(step)])
-    sizes = np.array([len(g) for g in buckets], dtype=np.float64)
-    j = int(rng.choice(len(buckets), p=sizes / sizes.sum()))
+    j = int(rng.choice(len(buckets), p=bucket_draw_probabilities(buckets)))
     group = buckets[j]
     idx = group[rng.choice(len(group), size=b, replace=len(group) < b)]  # (B,)
     return batch_from_indices(split, idx, pads[j], hps.random_scale_factor,
