@@ -1,0 +1,82 @@
+"""Pen states along the model card's 25 prior samples (issue 25's legs target): for each
+sample, how many points it drew, whether it ended before N_max, and the model's own
+probability of lifting the pen at each step (softmax of the pen logits at tau 1) beside the
+probability the sampler used at tau (logits / tau). Prints one row per sample, then a JSON line.
+
+    python studies/sheep_steps/pen_states.py checkpoints/sheep [--tau 0.25] [--seed 0]
+
+The samples are those of `sketch-rnn report` (`sample(model, 25, tau, seed)`): the same z
+and the same noise, decoded again with the raw mixture parameters recorded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+FEW_LIFTS = 2  # a sheep's legs are strokes of their own: a sample lifting this rarely has none
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir")
+    ap.add_argument("--tau", type=float, default=0.25)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n", type=int, default=25)
+    args = ap.parse_args(argv)
+
+    from sketch_rnn.generation.sampling import prior_z, run_sampler, step_noise
+    from sketch_rnn.model.mixture import split_params
+    from sketch_rnn.training.runs import load_run
+
+    run = load_run(args.run_dir)
+    model, hps = run.model, run.model.hps
+    n_max = int(hps.max_seq_len)
+    z = prior_z(args.n, int(hps.z_size), args.seed) if hps.conditional else None
+    noise = step_noise(args.n, n_max, args.seed)  # (n, N_max, 4)
+    strokes, raw = run_sampler(model, z, noise, args.tau, record=True)
+    pen_logits = np.asarray(split_params(raw).pen_logits, np.float64)  # (n, N, 3)
+    p1 = softmax(pen_logits)  # (n, N, 3) at tau 1
+    pt = softmax(pen_logits / args.tau)  # what the sampler drew from
+    rows = []
+    print(f"{'i':>3} {'points':>6} {'ended':>5} {'lifts':>5} {'E[lifts] tau1':>13} "
+          f"{'E[lifts] tau':>12} {'max p_lift tau1':>15} {'p_end at N_max-1':>16}")
+    for i in range(args.n):
+        drawn = strokes[i]
+        ended = bool((drawn[:, 4] > 0.5).any())
+        n_pts = int(np.argmax(drawn[:, 4] > 0.5)) if ended else len(drawn)
+        lifts = int(drawn[:n_pts, 3].sum())
+        row = {"i": i, "points": n_pts, "ended": ended, "lifts": lifts,
+               "expected_lifts_tau1": float(p1[i, :n_pts, 1].sum()),
+               "expected_lifts_tau": float(pt[i, :n_pts, 1].sum()),
+               "max_p_lift_tau1": float(p1[i, :n_pts, 1].max()),
+               "p_end_last": float(p1[i, min(n_pts, p1.shape[1] - 1), 2])}
+        rows.append(row)
+        print(f"{i:>3} {n_pts:>6} {str(ended):>5} {lifts:>5} {row['expected_lifts_tau1']:>13.1f} "
+              f"{row['expected_lifts_tau']:>12.2f} {row['max_p_lift_tau1']:>15.3f} "
+              f"{row['p_end_last']:>16.3f}")
+    few = [r for r in rows if r["lifts"] <= FEW_LIFTS]
+    summary = {"samples": args.n, "ended": sum(r["ended"] for r in rows),
+               "few_lifts": len(few),
+               "few_lifts_median_expected_tau1": float(np.median(
+                   [r["expected_lifts_tau1"] for r in few])) if few else None,
+               "few_lifts_max_p_lift_tau1": max((r["max_p_lift_tau1"] for r in few),
+                                                default=None)}
+    print(f"{summary['ended']} of {args.n} ended before N_max; {len(few)} lifted the pen at "
+          f"most {FEW_LIFTS} times (along their paths the model at tau 1 expected a median "
+          f"of {summary['few_lifts_median_expected_tau1'] or 0:.1f} lifts; its largest "
+          f"p_lift there {summary['few_lifts_max_p_lift_tau1'] or 0:.3f})")
+    print(json.dumps({"run_dir": args.run_dir, "tau": args.tau, "seed": args.seed,
+                      "summary": summary, "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
