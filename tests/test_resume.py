@@ -227,11 +227,14 @@ def test_sigkill_at_random_moments_then_resume_is_exact(straight, tmp_path) -> N
         since = time.time()
         proc = subprocess.Popen(train_cmd(run_dir, N), cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        # the first attempt runs past the first checkpoint, so later ones resume mid-run
-        wait_for_step(run_dir, 11 if attempt == 0 else start + 1, proc, since)
-        # step 11 logged means ckpt-10 is complete; the first kill comes within 50 ms of it,
-        # before a fast machine can also write ckpt-20 and ckpt-25 (seen: it did, in 0.6 s)
-        time.sleep(rng.uniform(0.0, 0.05 if attempt == 0 else 0.6))
+        # the first attempt runs past the first checkpoint, so later ones resume mid-run; a
+        # later one dies at a random step of what is left, up to 3 before the end
+        wait_for_step(run_dir, 11 if attempt == 0 else rng.randint(start + 1, N - 3), proc,
+                      since)
+        # step 11 logged means ckpt-10 is complete; each kill comes within 50 ms of the step
+        # waited for, before a fast machine can also write the checkpoints after it (seen: a
+        # resumed run whose compiles came from XLA's cache wrote ckpt-20 and ckpt-25 in 0.6 s)
+        time.sleep(rng.uniform(0.0, 0.05))
         assert proc.poll() is None, "the trainer ended before it could be killed"
         proc.kill()
         assert proc.wait() == -signal.SIGKILL
