@@ -1,7 +1,9 @@
 """Pen states along the model card's 25 prior samples (issue 25's legs target): for each
 sample, how many points it drew, whether it ended before N_max, and the model's own
 probability of lifting the pen at each step (softmax of the pen logits at tau 1) beside the
-probability the sampler used at tau (logits / tau). Prints one row per sample, then a JSON line.
+probability the sampler used at tau (logits / tau). Then, teacher-forced on the test split
+(the decoder fed the true points, z drawn as `evaluate` draws it), the model's p_lift at the
+points where the person did lift the pen. Prints a row per sample, then a JSON line.
 
     python studies/sheep_steps/pen_states.py checkpoints/sheep [--tau 0.25] [--seed 0]
 
@@ -22,6 +24,42 @@ FEW_LIFTS = 2  # a sheep's legs are strokes of their own: a sample lifting this 
 def softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
+
+
+def teacher_forced_lifts(run, tau: float) -> dict:
+    """The model's pen distribution at the test split's real lifts, teacher-forced.
+
+    For each step whose target point is a lift: p_lift at tau 1, whether lifting is the
+    most likely state there (only then does a low temperature keep it), and p_lift at tau
+    (logits / tau): the chance the sampler lifts at exactly that step. Against it, the
+    constant predictor's p_lift: the share of the split's real points that are lifts."""
+    from keras import ops
+
+    from sketch_rnn.data import load_data
+    from sketch_rnn.data.batches import eval_batches
+    from sketch_rnn.model.mixture import split_params
+
+    hps = run.model.hps
+    split = load_data(run.data_paths, hps.max_seq_len, scale_factor=run.scale_factor).test
+    at_lifts, tau_lifts, argmax_lifts, lifts, points = [], [], 0, 0, 0
+    for strokes, lengths, weights in eval_batches(split, hps):
+        out = run.model({"strokes": strokes, "lengths": lengths}, training=False)
+        logits = np.asarray(ops.convert_to_numpy(split_params(out["raw"]).pen_logits),
+                            np.float64).transpose(1, 0, 2)  # (B, N_max, 3)
+        target = strokes[:, 1:, 2:5]  # (B, N_max, 3): the point each step predicts
+        real = (np.arange(target.shape[1])[None] < lengths[:, None]) & (weights[:, None] > 0)
+        lift = real & (target[..., 1] > 0.5)  # (B, N_max)
+        p1, pt = softmax(logits)[lift], softmax(logits / tau)[lift]  # (n_lifts, 3)
+        at_lifts += list(p1[:, 1])
+        tau_lifts += list(pt[:, 1])
+        argmax_lifts += int((p1.argmax(-1) == 1).sum())
+        lifts += int(lift.sum())
+        points += int(real.sum())
+    return {"lifts": lifts, "points": points, "lift_share": lifts / points,
+            "median_p_lift_at_lifts": float(np.median(at_lifts)),
+            "mean_p_lift_at_lifts": float(np.mean(at_lifts)),
+            "lift_most_likely_share": argmax_lifts / lifts,
+            "mean_p_lift_at_lifts_tau": float(np.mean(tau_lifts))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,8 +111,16 @@ def main(argv: list[str] | None = None) -> int:
           f"most {FEW_LIFTS} times (along their paths the model at tau 1 expected a median "
           f"of {summary['few_lifts_median_expected_tau1'] or 0:.1f} lifts; its largest "
           f"p_lift there {summary['few_lifts_max_p_lift_tau1'] or 0:.3f})")
+    tf = teacher_forced_lifts(run, args.tau) if run.data_paths else {}
+    if tf:
+        print(f"teacher-forced, test split: {tf['lifts']} lifts in {tf['points']} points "
+              f"(constant predictor p_lift {tf['lift_share']:.3f}); at the lifts the model's "
+              f"p_lift is {tf['mean_p_lift_at_lifts']:.3f} on average (median "
+              f"{tf['median_p_lift_at_lifts']:.3f}), lifting is its most likely state at "
+              f"{100 * tf['lift_most_likely_share']:.0f}% of them, and at tau {args.tau:g} it "
+              f"lifts there with probability {tf['mean_p_lift_at_lifts_tau']:.3f} on average")
     print(json.dumps({"run_dir": args.run_dir, "tau": args.tau, "seed": args.seed,
-                      "summary": summary, "rows": rows}))
+                      "summary": summary, "teacher_forced": tf, "rows": rows}))
     return 0
 
 
