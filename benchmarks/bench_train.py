@@ -524,9 +524,10 @@ def main(argv: list[str] | None = None) -> int:
         "bucketing (the hook paper_new_batch)" if new_precision == "float32" else ""))
     paper, ex = preset("paper"), count_flops(preset("paper"), 100, 250)
     gf = [nominal_flops(paper, 100, 250) / 1e9, (ex["model"] + ex["recompute"]) / 1e9]
+    new_gates = "rebuilds" if fast_path({}).encoder_recompute else "stores"
     print(f"GF per step at paper (B 100, N_max 250, lstm): nominal {gf[0]:.1f}, executed "
           f"{gf[1]:.1f} on today's path (encoder recompute {ex['recompute'] / 1e9:.1f} of it; "
-          "the new path stores the gates)")
+          f"the new path {new_gates} the gates)")
     import keras
     precisions = sorted({"float32", new_precision})
     peaks = {pr: measure_matmul_peak(args.peak_size, precision=pr) for pr in precisions}
