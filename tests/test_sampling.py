@@ -114,6 +114,41 @@ def test_batched_matches_one_call_per_step(model):
         np.testing.assert_allclose(one, batched[i], atol=1e-4)
 
 
+def test_reference_discrete_temperature_acts_on_the_pen_and_components_only(model):
+    """magenta.js's split temperature in the reference sampler: with the offsets' tau near 0
+    and the discrete one near 0 every step takes the most likely component and pen state,
+    the greedy decode; with the discrete one at 1 the same offsets' tau draws other pens."""
+    z = sampling.prior_z(1, model.hps.z_size, 5)[0]
+    noise = sampling.step_noise(1, N_MAX, 5)[0]
+    greedy = reference.stepwise_decode(model, z, noise, 1.0, greedy=True, stop_early=False)
+    cold = reference.stepwise_decode(model, z, noise, 1e-8, stop_early=False,
+                                     discrete_temperature=1e-3)
+    np.testing.assert_array_equal(cold[:, 2:], greedy[:, 2:])
+    np.testing.assert_allclose(cold[:, :2], greedy[:, :2], atol=1e-2)
+    warm = reference.stepwise_decode(model, z, noise, 1e-8, stop_early=False,
+                                     discrete_temperature=1.0)
+    assert (warm[:, 2:] != greedy[:, 2:]).any()
+
+
+def test_batched_split_temperature_matches_the_reference(model):
+    """The batched sampler with magenta.js's split temperature (offsets at t, components and
+    pen at s) draws what the one-call-per-step NumPy reference draws; s = None is s = t."""
+    z = sampling.prior_z(4, model.hps.z_size, 8)
+    noise = sampling.step_noise(4, N_MAX, 8)
+    batched, _ = sampling.run_sampler(model, z, noise, 0.3, stop_early=False,
+                                      discrete_temperature=2.0)
+    for i in range(4):
+        one = reference.stepwise_decode(model, z[i], noise[i], 0.3, stop_early=False,
+                                        discrete_temperature=2.0)
+        np.testing.assert_allclose(one, batched[i], atol=1e-4)
+    single, _ = sampling.run_sampler(model, z, noise, 0.3, stop_early=False)
+    cold, _ = sampling.run_sampler(model, z, noise, 0.3, stop_early=False,
+                                   discrete_temperature=0.01)
+    assert not np.allclose(single, cold, atol=1e-3)  # s acted (components, pens)
+    a = sampling.sample(model, 6, temperature=0.4, seed=3)
+    assert same(a, sampling.sample(model, 6, temperature=0.4, seed=3, discrete_temperature=0.4))
+
+
 def test_decoder_only_model(uncond):
     a = sampling.sample(uncond, 5, temperature=0.5, seed=4)
     assert same(a, sampling.sample(uncond, 5, temperature=0.5, seed=4)) and len(a) == 5
@@ -208,6 +243,7 @@ def test_interpolate():
     (dict(n=0), "n=0"), (dict(n=-3), "n=-3"), (dict(n=2, temperature=0.0), "temperature"),
     (dict(n=2, temperature=-1.0), "temperature"),
     (dict(n=2, temperature=float("nan")), "temperature"),
+    (dict(n=2, discrete_temperature=0.0), "discrete_temperature=0.0"),
     (dict(n=2, z=np.zeros((2, 5))), "z: expected"), (dict(n=3, z=np.zeros((2, 8))), "n=3"),
 ])
 def test_bad_arguments(model, kwargs, match):
@@ -263,6 +299,7 @@ def test_interpolate_command(tmp_path, monkeypatch, fake_run):
 
 @pytest.mark.parametrize("extra, match", [
     (["--n", "0"], "n=0"), (["--temperature", "0"], "temperature"),
+    (["--discrete-temperature", "-1"], "--discrete-temperature=-1.0: must be > 0"),
     (["--out", "x.jpg"], "unknown output extension"), (["--index", "1"], "--from"),
 ])
 def test_sample_command_bad_arguments(tmp_path, capsys, extra, match):

@@ -69,6 +69,10 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", required=True)
     p.add_argument("--n", type=int, default=16, help="number of sketches")
     p.add_argument("--temperature", type=float, default=0.5)
+    p.add_argument("--discrete-temperature", type=float, default=None, metavar="S",
+                   help="divide the mixture and pen logits by S instead of the temperature "
+                        "(magenta.js's softmaxTemperature, 0.5 + 0.5 * temperature there by "
+                        "default); default: the temperature, as in the paper")
     p.add_argument("--greedy", action="store_true", help="most likely component and its mean")
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", default="samples.svg", help="output .svg, .png, .gif or .npz")

@@ -96,6 +96,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     n = check_n(args.n)
     temperature = check_temperature(args.temperature)
+    discrete = args.discrete_temperature
+    if discrete is not None:
+        discrete = check_temperature(discrete, "--discrete-temperature")
     check_extension(args.out)
     if args.index is not None and args.from_data is None:
         raise SketchRNNError("--index needs --from DATA.npz")
@@ -105,13 +108,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
         originals = read_sketches(args.from_data, args.split, indices, run.hps.max_seq_len,
                                   "--index")
         sketches = reconstruct(run.model, originals, temperature=temperature,
-                               greedy=args.greedy, seed=args.seed, scale_factor=run.scale_factor)
+                               greedy=args.greedy, seed=args.seed, scale_factor=run.scale_factor,
+                               discrete_temperature=discrete)
         drawn = [s for pair in zip(originals, sketches) for s in pair]  # original, reconstruction
         save_sketches(args.out, drawn, cols=2)
         what = f"{len(sketches)} reconstructions (left: original)"
     else:
         sketches = sample(run.model, n, temperature=temperature, greedy=args.greedy,
-                          seed=args.seed, scale_factor=run.scale_factor)
+                          seed=args.seed, scale_factor=run.scale_factor,
+                          discrete_temperature=discrete)
         save_sketches(args.out, sketches)
         what = f"{n} sketches"
     print(f"wrote {what} to {args.out}")

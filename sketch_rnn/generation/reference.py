@@ -31,11 +31,15 @@ def _np_categorical(logits: np.ndarray, temperature: float, u: float) -> int:
 
 
 def stepwise_decode(model: Any, z: np.ndarray | None, noise: np.ndarray, temperature: float,
-                    greedy: bool = False, stop_early: bool = True) -> np.ndarray:
+                    greedy: bool = False, stop_early: bool = True,
+                    discrete_temperature: float | None = None) -> np.ndarray:
     """The original's way, for tests and benchmarks: one sketch, one framework call per step.
 
     Each step runs the compiled decode_step for a batch of one and samples in NumPy with
     the same draws and formulas as the batched sampler. noise (N, 4) -> stroke-5 (N', 5).
+    discrete_temperature, if given, divides the mixture and pen logits instead of
+    `temperature` (magenta.js's getPDF(state, t, s); its default s is 0.5 + 0.5 t), for
+    studies of what the browser draws; None is the paper's single tau, as `sample`.
     """
     from keras import ops
 
@@ -43,6 +47,7 @@ def stepwise_decode(model: Any, z: np.ndarray | None, noise: np.ndarray, tempera
     zt = None if z is None else ops.convert_to_tensor(np.asarray(z, np.float32).reshape(1, -1))
     states = model.initial_state(zt, 1)
     s_prev = ops.convert_to_tensor(S_0[None])
+    discrete = temperature if discrete_temperature is None else discrete_temperature
     rows, done = [], False
     for i in range(len(noise)):
         params, states = step(s_prev, zt, states)
@@ -52,11 +57,11 @@ def stepwise_decode(model: Any, z: np.ndarray | None, noise: np.ndarray, tempera
             k, pen = int(np.argmax(pi)), int(np.argmax(pen_logits))
             dx, dy = mx[k], my[k]
         else:
-            k = _np_categorical(pi, temperature, u_pi)
+            k = _np_categorical(pi, discrete, u_pi)
             sd = math.sqrt(temperature)
             dx = mx[k] + sx[k] * sd * e1
             dy = my[k] + sy[k] * sd * (rho[k] * e1 + math.sqrt(1 - rho[k] ** 2) * e2)
-            pen = _np_categorical(pen_logits, temperature, u_pen)
+            pen = _np_categorical(pen_logits, discrete, u_pen)
         row = np.zeros(5, np.float32)
         row[:2], row[2 + pen] = (dx, dy), 1.0
         done = done or pen == PEN_END

@@ -15,6 +15,13 @@ formula, which the paper's figures and text describe: tau = 1 is the model's own
 distribution and the variance scales linearly with tau. As tau -> 0 a sample approaches
 the greedy decode (most likely component, its mean, most likely pen state).
 
+magenta.js splits tau in two: `getPDF(state, t, s)` scales sigma by sqrt(t) but divides the
+mixture and pen logits by s, 0.5 + 0.5 t unless given. `discrete_temperature` is that s
+(None: tau itself, the paper's single temperature). Why offer it: a pen lift that the model
+spreads over a few steps with p_lift 0.2-0.5 each is raised to the power 1/tau against
+"pen down", so at tau 0.25 a sample often never lifts the pen (no legs on a sheep), while the
+browser, at s 0.625, lifts there (`studies/sheep_steps/`).
+
 Randomness: every draw comes from NumPy `default_rng([seed, k])` streams made before the
 loop (k = 0: z from the prior; k = 1: per-step uniforms and normals), so the same seed gives
 the same sketches, on any backend, and nothing depends on hidden RNG state.
@@ -44,11 +51,17 @@ def check_n(n: int) -> int:
     return int(n)
 
 
-def check_temperature(temperature: float) -> float:
+def check_temperature(temperature: float, name: str = "temperature") -> float:
     t = float(temperature)
     if not (math.isfinite(t) and t > 0):
-        raise SketchRNNError(f"temperature={temperature!r}: must be > 0")
+        raise SketchRNNError(f"{name}={temperature!r}: must be > 0")
     return t
+
+
+def _check_discrete(discrete_temperature: float | None) -> float | None:
+    if discrete_temperature is None:
+        return None
+    return check_temperature(discrete_temperature, "discrete_temperature")
 
 
 def _conditional(model: Any) -> bool:
@@ -107,13 +120,15 @@ def _pick(x, k):
     return ops.take_along_axis(x, k[:, None], axis=-1)[:, 0]  # (B,)
 
 
-def sample_point(params: Any, noise: Any, temperature: Any, greedy: bool) -> Any:
+def sample_point(params: Any, noise: Any, temperature: Any, greedy: bool,
+                 discrete: Any = None) -> Any:
     """One stroke-5 row per sketch from MixtureParams ((B, M) / (B, 3)) and noise (B, 4).
 
     Returns (B, 5): (dx, dy) and the one-hot pen state.
 
     Greedy: the most likely component's mean and the most likely pen state. Otherwise the
-    paper's temperature: softmax(logits / tau) for pi and the pen, sigma * sqrt(tau).
+    paper's temperature: softmax(logits / tau) for pi and the pen, sigma * sqrt(tau); with
+    `discrete` (magenta.js's s) the logits are divided by it instead.
     """
     from keras import ops
 
@@ -121,14 +136,15 @@ def sample_point(params: Any, noise: Any, temperature: Any, greedy: bool) -> Any
         from ..model.mixture import greedy_point
 
         return greedy_point(params)  # (B, 5)
-    k = _categorical(ops.softmax(params.pi_logits / temperature, axis=-1), noise[:, 0])
+    discrete = temperature if discrete is None else discrete
+    k = _categorical(ops.softmax(params.pi_logits / discrete, axis=-1), noise[:, 0])
     sd = ops.sqrt(temperature)
     sx, sy = _pick(params.sigma_x, k) * sd, _pick(params.sigma_y, k) * sd  # (B,)
     rho = _pick(params.rho, k)
     e1, e2 = noise[:, 2], noise[:, 3]
     dx = _pick(params.mu_x, k) + sx * e1
     dy = _pick(params.mu_y, k) + sy * (rho * e1 + ops.sqrt(1.0 - rho * rho) * e2)
-    pen = _categorical(ops.softmax(params.pen_logits / temperature, axis=-1), noise[:, 1])
+    pen = _categorical(ops.softmax(params.pen_logits / discrete, axis=-1), noise[:, 1])
     xy = ops.stack([dx, dy], axis=-1)  # (B, 2)
     return ops.concatenate([xy, ops.one_hot(pen, 3, dtype=xy.dtype)], axis=-1)  # (B, 5)
 
@@ -138,7 +154,8 @@ def _decode_loop(model: Any, greedy: bool, stop_early: bool, record: bool,
                  from_state: bool = False) -> Callable:
     """The sampler as one function, to be compiled once per variant.
 
-    from_state=False: a function of (z, noise, temperature) that starts every sketch from
+    from_state=False: a function of (z, noise, temperature, discrete temperature) that
+    starts every sketch from
     `model.initial_state(z)` and S_0 and runs up to N = noise.shape[1] steps.
     from_state=True: a function of (z, states, s_prev (B, 5), noise, temperature, limit)
     that continues from given decoder states and a given previous point, for at most
@@ -154,7 +171,7 @@ def _decode_loop(model: Any, greedy: bool, stop_early: bool, record: bool,
 
     n_params = 3 + 6 * int(model.hps.num_mixture)
 
-    def loop_from(z, states, s_prev, noise, temperature, limit):
+    def loop_from(z, states, s_prev, noise, temperature, limit, discrete=None):
         b, n = ops.shape(noise)[0], ops.shape(noise)[1]
         noise_tm = ops.transpose(noise, (1, 0, 2))  # (N_max, B, 4): contiguous per step
         strokes = ops.zeros((n, b, 5))  # (N_max, B, 5) time-major
@@ -170,7 +187,8 @@ def _decode_loop(model: Any, greedy: bool, stop_early: bool, record: bool,
 
         def body(i, s_prev, states, strokes, raws, done):
             raw, states = model.decode_step(s_prev, z, states)  # (B, 3+6M)
-            row = sample_point(split_params(raw), noise_tm[i], temperature, greedy)  # (B, 5)
+            row = sample_point(split_params(raw), noise_tm[i], temperature, greedy,
+                               discrete)  # (B, 5)
             done = ops.logical_or(done, row[:, 4] > 0.5)
             row = ops.where(done[:, None], end_row, row)  # no points after the end
             strokes = ops.slice_update(strokes, [i, 0, 0], row[None])
@@ -185,31 +203,35 @@ def _decode_loop(model: Any, greedy: bool, stop_early: bool, record: bool,
     if from_state:
         return loop_from
 
-    def loop(z, noise, temperature):
+    def loop(z, noise, temperature, discrete):
         b, n = ops.shape(noise)[0], ops.shape(noise)[1]
         states = model.initial_state(z, b)
         s_prev = ops.tile(ops.convert_to_tensor(S_0)[None], [b, 1])  # (B, 5)
-        return loop_from(z, states, s_prev, noise, temperature, n)
+        return loop_from(z, states, s_prev, noise, temperature, n, discrete)
 
     return loop
 
 
 def run_sampler(model: Any, z: np.ndarray | None, noise: np.ndarray, temperature: float,
-                greedy: bool = False, stop_early: bool = True,
-                record: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+                greedy: bool = False, stop_early: bool = True, record: bool = False,
+                discrete_temperature: float | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None]:
     """The compiled batched loop, normalised units: (strokes (B, N, 5), raw (B, N, 3+6M) | None).
 
     One framework call for the whole batch. stop_early=False always runs N steps (for
     benchmarks and for comparing with teacher forcing); record=True also returns the raw
-    mixture parameters the decoder produced at each step.
+    mixture parameters the decoder produced at each step. discrete_temperature: see the
+    module docstring (None: the same tau).
     """
     from keras import ops
 
     fn = compiled(model, ("loop", bool(greedy), bool(stop_early), bool(record)),
                    lambda: _decode_loop(model, bool(greedy), bool(stop_early), bool(record)))
     zt = None if z is None else ops.convert_to_tensor(z, "float32")
+    discrete = temperature if discrete_temperature is None else discrete_temperature
     out = fn(zt, ops.convert_to_tensor(noise, "float32"),
-             ops.convert_to_tensor(temperature, "float32"))
+             ops.convert_to_tensor(temperature, "float32"),
+             ops.convert_to_tensor(discrete, "float32"))
     return _sampler_output(out, record)
 
 
@@ -268,11 +290,12 @@ def to_stroke3(strokes5: np.ndarray, scale_factor: float = 1.0) -> list[np.ndarr
 # --------------------------------------------------------------------------- public API
 # Each public function checks its own arguments once, then calls `_decode`, which checks none.
 def _decode(model: Any, z: np.ndarray | None, b: int, temperature: float, greedy: bool,
-            seed: int, scale_factor: float, max_len: int | None) -> list[np.ndarray]:
+            seed: int, scale_factor: float, max_len: int | None,
+            discrete: float | None = None) -> list[np.ndarray]:
     """b sketches from checked arguments (z: (b, z_size) float32, or None if decoder-only)."""
     steps = _max_len(model, max_len)
     noise = step_noise(b, steps, seed)  # (B, N_max, 4)
-    strokes, _ = run_sampler(model, z, noise, temperature, greedy)
+    strokes, _ = run_sampler(model, z, noise, temperature, greedy, discrete_temperature=discrete)
     return to_stroke3(strokes, scale_factor)
 
 
@@ -302,20 +325,23 @@ def decode(model: Any, z: np.ndarray | None, *, n: int | None = None, temperatur
 
 def sample(model: Any, n: int, temperature: float = 1.0, greedy: bool = False, seed: int = 0,
            z: np.ndarray | None = None, scale_factor: float = 1.0,
-           max_len: int | None = None) -> list[np.ndarray]:
+           max_len: int | None = None,
+           discrete_temperature: float | None = None) -> list[np.ndarray]:
     """n stroke-3 sketches (data units): z from the prior N(0, I), or the given z.
 
     z: (n, z_size), or (z_size,) for n sketches of one code. temperature tau > 0 follows
     the paper (logits / tau, sigma * sqrt(tau); see the module docstring); greedy=True
     ignores it and the seed. Same arguments, same sketches. Decoder-only models take no z.
+    discrete_temperature: magenta.js's split temperature (module docstring); None: tau.
     """
     n = check_n(n)
     temperature = check_temperature(temperature)
+    discrete = _check_discrete(discrete_temperature)
     if _conditional(model):
         z = prior_z(n, int(model.hps.z_size), seed) if z is None else _check_z(model, z, n)
     else:
         _no_z(model, z)
-    return _decode(model, z, n, temperature, greedy, seed, scale_factor, max_len)
+    return _decode(model, z, n, temperature, greedy, seed, scale_factor, max_len, discrete)
 
 
 def sketches_to_stroke5(model: Any, sketches: Sequence[np.ndarray],
@@ -362,11 +388,14 @@ def encode(model: Any, sketches: Sequence[np.ndarray], *, scale_factor: float = 
 
 def reconstruct(model: Any, sketches: Sequence[np.ndarray], *, temperature: float = 1.0,
                 greedy: bool = False, seed: int = 0, scale_factor: float = 1.0,
-                sample_z: bool = False, max_len: int | None = None) -> list[np.ndarray]:
+                sample_z: bool = False, max_len: int | None = None,
+                discrete_temperature: float | None = None) -> list[np.ndarray]:
     """Encode sketches (data units) and decode their codes: one new sketch per input."""
     temperature = check_temperature(temperature)
+    discrete = _check_discrete(discrete_temperature)
     z = encode(model, sketches, scale_factor=scale_factor, sample_z=sample_z, seed=seed)
-    return _decode(model, z, len(z), temperature, greedy, seed, scale_factor, max_len)
+    return _decode(model, z, len(z), temperature, greedy, seed, scale_factor, max_len,
+                   discrete)
 
 
 def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int,
