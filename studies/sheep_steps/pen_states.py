@@ -6,6 +6,14 @@ probability the sampler used at tau (logits / tau). Then, teacher-forced on the 
 points where the person did lift the pen. Prints a row per sample, then a JSON line.
 
     python studies/sheep_steps/pen_states.py checkpoints/sheep [--tau 0.25] [--seed 0]
+    python studies/sheep_steps/pen_states.py checkpoints/sheep --discrete-temperature 0.625 \
+        --grid grid.png     # the same z and noise with magenta.js's split temperature
+
+With --discrete-temperature S the same codes and draws are decoded with the offsets at tau
+and the mixture and pen logits divided by S instead, as `sketch-rnn sample
+--discrete-temperature S` does and magenta.js's getPDF(state, tau, S) (its default S is
+0.5 + 0.5 tau, 0.625 at tau 0.25), and drawn to --grid: what the browser library would draw
+from the same codes. Not the paper's convention, which `sample` keeps by default.
 
 The samples are those of `sketch-rnn report` (`sample(model, 25, tau, seed)`): the same z
 and the same noise, decoded again with the raw mixture parameters recorded.
@@ -62,12 +70,29 @@ def teacher_forced_lifts(run, tau: float) -> dict:
             "mean_p_lift_at_lifts_tau": float(np.mean(tau_lifts))}
 
 
+def split_temperature_grid(run, z, noise: np.ndarray, tau: float, discrete: float,
+                           path: str) -> list[int]:
+    """The same samples with the discrete states at `discrete` (the product's sampler: at
+    discrete = tau it draws the model card's grid); writes the grid, returns each sample's
+    pen lifts."""
+    from sketch_rnn.generation.drawing import save_sketches
+    from sketch_rnn.generation.sampling import run_sampler, to_stroke3
+
+    strokes, _ = run_sampler(run.model, z, noise, tau, discrete_temperature=discrete)
+    save_sketches(path, to_stroke3(strokes, run.scale_factor), cols=5)
+    ended = strokes[..., 4] > 0.5  # (n, N)
+    return [int(s[:np.argmax(e) if e.any() else len(s), 3].sum())
+            for s, e in zip(strokes, ended)]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir")
     ap.add_argument("--tau", type=float, default=0.25)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n", type=int, default=25)
+    ap.add_argument("--discrete-temperature", type=float, default=None)
+    ap.add_argument("--grid", default="pen_states_grid.png")
     args = ap.parse_args(argv)
 
     from sketch_rnn.generation.sampling import prior_z, run_sampler, step_noise
@@ -80,6 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     z = prior_z(args.n, int(hps.z_size), args.seed) if hps.conditional else None
     noise = step_noise(args.n, n_max, args.seed)  # (n, N_max, 4)
     strokes, raw = run_sampler(model, z, noise, args.tau, record=True)
+    if args.discrete_temperature is not None:
+        lifts = split_temperature_grid(run, z, noise, args.tau, args.discrete_temperature,
+                                       args.grid)
+        print(f"tau {args.tau:g} with the discrete states at {args.discrete_temperature:g}: "
+              f"{sum(n <= FEW_LIFTS for n in lifts)} of {args.n} lifted the pen at most "
+              f"{FEW_LIFTS} times; lifts per sample {lifts}; grid in {args.grid}")
+        print(json.dumps({"run_dir": args.run_dir, "tau": args.tau, "seed": args.seed,
+                          "discrete_temperature": args.discrete_temperature, "lifts": lifts}))
+        return 0
     pen_logits = np.asarray(split_params(raw).pen_logits, np.float64)  # (n, N, 3)
     p1 = softmax(pen_logits)  # (n, N, 3) at tau 1
     pt = softmax(pen_logits / args.tau)  # what the sampler drew from
