@@ -38,8 +38,7 @@ def stepwise_decode(model: Any, z: np.ndarray | None, noise: np.ndarray, tempera
     Each step runs the compiled decode_step for a batch of one and samples in NumPy with
     the same draws and formulas as the batched sampler. noise (N, 4) -> stroke-5 (N', 5).
     discrete_temperature, if given, divides the mixture and pen logits instead of
-    `temperature` (magenta.js's getPDF(state, t, s); its default s is 0.5 + 0.5 t), for
-    studies of what the browser draws; None is the paper's single tau, as `sample`.
+    `temperature` (magenta.js's getPDF(state, t, s)), as `sample`'s; None: the paper's tau.
     """
     from keras import ops
 

@@ -15,12 +15,10 @@ formula, which the paper's figures and text describe: tau = 1 is the model's own
 distribution and the variance scales linearly with tau. As tau -> 0 a sample approaches
 the greedy decode (most likely component, its mean, most likely pen state).
 
-magenta.js splits tau in two: `getPDF(state, t, s)` scales sigma by sqrt(t) but divides the
-mixture and pen logits by s, 0.5 + 0.5 t unless given. `discrete_temperature` is that s
-(None: tau itself, the paper's single temperature). Why offer it: a pen lift that the model
-spreads over a few steps with p_lift 0.2-0.5 each is raised to the power 1/tau against
-"pen down", so at tau 0.25 a sample often never lifts the pen (no legs on a sheep), while the
-browser, at s 0.625, lifts there (`studies/sheep_steps/`).
+magenta.js splits tau: `getPDF(state, t, s)` scales sigma by sqrt(t) and divides the logits
+by s (0.5 + 0.5 t by default), our `discrete_temperature` (None: s = tau, the paper's). Why:
+a lift the model spreads over a few steps at p_lift 0.2-0.5 loses to "pen down" at odds
+raised to 1/tau, so at tau 0.25 many sheep never lift the pen to draw legs; at s 0.625 they do.
 
 Randomness: every draw comes from NumPy `default_rng([seed, k])` streams made before the
 loop (k = 0: z from the prior; k = 1: per-step uniforms and normals), so the same seed gives
@@ -59,9 +57,8 @@ def check_temperature(temperature: float, name: str = "temperature") -> float:
 
 
 def _check_discrete(discrete_temperature: float | None) -> float | None:
-    if discrete_temperature is None:
-        return None
-    return check_temperature(discrete_temperature, "discrete_temperature")
+    return None if discrete_temperature is None else check_temperature(
+        discrete_temperature, "discrete_temperature")
 
 
 def _conditional(model: Any) -> bool:
