@@ -277,6 +277,23 @@ def test_sample_command_same_seed_same_bytes(tmp_path, monkeypatch, fake_run):
     assert len(z.files) == 4 and all(z[k].ndim == 2 and z[k].shape[1] == 3 for k in z.files)
 
 
+def test_sample_command_discrete_temperature(tmp_path, monkeypatch, fake_run):
+    """--discrete-temperature reaches the sampler: the command's sketches are the library's
+    with the same split temperature, and --discrete-temperature T is the default."""
+    outs = {}
+    for name, extra in (("split", ["--discrete-temperature", "0.05"]),
+                        ("same", ["--discrete-temperature", "0.7"]), ("default", [])):
+        outs[name] = tmp_path / f"{name}.npz"
+        argv = ["sample", "--run-dir", "R", "--n", "6", "--temperature", "0.7", "--seed", "2",
+                "--out", str(outs[name]), *extra]
+        assert run_cli(argv, monkeypatch, fake_run) == 0
+    loaded = {k: [np.load(v)[f] for f in sorted(np.load(v).files)] for k, v in outs.items()}
+    lib = sampling.sample(fake_run.model, 6, temperature=0.7, seed=2, scale_factor=20.0,
+                          discrete_temperature=0.05)
+    assert same(loaded["split"], lib) and same(loaded["same"], loaded["default"])
+    assert not same(loaded["split"], loaded["default"])
+
+
 def test_sample_command_reconstructs(tmp_path, monkeypatch, fake_run, capsys):
     out = tmp_path / "rec.svg"
     argv = ["sample", "--run-dir", "R", "--from", SHEEP, "--index", "0", "2", "--greedy",
