@@ -152,8 +152,8 @@ def _decode_loop(model: Any, greedy: bool, stop_early: bool, record: bool,
     """The sampler as one function, to be compiled once per variant.
 
     from_state=False: a function of (z, noise, temperature, discrete temperature) that
-    starts every sketch from
-    `model.initial_state(z)` and S_0 and runs up to N = noise.shape[1] steps.
+    starts every sketch from `model.initial_state(z)` and S_0 and runs up to N =
+    noise.shape[1] steps.
     from_state=True: a function of (z, states, s_prev (B, 5), noise, temperature, limit)
     that continues from given decoder states and a given previous point, for at most
     `limit` (a scalar tensor <= N, so one graph serves every limit) steps: completion.
