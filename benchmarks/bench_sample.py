@@ -3,8 +3,8 @@
 Three ways to draw sketches from one randomly initialised model, in the same process:
   (a) stepwise: `reference.stepwise_decode`, one sketch at a time, one framework call per
       point and NumPy sampling in between (the original's `sample()` with `sess.run`);
-  (b) loop, n=1: `sampling.run_sampler` on a batch of ONE, one compiled call per sketch;
-  (c) loop, batched: `sampling.run_sampler` on n sketches (default 100) in one call.
+  (b) loop, n=1: `decode_loop.run_sampler` on a batch of ONE, one compiled call per sketch;
+  (c) loop, batched: `decode_loop.run_sampler` on n sketches (default 100) in one call.
 b/a is what compiling the whole loop buys, c/b what batching buys; c/a, their product, is
 what a single "speedup" would have mixed up.
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     from sketch_rnn.core.hparams import preset
-    from sketch_rnn.generation import reference, sampling
+    from sketch_rnn.generation import decode_loop, reference, sampling
     from sketch_rnn.model.vae import SketchRNN
 
     hps = preset(args.preset).with_overrides(args.hparams)
@@ -70,12 +70,12 @@ def main(argv: list[str] | None = None) -> int:
                    for i in range(args.stepwise))
 
     def loop_n1() -> int:
-        return sum(sampling.run_sampler(model, zs(i, i + 1), noise[i:i + 1], tau,
+        return sum(decode_loop.run_sampler(model, zs(i, i + 1), noise[i:i + 1], tau,
                                         stop_early=False)[0].shape[1]
                    for i in range(args.single))
 
     def loop_batched() -> int:
-        strokes, _ = sampling.run_sampler(model, zs(0, args.n), noise[:args.n], tau,
+        strokes, _ = decode_loop.run_sampler(model, zs(0, args.n), noise[:args.n], tau,
                                           stop_early=False)
         return strokes.shape[0] * strokes.shape[1]
 

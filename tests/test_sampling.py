@@ -15,7 +15,7 @@ from sketch_rnn import cli
 from sketch_rnn.cli import model_commands as model_cmds
 from sketch_rnn.core import strokes as S
 from sketch_rnn.core.errors import SketchRNNError
-from sketch_rnn.generation import reference, sampling
+from sketch_rnn.generation import decode_loop, reference, sampling
 
 ROOT = Path(__file__).resolve().parents[1]
 SHEEP = str(ROOT / "data" / "aaron_sheep.npz")
@@ -60,10 +60,10 @@ def test_greedy_is_deterministic_given_z(model):
 def test_low_temperature_approaches_greedy(model):
     z = sampling.prior_z(B, model.hps.z_size, 1)
     noise = sampling.step_noise(B, N_MAX, 1)
-    greedy, _ = sampling.run_sampler(model, z, noise, 1.0, greedy=True, stop_early=False)
+    greedy, _ = decode_loop.run_sampler(model, z, noise, 1.0, greedy=True, stop_early=False)
     gaps = []
     for tau in (1.0, 1e-2, 1e-6):
-        cold, _ = sampling.run_sampler(model, z, noise, tau, stop_early=False)
+        cold, _ = decode_loop.run_sampler(model, z, noise, tau, stop_early=False)
         gaps.append(np.abs(cold[..., :2] - greedy[..., :2]).max())
     np.testing.assert_array_equal(cold[..., 2:], greedy[..., 2:])  # same pen states
     assert gaps[2] < 0.01 and gaps[2] < 0.02 * gaps[1] and gaps[1] < gaps[0]  # ~ sqrt(tau)
@@ -82,13 +82,13 @@ def test_temperature_follows_the_paper():
                            mu_y=col(5.0, 5.0), sigma_x=col(1.0, 1.0), sigma_y=col(2.0, 2.0),
                            rho=col(0.5, 0.5), pen_logits=col(0.0, 0.0, np.log(3.0)))
     noise = sampling.step_noise(n, 1, 0)[:, 0]  # (n, 4)
-    rows = ops.convert_to_numpy(sampling.sample_point(params, noise, tau, greedy=False))
+    rows = ops.convert_to_numpy(decode_loop.sample_point(params, noise, tau, greedy=False))
     assert np.std(rows[:, 0]) == pytest.approx(np.sqrt(tau), rel=0.03)
     assert np.std(rows[:, 1]) == pytest.approx(2 * np.sqrt(tau), rel=0.03)
     assert np.corrcoef(rows[:, 0], rows[:, 1])[0, 1] == pytest.approx(0.5, abs=0.03)
     # pen probabilities softmax(logits / tau) = (1, 1, 81) / 83
     assert rows[:, 4].mean() == pytest.approx(81 / 83, abs=0.01)
-    greedy = ops.convert_to_numpy(sampling.sample_point(params, noise, tau, greedy=True))
+    greedy = ops.convert_to_numpy(decode_loop.sample_point(params, noise, tau, greedy=True))
     np.testing.assert_array_equal(greedy[0], [0.0, 5.0, 0.0, 0.0, 1.0])
 
 
@@ -97,7 +97,7 @@ def test_temperature_follows_the_paper():
 def test_sampler_matches_teacher_forcing(model, uncond, conditional):
     m = model if conditional else uncond
     z = sampling.prior_z(B, m.hps.z_size, 2) if conditional else None
-    strokes, raw = sampling.run_sampler(m, z, sampling.step_noise(B, N_MAX, 2), 0.9,
+    strokes, raw = decode_loop.run_sampler(m, z, sampling.step_noise(B, N_MAX, 2), 0.9,
                                         stop_early=False, record=True)
     inputs = np.concatenate([np.tile(S.S_0, (B, 1, 1)), strokes], axis=1)  # (B, N+1, 5)
     forced = np.asarray(m.decode_sequence(inputs, z))  # (B, N_max, 3+6M)
@@ -108,7 +108,7 @@ def test_sampler_matches_teacher_forcing(model, uncond, conditional):
 def test_batched_matches_one_call_per_step(model):
     z = sampling.prior_z(4, model.hps.z_size, 3)
     noise = sampling.step_noise(4, N_MAX, 3)
-    batched, _ = sampling.run_sampler(model, z, noise, 0.7, stop_early=False)
+    batched, _ = decode_loop.run_sampler(model, z, noise, 0.7, stop_early=False)
     for i in range(4):
         one = reference.stepwise_decode(model, z[i], noise[i], 0.7, stop_early=False)
         np.testing.assert_allclose(one, batched[i], atol=1e-4)
@@ -135,14 +135,14 @@ def test_batched_split_temperature_matches_the_reference(model):
     pen at s) draws what the one-call-per-step NumPy reference draws; s = None is s = t."""
     z = sampling.prior_z(4, model.hps.z_size, 8)
     noise = sampling.step_noise(4, N_MAX, 8)
-    batched, _ = sampling.run_sampler(model, z, noise, 0.3, stop_early=False,
+    batched, _ = decode_loop.run_sampler(model, z, noise, 0.3, stop_early=False,
                                       discrete_temperature=2.0)
     for i in range(4):
         one = reference.stepwise_decode(model, z[i], noise[i], 0.3, stop_early=False,
                                         discrete_temperature=2.0)
         np.testing.assert_allclose(one, batched[i], atol=1e-4)
-    single, _ = sampling.run_sampler(model, z, noise, 0.3, stop_early=False)
-    cold, _ = sampling.run_sampler(model, z, noise, 0.3, stop_early=False,
+    single, _ = decode_loop.run_sampler(model, z, noise, 0.3, stop_early=False)
+    cold, _ = decode_loop.run_sampler(model, z, noise, 0.3, stop_early=False,
                                    discrete_temperature=0.01)
     assert not np.allclose(single, cold, atol=1e-3)  # s acted (components, pens)
     a = sampling.sample(model, 6, temperature=0.4, seed=3)
@@ -161,7 +161,7 @@ def test_decoder_only_model(uncond):
 # --------------------------------------------------------------------------- ends and units
 def test_ends_are_honoured(model):
     z = sampling.prior_z(B, model.hps.z_size, 5)
-    strokes, _ = sampling.run_sampler(model, z, sampling.step_noise(B, N_MAX, 5), 1.0)
+    strokes, _ = decode_loop.run_sampler(model, z, sampling.step_noise(B, N_MAX, 5), 1.0)
     sketches = sampling.to_stroke3(strokes)
     for s5, s3 in zip(strokes, sketches):
         ends = np.flatnonzero(s5[:, 4] > 0.5)

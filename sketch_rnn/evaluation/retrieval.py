@@ -223,7 +223,8 @@ def decode_codes(model: Any, mu: np.ndarray, temperature: Any = "greedy", seed: 
     sampler is built once; sketch i draws from its own stream `default_rng([seed, 3, i])`,
     so a reconstruction does not depend on how the codes are cut into batches.
     """
-    from ..generation.sampling import check_temperature, run_sampler, to_stroke3
+    from ..generation.decode_loop import run_sampler
+    from ..generation.sampling import check_temperature, to_stroke3
 
     greedy = temperature == "greedy"
     tau = 1.0 if greedy else check_temperature(temperature)

@@ -32,11 +32,11 @@ from .sampling import (
     check_temperature,
     encode,
     prior_z,
-    run_sampler_from,
     sketches_to_stroke5,
     step_noise,
     to_stroke3,
 )
+from .decode_loop import run_sampler_from
 
 Z_MODES = ("prior", "encode")
 BATCH_STEP = 8  # compiled batch sizes are multiples of this: 1..8 endings share one graph

@@ -1,5 +1,5 @@
 """The original's way of sampling, one framework call per point: a reference for tests and
-benchmarks of the batched sampler in `sampling.py` (same draws, same formulas).
+benchmarks of the batched sampler in `decode_loop.py` (same draws, same formulas).
 """
 from __future__ import annotations
 

@@ -76,7 +76,8 @@ def split_temperature_grid(run, z, noise: np.ndarray, tau: float, discrete: floa
     discrete = tau it draws the model card's grid); writes the grid, returns each sample's
     pen lifts."""
     from sketch_rnn.generation.drawing import save_sketches
-    from sketch_rnn.generation.sampling import run_sampler, to_stroke3
+    from sketch_rnn.generation.decode_loop import run_sampler
+    from sketch_rnn.generation.sampling import to_stroke3
 
     strokes, _ = run_sampler(run.model, z, noise, tau, discrete_temperature=discrete)
     save_sketches(path, to_stroke3(strokes, run.scale_factor), cols=5)
@@ -95,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grid", default="pen_states_grid.png")
     args = ap.parse_args(argv)
 
-    from sketch_rnn.generation.sampling import prior_z, run_sampler, step_noise
+    from sketch_rnn.generation.decode_loop import run_sampler
+    from sketch_rnn.generation.sampling import prior_z, step_noise
     from sketch_rnn.model.mixture import split_params
     from sketch_rnn.training.runs import load_run
 
