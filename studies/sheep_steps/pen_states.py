@@ -29,6 +29,14 @@ import numpy as np
 FEW_LIFTS = 2  # a sheep's legs are strokes of their own: a sample lifting this rarely has none
 
 
+def drawn(row: np.ndarray) -> tuple[int, bool, int]:
+    """One sampled sketch (N, 5): the points before its end token, whether it ended before
+    N_max, and the pen lifts among those points."""
+    end = row[:, 4] > 0.5  # (N,)
+    n_pts = int(np.argmax(end)) if end.any() else len(row)
+    return n_pts, bool(end.any()), int(row[:n_pts, 3].sum())
+
+
 def softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
@@ -81,9 +89,7 @@ def split_temperature_grid(run, z, noise: np.ndarray, tau: float, discrete: floa
 
     strokes, _ = run_sampler(run.model, z, noise, tau, discrete_temperature=discrete)
     save_sketches(path, to_stroke3(strokes, run.scale_factor), cols=5)
-    ended = strokes[..., 4] > 0.5  # (n, N)
-    return [int(s[:np.argmax(e) if e.any() else len(s), 3].sum())
-            for s, e in zip(strokes, ended)]
+    return [drawn(row)[2] for row in strokes]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     n_max = int(hps.max_seq_len)
     z = prior_z(args.n, int(hps.z_size), args.seed) if hps.conditional else None
     noise = step_noise(args.n, n_max, args.seed)  # (n, N_max, 4)
-    strokes, raw = run_sampler(model, z, noise, args.tau, record=True)
     if args.discrete_temperature is not None:
         lifts = split_temperature_grid(run, z, noise, args.tau, args.discrete_temperature,
                                        args.grid)
@@ -116,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"run_dir": args.run_dir, "tau": args.tau, "seed": args.seed,
                           "discrete_temperature": args.discrete_temperature, "lifts": lifts}))
         return 0
+    strokes, raw = run_sampler(model, z, noise, args.tau, record=True)
     pen_logits = np.asarray(split_params(raw).pen_logits, np.float64)  # (n, N, 3)
     p1 = softmax(pen_logits)  # (n, N, 3) at tau 1
     pt = softmax(pen_logits / args.tau)  # what the sampler drew from
@@ -123,10 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'i':>3} {'points':>6} {'ended':>5} {'lifts':>5} {'E[lifts] tau1':>13} "
           f"{'E[lifts] tau':>12} {'max p_lift tau1':>15} {'p_end at N_max-1':>16}")
     for i in range(args.n):
-        drawn = strokes[i]
-        ended = bool((drawn[:, 4] > 0.5).any())
-        n_pts = int(np.argmax(drawn[:, 4] > 0.5)) if ended else len(drawn)
-        lifts = int(drawn[:n_pts, 3].sum())
+        n_pts, ended, lifts = drawn(strokes[i])
         row = {"i": i, "points": n_pts, "ended": ended, "lifts": lifts,
                "expected_lifts_tau1": float(p1[i, :n_pts, 1].sum()),
                "expected_lifts_tau": float(pt[i, :n_pts, 1].sum()),
