@@ -42,7 +42,7 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
-def teacher_forced_lifts(run, tau: float) -> dict:
+def teacher_forced_lifts(run, tau: float, data_paths: list[str]) -> dict:
     """The model's pen distribution at the test split's real lifts, teacher-forced.
 
     For each step whose target point is a lift: p_lift at tau 1, whether lifting is the
@@ -56,7 +56,7 @@ def teacher_forced_lifts(run, tau: float) -> dict:
     from sketch_rnn.model.mixture import split_params
 
     hps = run.model.hps
-    split = load_data(run.data_paths, hps.max_seq_len, scale_factor=run.scale_factor).test
+    split = load_data(data_paths, hps.max_seq_len, scale_factor=run.scale_factor).test
     at_lifts, tau_lifts, argmax_lifts, lifts, points = [], [], 0, 0, 0
     for strokes, lengths, weights in eval_batches(split, hps):
         out = run.model({"strokes": strokes, "lengths": lengths}, training=False)
@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=25)
     ap.add_argument("--discrete-temperature", type=float, default=None)
     ap.add_argument("--grid", default="pen_states_grid.png")
+    ap.add_argument("--data", nargs="+", default=None,
+                    help="teacher-force on this file's test split (default: the run's data; "
+                         "an imported magenta.js model has none)")
     args = ap.parse_args(argv)
 
     from sketch_rnn.generation.decode_loop import run_sampler
@@ -150,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
           f"most {FEW_LIFTS} times (along their paths the model at tau 1 expected a median "
           f"of {summary['few_lifts_median_expected_tau1'] or 0:.1f} lifts; its largest "
           f"p_lift there {summary['few_lifts_max_p_lift_tau1'] or 0:.3f})")
-    tf = teacher_forced_lifts(run, args.tau) if run.data_paths else {}
+    data_paths = args.data or run.data_paths
+    tf = teacher_forced_lifts(run, args.tau, data_paths) if data_paths else {}
     if tf:
         print(f"teacher-forced, test split: {tf['lifts']} lifts in {tf['points']} points "
               f"(constant predictor p_lift {tf['lift_share']:.3f}); at the lifts the model's "
