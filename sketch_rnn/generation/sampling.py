@@ -39,9 +39,6 @@ from ..core.strokes import packed_to_stroke5, stroke5_to_stroke3
 from .compiled import encoder
 from .decode_loop import run_sampler
 
-NOISE = 4  # per-step draws: u_pi, u_pen, eps_1, eps_2
-
-
 
 # --------------------------------------------------------------------------- argument checks
 def check_n(n: int) -> int:
