@@ -11,34 +11,18 @@ The `paper` step at batch 100 is always measured twice, side by side: today's pa
 where the CPU multiplies bf16 natively, `model.precision.default_precision`, else float32,
 and the benchmark says why). The final JSON line's `paper_step_ratio` is today's median step
 over the new one's (with `--real-batches`: on real sheep batches, of the steps'
-distribution over the length buckets, `run_real_child`). The new path's batches come from
-`paper_new_batch` (the hook where length-bucketed real sheep batches replace the synthetic
-full-length one).
+distribution over the length buckets, `train_paths.run_real_child`). Without it both paths
+time the same synthetic full-length batch, which shows precision and the encoder's stored
+gates but not bucketing.
 
-What is counted (by formula from the hparams; matmuls only, 2*m*n*k each; every sketch at
-full length N_max, which the synthetic batch guarantees; element-wise ops, layer norms,
-the loss and the optimizer are not counted):
-
-- NOMINAL: the original (Magenta) formulation. The decoder reads [S_{i-1}, z] at every step,
-  so z's share of the input projection is paid N_max times per sketch; each cell step is
-  one matmul of [x, h]; backward = 2x forward (gradients of both operands), 3x in all.
-- EXECUTED: what our implementation runs. z is projected once per sketch (a per-sketch
-  bias, `cells.LSTM.lane_args` / `input_projection`); the stroke columns of a cell's input
-  are data, so their backward is the weight gradient only (2x forward, not 3x: the
-  hand-written LSTM backward never forms that input gradient, and TensorFlow's gradient
-  of an unwatched operand is skipped or pruned for the autodiff cells). With input dropout
-  on [S, z] or the cuDNN decoder, z is part of every step's input again and the decoder is
-  counted as nominal.
-- RECOMPUTE (part of EXECUTED, reported on its own): with `FastPath.encoder_recompute` the
-  LSTM encoder's gates are rebuilt in its backward loop, one more forward of both
-  directions' cell matmuls. It is real work but no model arithmetic, so it is shown apart.
+What is counted: `flop_counts.py` (both counts by formula from the hparams, matmuls only).
 
 Utilisation = GF/s / peak, the peak a size^3 matmul through the same Keras backend at the
 path's precision (float32, or bf16 for the bf16 path), measured before and after the timed
 runs (best of both). Both the best and the median step
 are reported, with GF/s from each; on a shared machine the median is the sober figure.
 Each configuration runs in a fresh child process (its peak RSS is one training process).
-`_self_check` pins the counts (run on every start). Ends with one JSON line.
+`flop_counts.self_check` pins the counts (run on every start). Ends with one JSON line.
 """
 from __future__ import annotations
 
@@ -54,78 +38,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from sketch_rnn.core.hparams import HParams, preset  # noqa: E402  (no TF import)
+from flop_counts import count_flops, nominal_flops, self_check  # noqa: E402
+from sketch_rnn.core.hparams import preset  # noqa: E402  (no TF import)
 from sketch_rnn.core.machine import cpu_model  # noqa: E402
-
-STROKE = 5  # stroke-5 columns of a cell's data input
-
-
-def _cell(kind: str, d_z: int, u: int, hps: HParams, z_per_step: bool, data_passes: int):
-    """Forward FLOPs of one sketch's cell matmuls: (per step [(flops, passes)], per sketch [...]).
-
-    passes: 3 = forward and both operands' gradients, 2 = forward and the weight gradient only.
-    """
-    widths = [4 * u]  # gate columns fed by the cell's input [S, z]
-    step = [(2 * u * 4 * u, 3)]  # h @ W_hh
-    if kind == "hyper":
-        H, E = hps.hyper_num_units, hps.hyper_embedding_size
-        widths.append(4 * H)  # the hyper cell reads [x, h] too
-        step += [(2 * (u + H) * 4 * H, 3),  # h, hyper_h @ hyper kernels
-                 (2 * H * 12 * E, 3),  # zw_x, zw_h, zb_h embeddings
-                 (3 * 2 * 4 * E * u, 3)]  # alpha_x, alpha_h, beta_h per gate
-    step += [(2 * STROKE * w, data_passes) for w in widths]
-    z_terms = [(2 * d_z * w, 3) for w in widths if d_z]
-    return (step + z_terms, []) if z_per_step else (step, z_terms)
-
-
-def count_flops(hps: HParams, batch: int, n_max: int, original: bool = False,
-                recompute: bool = True, cudnn: bool = False) -> dict:
-    """FLOPs of one training step: {"model": ..., "recompute": ...} (integers).
-
-    original=True gives the nominal (Magenta) count, else the executed one (module docstring).
-    """
-    K = 3 + 6 * hps.num_mixture
-    u_d, z = hps.dec_rnn_size, hps.z_size
-    per_step = [(2 * u_d * K, 3)]  # mixture head
-    per_sketch, extra = [], 0
-    if hps.conditional:
-        u_e = hps.enc_rnn_size
-        for _ in range(2):  # the two directions
-            s, _ = _cell(hps.enc_model, 0, u_e, hps, True, 3 if original else 2)
-            per_step += s
-        per_sketch += [(2 * 2 * u_e * z, 3)] * 2  # mu, presig
-        state = 2 * u_d + (2 * hps.hyper_num_units if hps.dec_model == "hyper" else 0)
-        per_sketch += [(2 * z * state, 3)]  # initial state = tanh(Dense(z))
-        if recompute and not original and hps.enc_model == "lstm":
-            extra = batch * n_max * 2 * 2 * (STROKE + u_e) * 4 * u_e  # both lanes' gates again
-    as_nominal = original or cudnn or (hps.conditional and hps.use_input_dropout)
-    s, k = _cell(hps.dec_model, z if hps.conditional else 0, u_d, hps, as_nominal,
-                 3 if as_nominal else 2)
-    per_step, per_sketch = per_step + s, per_sketch + k
-    total = lambda terms: sum(f * p for f, p in terms)  # noqa: E731
-    return {"model": batch * (n_max * total(per_step) + total(per_sketch)), "recompute": extra}
-
-
-def nominal_flops(hps: HParams, batch: int, n_max: int) -> int:
-    return count_flops(hps, batch, n_max, original=True)["model"]
-
-
-def _self_check() -> None:
-    """Pin the counts, so that an edit to the counting cannot drift silently."""
-    hps, B, N = preset("paper"), 100, 250
-    assert round(nominal_flops(hps, B, N) / 1e9, 1) == 287.9
-    for dec, w in (("lstm", 4 * hps.dec_rnn_size),
-                   ("hyper", 4 * hps.dec_rnn_size + 4 * hps.hyper_num_units)):
-        h = hps.replace(dec_model=dec)
-        ex = count_flops(h, B, N)
-        z_term = 3 * B * (N - 1) * 2 * h.z_size * w  # z projected once per sketch, not N times
-        data_term = B * N * 2 * STROKE * (w + 2 * 4 * h.enc_rnn_size)  # no stroke input grad
-        assert nominal_flops(h, B, N) - ex["model"] == z_term + data_term, dec
-        assert ex["recompute"] == B * N * 2 * 2 * (STROKE + h.enc_rnn_size) * 4 * h.enc_rnn_size
-    # the cuDNN decoder pays for z at every step again: only the encoder's data term is left
-    nominal, cudnn = nominal_flops(hps, B, N), count_flops(hps, B, N, cudnn=True)["model"]
-    assert nominal - cudnn == B * N * 2 * STROKE * 2 * 4 * hps.enc_rnn_size
-
+from train_paths import TODAY_TUNE, fast_path, knobs, real_batch_comparison, run_real_child  # noqa: E402,E501
 
 def _synthetic_batch(batch: int, n_max: int, seed: int = 0) -> dict:
     """Full-length random sketches: both counts assume every sketch is N_max long."""
@@ -153,17 +69,6 @@ def measure_matmul_peak(size: int = 4096, reps: int = 5, precision: str = "float
         np.asarray(ops.cast(ops.sum(ops.matmul(a, b)[:1]), "float32"))
         best = min(best, time.perf_counter() - t0)
     return 2 * size**3 / best / 1e9
-
-
-def paper_new_batch(hps: HParams, n_max: int) -> dict:
-    """The batch the new path's `paper` step is timed on.
-
-    HOOK for length-bucketed batches (issue 23, item 2): when `bucketed_batches` exists,
-    return here a real sheep batch of a step, padded to its bucket, so that the new path's
-    time shows bucketing too; the FLOP counts then take the batch's own padded length.
-    Until then: the synthetic full-length batch, as today's path.
-    """
-    return _synthetic_batch(hps.batch_size, n_max)
 
 
 def _median_time(fn, reps: int) -> float:
@@ -256,44 +161,25 @@ def profile_pieces(model, x: dict, reps: int) -> dict:
     return pieces
 
 
-# today's path as issue 23 found it: the encoder's gates rebuilt in its backward (the new
-# path stores them, `FastPath.encoder_recompute`); children parse it as --tune knobs
-TODAY_TUNE = "recompute=1"
-
-
-def _knobs(tune: str) -> dict:
-    return dict(kv.split("=") for kv in tune.split(",") if kv)
-
-
-def fast_path(knobs: dict):
-    """The product's FastPath with the --tune knobs xla_loops / recompute (0 or 1) on top."""
-    from dataclasses import replace
-
-    from sketch_rnn.model.backend import DEFAULT
-    fields = {"xla_loops": "xla_loops", "recompute": "encoder_recompute"}
-    return replace(DEFAULT, **{f: knobs[k] == "1" for k, f in fields.items() if k in knobs})
-
-
 def run_child(preset_name: str, n_max: int, steps: int, overrides: str, tune: str = "",
               profile: bool = False, batch: int = 100) -> dict:
     """Time `steps` training steps after warm-up; report both counts, s/step and peak RSS."""
-    knobs = _knobs(tune)
-    if "inter_op" in knobs:
+    tuned = knobs(tune)
+    if "inter_op" in tuned:
         import tensorflow as tf
-        tf.config.threading.set_inter_op_parallelism_threads(int(knobs["inter_op"]))
+        tf.config.threading.set_inter_op_parallelism_threads(int(tuned["inter_op"]))
     import keras
 
     from sketch_rnn.model.vae import SketchRNN
-    options = fast_path(knobs)
-    compile_kw = {"jit_compile": knobs["jit"] == "1"} if "jit" in knobs else {}
+    options = fast_path(tuned)
+    compile_kw = {"jit_compile": tuned["jit"] == "1"} if "jit" in tuned else {}
 
     hps = preset(preset_name).replace(max_seq_len=n_max, batch_size=batch)
     hps = hps.with_overrides(overrides)
     keras.utils.set_random_seed(0)
     model = SketchRNN(hps, seed=0, options=options)
     model.compile_for_training(**compile_kw)
-    x = (paper_new_batch(hps, n_max) if knobs.get("path") == "new"
-         else _synthetic_batch(hps.batch_size, n_max))
+    x = _synthetic_batch(hps.batch_size, n_max)
     t0 = time.perf_counter()
     model.train_on_batch(x)  # trace / compile
     warmup = time.perf_counter() - t0
@@ -318,134 +204,6 @@ def run_child(preset_name: str, n_max: int, steps: int, overrides: str, tune: st
             "executed_gf": (executed["model"] + executed["recompute"]) / 1e9,
             "recompute_gf": executed["recompute"] / 1e9,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-
-
-# --------------------------------------------------------------------------- real sheep batches
-def weighted_median(value: dict, prob: dict) -> float:
-    """Median of a discrete distribution: value[k] with probability prob[k] (midpoint where
-    the cumulative probability meets 1/2 exactly, as with an even count of equal draws)."""
-    keys = sorted(value, key=value.get)
-    cum = np.cumsum([prob[k] for k in keys]) / sum(prob.values())
-    i = int(np.searchsorted(cum, 0.5 - 1e-12))
-    if abs(cum[i] - 0.5) < 1e-12 and i + 1 < len(keys):
-        return (value[keys[i]] + value[keys[i + 1]]) / 2
-    return value[keys[i]]
-
-
-def run_real_child(preset_name: str, bucketed: bool, steps: int, overrides: str,
-                   tune: str = "") -> dict:
-    """Time training steps on real sheep batches (issue 23).
-
-    The synthetic batch is full length, so it cannot show bucketing: here both paths train
-    on `data/aaron_sheep.npz` batches of seed 0 (bucketed_batches false: every batch padded
-    to N_max; true: to its length bucket, `data.batches`), one trace per batch shape
-    (`trainer.per_shape_train_function`, every shape compiled before the clock starts).
-    Every padded length T (bucket) is timed `steps` times; with P(T) the probability that a
-    step draws it, the step's distribution gives the MEDIAN step (the T where P's cumulative
-    sum crosses 1/2, by each T's median time) and the EXPECTED step (sum of P(T) times T's
-    median time: what sets the wall time of a long run). The steps 0..steps-1 as drawn are
-    timed as well (best, median): a median of ten draws depends on which buckets they hit.
-    Executed FLOPs are counted per batch at its padded T.
-    """
-    from sketch_rnn.data import load_data, step_batch
-    from sketch_rnn.data.batches import (bucket_draw_probabilities, bucket_padded_lengths,
-                                         length_buckets)
-    from sketch_rnn.model.build import build_model
-    from sketch_rnn.training.trainer import configure_determinism, per_shape_train_function
-
-    hps = preset(preset_name).replace(bucketed_batches=bucketed).with_overrides(overrides)
-    configure_determinism(0)
-    data = load_data([os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-        __file__))), "data", "aaron_sheep.npz")], hps.max_seq_len)
-    options = fast_path(_knobs(tune))
-    model = build_model(hps, 0, options=options)
-    train = per_shape_train_function(model)
-    prob = {hps.max_seq_len: 1.0}  # P(a batch is padded to T), by T
-    if bucketed:
-        buckets = length_buckets(data.train, hps.batch_size)
-        prob = {}
-        pads = bucket_padded_lengths(data.train, buckets, hps.max_seq_len)
-        for p, t in zip(bucket_draw_probabilities(buckets), pads):
-            prob[t] = prob.get(t, 0.0) + float(p)
-    batches, by_t, k = [], {}, 0
-    while k < steps or min(len(by_t.get(t, [])) for t in prob) < steps:
-        s, n = step_batch(data.train, hps, 0, k)
-        b = {"strokes": s, "lengths": n}
-        batches += [b] * (k < steps)
-        by_t.setdefault(s.shape[1] - 1, []).append(b)
-        k += 1
-    t0 = time.perf_counter()
-    for group in by_t.values():  # trace / compile each shape
-        train(iter(group[:1]))
-    warmup = time.perf_counter() - t0
-
-    def timed(b) -> float:
-        t0 = time.perf_counter()
-        float(train(iter([b]))["cost"])  # wait for the step
-        return time.perf_counter() - t0
-
-    times = [timed(b) for b in batches]
-    per_t = {t: float(np.median([timed(b) for b in by_t[t][:steps]])) for t in sorted(prob)}
-    flops = [count_flops(hps, hps.batch_size, b["strokes"].shape[1] - 1,
-                         recompute=options.encoder_recompute) for b in batches]
-    flops = [ex["model"] + ex["recompute"] for ex in flops]
-    return {"preset": preset_name, "bucketed": bucketed, "precision": hps.precision,
-            "best_s": min(times), "median_s": float(np.median(times)),
-            "mean_s": float(np.mean(times)), "warmup_s": warmup, "traces": model.trace_count,
-            "expected_s": sum(prob[t] * per_t[t] for t in prob),
-            "distribution_median_s": weighted_median(per_t, prob),
-            "per_length_s": {str(t): round(v, 4) for t, v in per_t.items()},
-            "expected_padded_length": sum(p * t for t, p in prob.items()),
-            "executed_gf": float(np.mean(flops)) / 1e9,
-            "mean_padded_length": float(np.mean([b["strokes"].shape[1] - 1 for b in batches])),
-            "gflops_per_s": float(np.sum(flops) / np.sum(times)) / 1e9}
-
-
-def real_batch_comparison(preset_name: str, steps: int, overrides: str, peak: float,
-                          summary: dict, new_precision: str = "float32", tune: str = "") -> int:
-    """Run both paths in children; print them; add paper_step_ratio (today over new, of the
-    median step), _mean (of the mean step) and _drawn (of the medians of the steps drawn),
-    the statistics of `run_real_child`.
-
-    Today: every batch at N_max, float32, the encoder's gates recomputed (TODAY_TUNE). New:
-    bucketed, at `new_precision` (bf16 where the CPU has it), the product's FastPath, i.e.
-    what a new `train` run gets on this machine.
-    """
-    rows = {}
-    for name, flag, precision, knobs in (("today", "0", "float32", TODAY_TUNE),
-                                         ("new", "1", new_precision, "")):
-        hparams = ",".join(filter(None, [f"precision={precision}", overrides]))
-        cmd = [sys.executable, os.path.abspath(__file__), "--real-child", f"{preset_name}@{flag}",
-               "--steps", str(steps), "--hparams", hparams,
-               "--tune", ",".join(filter(None, [knobs, tune]))]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode != 0:
-            print(out.stderr[-3000:], file=sys.stderr)
-            return 1
-        rows[name] = r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"real sheep {preset_name} {name:>5} (bucketed {r['bucketed']}, {r['precision']}): "
-              f"median {r['distribution_median_s']:.3f} s/step, mean {r['expected_s']:.3f} "
-              f"(padded length {r['expected_padded_length']:.0f}); steps 0-{steps - 1} as "
-              f"drawn: best {r['best_s']:.3f}, median {r['median_s']:.3f}, mean padded length "
-              f"{r['mean_padded_length']:.0f}, executed {r['executed_gf']:.4g} GF/step, "
-              f"{r['gflops_per_s']:.1f} GF/s = {100 * r['gflops_per_s'] / peak:.0f}% of peak, "
-              f"{r['traces']} traces")
-        print(f"{'':11}per padded length, median s/step: " + ", ".join(
-            f"{t}: {v:.3f}" for t, v in r["per_length_s"].items()))
-        for key in ("distribution_median_s", "expected_s", "expected_padded_length", "best_s",
-                    "median_s", "executed_gf", "gflops_per_s", "mean_padded_length"):
-            summary[f"real_{preset_name}_{name}_{key}"] = round(r[key], 4)
-        summary[f"real_{preset_name}_{name}_fraction_of_peak"] = round(r["gflops_per_s"] / peak, 3)
-    ratios = {stat: rows["today"][key] / rows["new"][key] for stat, key in (
-        ("", "distribution_median_s"), ("_mean", "expected_s"), ("_drawn", "median_s"))}
-    if f"{preset_name}_step_ratio" in summary:  # the synthetic full-length one: keep it too
-        summary[f"{preset_name}_step_ratio_synthetic"] = summary[f"{preset_name}_step_ratio"]
-    for stat, ratio in ratios.items():
-        summary[f"{preset_name}_step_ratio{stat}"] = round(ratio, 3)
-    print(f"{preset_name}_step_ratio (today / new, median steps): {ratios['']:.2f}; of the "
-          f"mean steps: {ratios['_mean']:.2f}; of the medians of steps 0-{steps - 1} as "
-          f"drawn: {ratios['_drawn']:.2f}")
-    return 0
 
 
 def _run_config(args, name: str, n_max: int, hparams: str, tune: str, batch: int) -> dict:
@@ -475,7 +233,7 @@ def _plan(args, new_precision: str) -> list[tuple]:
         plan.append(("paper_today", "paper", 250, f"precision=float32{extra}",
                      ",".join(filter(None, [TODAY_TUNE, args.tune])), 100))
         plan.append(("paper_new", "paper", 250, f"precision={new_precision}{extra}",
-                     ",".join(filter(None, [args.tune, "path=new"])), 100))
+                     args.tune, 100))
     return plan
 
 
@@ -508,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                                         args.tune)))
         return 0
 
-    _self_check()
+    self_check()
     if args.child:
         name, n_max = args.child.split("@")
         print(json.dumps(run_child(name, int(n_max), args.steps, args.hparams, args.tune,
@@ -521,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{native_bf16() or 'no (neither avx512_bf16 nor amx_bf16)'}")
     print(f"new path: precision {new_precision} ({why})" + (
         "; on this CPU the default stays float32 and the paper step can only gain from "
-        "bucketing (the hook paper_new_batch)" if new_precision == "float32" else ""))
+        "bucketing (--real-batches paper)" if new_precision == "float32" else ""))
     paper, ex = preset("paper"), count_flops(preset("paper"), 100, 250)
     gf = [nominal_flops(paper, 100, 250) / 1e9, (ex["model"] + ex["recompute"]) / 1e9]
     new_gates = "rebuilds" if fast_path({}).encoder_recompute else "stores"
