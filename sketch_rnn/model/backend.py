@@ -30,6 +30,10 @@ from typing import Any, Callable, Sequence
 import keras
 from keras import ops
 
+# a tensor of the running Keras backend (tf.Tensor, jax.Array; NumPy arrays are accepted
+# where ops converts them): the model code is written once for all backends
+Tensor = Any
+
 
 def name() -> str:
     """The Keras backend this process runs on ("tensorflow", "jax", ...)."""
@@ -104,7 +108,8 @@ class FastPath:
 DEFAULT = FastPath()
 
 
-def scan(fn: Callable, carry: tuple, xs: tuple, y_shapes: Sequence, reverse: bool = False):
+def scan(fn: Callable, carry: tuple, xs: tuple, y_shapes: Sequence, reverse: bool = False
+         ) -> tuple[tuple, tuple]:
     """carry, ys = loop of fn(carry, x_t) -> (carry, y_t) over the leading axis of xs.
 
     Like jax.lax.scan (used on JAX); on TensorFlow a tf.while_loop over TensorArrays,
@@ -179,7 +184,7 @@ def xla_cluster(fn: Callable) -> Callable:
     return tf.function(fn, jit_compile=True, autograph=False)
 
 
-def matmul_tn(a, b):
+def matmul_tn(a: Tensor, b: Tensor) -> Tensor:
     """a^T @ b for 2-D a (r, p), b (r, q) -> (p, q), without a materialised transpose
     (the weight gradient of all rows at once)."""
     if is_tensorflow():

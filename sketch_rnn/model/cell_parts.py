@@ -6,12 +6,12 @@ one home; nothing here knows which cell uses it.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import keras
 from keras import ops
 
-from .backend import scan
+from .backend import Tensor, scan
 
 FORGET_BIAS = 1.0
 LN_EPSILON = 1e-3  # Magenta's layer-norm epsilon
@@ -39,7 +39,7 @@ class GatewiseOrthogonal(keras.initializers.Initializer):
         return {"gates": self.gates}
 
 
-def layer_norm(x, gamma, beta, groups: int = 1):
+def layer_norm(x: Tensor, gamma: Tensor, beta: Tensor, groups: int = 1) -> Tensor:
     """Normalise each of `groups` equal chunks of the last axis (Magenta's layer_norm_all)."""
     width = x.shape[-1]
     xg = ops.reshape(x, (-1, groups, width // groups))  # (B, groups, u)
@@ -50,11 +50,12 @@ def layer_norm(x, gamma, beta, groups: int = 1):
     return normed * gamma + beta
 
 
-def split4(x):
+def split4(x: Tensor) -> list[Tensor]:
     return ops.split(x, 4, axis=-1)
 
 
-def normalised_update(cell, pre, c, keep_t):
+def normalised_update(cell: keras.layers.Layer, pre: Tensor, c: Tensor,
+                      keep_t: Tensor | None) -> tuple[Tensor, Tensor]:
     """The layer-norm LSTM's (and HyperLSTM's) update from gate pre-activations (B, 4u):
     layer norm per gate, recurrent dropout on g, layer norm on c before its tanh."""
     pre = layer_norm(pre, cell.ln_gamma, cell.ln_beta, groups=4)
@@ -67,7 +68,8 @@ def normalised_update(cell, pre, c, keep_t):
     return h, c
 
 
-def scan_sequence(step, xp, states: tuple, keep=None):
+def scan_sequence(step: Callable, xp: Tensor, states: tuple, keep: Tensor | None = None
+                  ) -> tuple[Tensor, tuple]:
     """Run `step` over time-major `xp` (N, B, P); autodiff gives the backward.
 
     Returns (hs (N, B, u), final states). `keep` is the recurrent-dropout multiplier per
@@ -100,12 +102,13 @@ class SequenceCellMixin:
     def zero_state(self, batch_size: int) -> tuple:
         return tuple(ops.zeros((batch_size, n)) for n in self.state_sizes)
 
-    def sequence(self, xp, states: Sequence, keep=None):
+    def sequence(self, xp: Tensor, states: Sequence, keep: Tensor | None = None
+                 ) -> tuple[Tensor, tuple]:
         """xp (N, B, P) -> (hs (N, B, u), final states); keep: dropout multiplier (N, B, u)."""
         return scan_sequence(self.step, xp, tuple(states), keep)
 
-    def run(self, x_seq, z, states: Sequence, mask=None, keep_prob: float = 1.0,
-            x_grad: bool = False):
+    def run(self, x_seq: Tensor, z: Tensor | None, states: Sequence, mask: Tensor | None = None,
+            keep_prob: float = 1.0, x_grad: bool = False) -> tuple[Tensor, tuple]:
         """x_seq (N, B, d) [+ z (B, D-d) for every step] -> (hs (N, B, u), final states).
 
         mask (N, B, u) bool: recurrent dropout keeps g where True (scaled by 1/keep_prob).

@@ -39,9 +39,10 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from ..core.hparams import HParams
 from .cell_parts import (FORGET_BIAS, GatewiseOrthogonal, SequenceCellMixin, StandaloneCallMixin,
                          layer_norm, normalised_update, split4)
-from .backend import DEFAULT, FastPath
+from .backend import DEFAULT, FastPath, Tensor
 from .lanes import gate_scale, lstm_lanes, matmul_rows
 from .precision import matmul
 
@@ -67,13 +68,13 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
             **kwargs,
         )
 
-    def scaled_weights(self):
+    def scaled_weights(self) -> tuple[Tensor, Tensor, Tensor]:
         """(kernel, recurrent_kernel, bias) with the g columns doubled."""
         m, _ = gate_scale(self.units)
         cell = self.cell
         return cell.kernel * m, cell.recurrent_kernel * m, cell.bias * m
 
-    def lane_args(self, x_seq, z=None):
+    def lane_args(self, x_seq: Tensor, z: Tensor | None = None) -> tuple:
         """(x, w_x, b, w) of this LSTM as a lane (scaled): the z part as a per-sketch bias."""
         kernel, w, bias = self.scaled_weights()
         d = x_seq.shape[-1]
@@ -81,7 +82,7 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
             bias = matmul(z, kernel[d:], self.precision) + bias  # (B, 4u): once per sketch
         return x_seq, kernel[:d], bias, w
 
-    def input_projection(self, x_seq, z=None):
+    def input_projection(self, x_seq: Tensor, z: Tensor | None = None) -> Tensor:
         """x_seq (N, B, d) [, z (B, D-d)] -> (N, B, 4u), bias folded in (plain, unscaled)."""
         kernel, bias = self.cell.kernel, self.cell.bias
         d = x_seq.shape[-1]
@@ -89,7 +90,8 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
             bias = matmul(z, kernel[d:], self.precision) + bias  # (B, 4u)
         return matmul_rows(x_seq, kernel[:d], self.precision) + bias
 
-    def step(self, xp_t, states, keep_t=None):
+    def step(self, xp_t: Tensor, states: tuple, keep_t: Tensor | None = None
+             ) -> tuple[Tensor, tuple]:
         """One step on the variables as they are (the sampler's per-step path)."""
         h, c = states
         i, f, g, o = split4(xp_t + matmul(h, self.cell.recurrent_kernel,
@@ -101,7 +103,8 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
         h = ops.sigmoid(o) * ops.tanh(c)
         return h, (h, c)
 
-    def run(self, x_seq, z, states, mask=None, keep_prob: float = 1.0, x_grad: bool = False):
+    def run(self, x_seq: Tensor, z: Tensor | None, states: tuple, mask: Tensor | None = None,
+            keep_prob: float = 1.0, x_grad: bool = False) -> tuple[Tensor, tuple]:
         """The fast path of `SequenceCellMixin.run`: one lane of the fused kernel."""
         if mask is None and self.precision == "float32" and self.options.cudnn():
             return self._run_keras(x_seq, z, states)
@@ -123,8 +126,9 @@ class LSTM(SequenceCellMixin, keras.layers.LSTM):
         return ops.transpose(seq, (1, 0, 2)), (h, c)
 
 
-def bidirectional_lstm(fw: LSTM, bw: LSTM, x_fw, x_bw, mask_fw=None, mask_bw=None,
-                       keep_prob: float = 1.0):
+def bidirectional_lstm(fw: LSTM, bw: LSTM, x_fw: Tensor, x_bw: Tensor,
+                       mask_fw: Tensor | None = None, mask_bw: Tensor | None = None,
+                       keep_prob: float = 1.0) -> tuple[Tensor, Tensor]:
     """Both encoder directions in one time loop (two lanes): -> (hs_fw, hs_bw) (N, B, u).
 
     Their gates are stored for the backward loop, or, with `FastPath.encoder_recompute`,
@@ -165,14 +169,15 @@ class LayerNormLSTM(StandaloneCallMixin, SequenceCellMixin, keras.layers.Layer):
         self.ln_c_gamma = self.add_weight((u,), "ones", name="ln_c_gamma")
         self.ln_c_beta = self.add_weight((u,), "zeros", name="ln_c_beta")
 
-    def input_projection(self, x_seq, z=None):
+    def input_projection(self, x_seq: Tensor, z: Tensor | None = None) -> Tensor:
         d = x_seq.shape[-1]
         xp = matmul(x_seq, self.kernel[:d], self.precision)  # (N, B, 4u)
         if z is not None:
             xp = xp + matmul(z, self.kernel[d:], self.precision)  # (B, 4u) broadcast over N
         return xp
 
-    def step(self, xp_t, states, keep_t=None):
+    def step(self, xp_t: Tensor, states: tuple, keep_t: Tensor | None = None
+             ) -> tuple[Tensor, tuple]:
         h, c = states
         pre = xp_t + matmul(h, self.recurrent_kernel, self.precision)  # (B, 4u)
         h, c = normalised_update(self, pre, c, keep_t)
@@ -244,7 +249,7 @@ class HyperLSTM(StandaloneCallMixin, SequenceCellMixin, keras.layers.Layer):
         self.ln_c_gamma = w((u,), "ones", name="ln_c_gamma")
         self.ln_c_beta = w((u,), "zeros", name="ln_c_beta")
 
-    def input_projection(self, x_seq, z=None):
+    def input_projection(self, x_seq: Tensor, z: Tensor | None = None) -> Tensor:
         """-> (N, B, 4u + 4H): W_xh x (scaled per step later) and the hyper cell's x part."""
         d = x_seq.shape[-1]
         w_main, w_hyper = self.kernel, self.hyper_kernel
@@ -268,7 +273,8 @@ class HyperLSTM(StandaloneCallMixin, SequenceCellMixin, keras.layers.Layer):
         out = ops.einsum("bge,geu->bgu", emb, proj)  # (B, 4, u)
         return ops.reshape(out, (-1, 4 * self.units))
 
-    def step(self, xp_t, states, keep_t=None):
+    def step(self, xp_t: Tensor, states: tuple, keep_t: Tensor | None = None
+             ) -> tuple[Tensor, tuple]:
         h, c, hh, hc = states
         u = self.units
         d_all = self.kernel.shape[0]
@@ -291,8 +297,8 @@ class HyperLSTM(StandaloneCallMixin, SequenceCellMixin, keras.layers.Layer):
         return h, (h, c, hh, hc)
 
 
-def make_cell(kind: str, units: int, hps, seed=None, name: str | None = None,
-              options: FastPath = DEFAULT):
+def make_cell(kind: str, units: int, hps: HParams, seed: int | None = None,
+              name: str | None = None, options: FastPath = DEFAULT) -> keras.layers.Layer:
     """The cell named by hparam enc_model / dec_model at hparam precision (`options`
     matter to the LSTM only)."""
     if kind == "lstm":

@@ -31,11 +31,11 @@ from typing import Callable, NamedTuple
 import numpy as np
 from keras import ops
 
-from .backend import custom_vjp, name, scan, xla_cluster
+from .backend import Tensor, custom_vjp, name, scan, xla_cluster
 from .precision import matmul, operand
 
 
-def gate_scale(units: int):
+def gate_scale(units: int) -> tuple[Tensor, Tensor]:
     """(m, k) per gate column: tanh(x) = 2*sigmoid(2x) - 1 lets one sigmoid serve all gates.
 
     The LSTM's pre-activations are kept "scaled" (g columns times m = 2), so that
@@ -47,7 +47,7 @@ def gate_scale(units: int):
     return ops.convert_to_tensor(m), ops.convert_to_tensor(k)
 
 
-def matmul_rows(x, w, precision: str = "float32"):
+def matmul_rows(x: Tensor, w: Tensor, precision: str = "float32") -> Tensor:
     """x (..., d) @ w (d, k) as one 2-D matmul (its weight gradient is then one matmul too)."""
     lead = ops.shape(x)[:-1]
     y = matmul(ops.reshape(x, (-1, x.shape[-1])), w, precision)
@@ -258,9 +258,11 @@ def _lanes_fn(spec: LanesSpec, xla: bool, fused: bool):
     return _LANES_FNS[key]
 
 
-def lstm_lanes(xs, w_xs, bs, h0s, c0s, ws, masks=None, keep_prob: float = 1.0,
-               recompute=None, x_grad: bool = False, xla: bool = True,
-               precision: str = "float32", fused: bool = True):
+def lstm_lanes(xs: list[Tensor], w_xs: list[Tensor], bs: list[Tensor], h0s: list[Tensor],
+               c0s: list[Tensor], ws: list[Tensor], masks: list[Tensor] | None = None,
+               keep_prob: float = 1.0, recompute: list[bool] | None = None,
+               x_grad: bool = False, xla: bool = True, precision: str = "float32",
+               fused: bool = True) -> tuple[tuple, tuple, tuple]:
     """L independent LSTMs ("lanes") in one time loop, with a hand-written backward.
 
     Per lane: inputs x (N, B, d), scaled input kernel w_x (d, 4u), scaled bias b (4u,) or

@@ -15,6 +15,7 @@ from typing import NamedTuple
 from keras import ops
 
 from ..core.hparams import HParams
+from .backend import Tensor
 
 NLL_EPSILON = 1e-6  # inside the log of the mixture density, as Magenta
 
@@ -22,16 +23,16 @@ NLL_EPSILON = 1e-6  # inside the log of the mixture density, as Magenta
 class MixtureParams(NamedTuple):
     """The head's output, split and transformed (sigma = exp, rho = tanh applied)."""
 
-    pi_logits: object  # (..., M)
-    mu_x: object
-    mu_y: object
-    sigma_x: object
-    sigma_y: object
-    rho: object
-    pen_logits: object  # (..., 3)
+    pi_logits: Tensor  # (..., M)
+    mu_x: Tensor
+    mu_y: Tensor
+    sigma_x: Tensor
+    sigma_y: Tensor
+    rho: Tensor
+    pen_logits: Tensor  # (..., 3)
 
 
-def split_params(raw) -> MixtureParams:
+def split_params(raw: Tensor) -> MixtureParams:
     """raw (..., 3+6M), Magenta's layout: pen logits, then pi, mu_x, mu_y, s_x, s_y, rho."""
     pen_logits = raw[..., :3]
     pi_logits, mu_x, mu_y, s_x, s_y, rho = ops.split(raw[..., 3:], 6, axis=-1)
@@ -39,7 +40,7 @@ def split_params(raw) -> MixtureParams:
                          pen_logits)
 
 
-def greedy_point(p: MixtureParams):
+def greedy_point(p: MixtureParams) -> Tensor:
     """The decoder's most likely next point, (..., 5): the most likely component's mean and
     the most likely pen state, one-hot. One rule for what a greedy decode draws and for what
     scheduled sampling feeds back in training, so the two cannot drift apart."""
@@ -50,7 +51,7 @@ def greedy_point(p: MixtureParams):
     return ops.concatenate([dx, dy, pen], axis=-1)  # (..., 5)
 
 
-def step_losses(raw, target):
+def step_losses(raw: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     """Per-step mixture NLL (unmasked) and pen cross-entropy.
 
     raw (..., K), target (..., 5) -> (nll (...), pen_ce (...)).
@@ -70,17 +71,17 @@ def step_losses(raw, target):
     return nll, pen_ce
 
 
-def kl_per_dim(mu, presig):
+def kl_per_dim(mu: Tensor, presig: Tensor) -> Tensor:
     """KL(q(z_d|S) || N(0, 1)) of each dimension: (B, z) -> (B, z)."""
     return -0.5 * (1.0 + presig - ops.square(mu) - ops.exp(presig))
 
 
-def kl_per_sketch(mu, presig):
+def kl_per_sketch(mu: Tensor, presig: Tensor) -> Tensor:
     """Magenta's KL(q(z|S) || N(0, I)), averaged (not summed) over z: (B, z) -> (B,)."""
     return ops.mean(kl_per_dim(mu, presig), axis=-1)
 
 
-def kl_penalty(kl_dims, kl_tolerance: float, per_dim: bool):
+def kl_penalty(kl_dims: Tensor, kl_tolerance: float, per_dim: bool) -> Tensor:
     """The KL term before w_KL, from the batch-mean KL of each dimension kl_dims (z,).
 
     Magenta floors the mean over z: max(KL, tol). That floor can be met by shrinking every
@@ -93,8 +94,8 @@ def kl_penalty(kl_dims, kl_tolerance: float, per_dim: bool):
     return ops.maximum(ops.mean(kl_dims), kl_tolerance)
 
 
-def sketch_loss_terms(raw_tm, strokes, lengths, mu=None, presig=None,
-                      n_max: int | None = None) -> dict:
+def sketch_loss_terms(raw_tm: Tensor, strokes: Tensor, lengths: Tensor, mu: Tensor | None = None,
+                      presig: Tensor | None = None, n_max: int | None = None) -> dict:
     """Per-sketch stroke (L_s), pen (L_p) and kl terms, each (B,), and kl_dims (B, z).
 
     raw_tm (T, B, K) time-major head outputs for targets strokes[:, 1:], T <= N_max. As
@@ -137,7 +138,8 @@ def _reconstruction_terms(raw_tm, strokes, lengths, n_max: int | None = None):
     return ops.sum(nll * mask, axis=0) / n_max, pen / n_max
 
 
-def batch_cost(terms: dict, kl_weight, hps: HParams):
+def batch_cost(terms: dict, kl_weight: Tensor | float, hps: HParams
+               ) -> tuple[Tensor, Tensor, Tensor]:
     """(cost, L_R, KL): cost = L_R + w_KL * kl_penalty; L_R alone if unconditional."""
     recon = ops.mean(terms["stroke"]) + ops.mean(terms["pen"])
     kl = ops.mean(terms["kl"])

@@ -25,7 +25,7 @@ from keras import ops
 
 from ..core.hparams import PRECISIONS
 from ..core.machine import cpu_flags
-from .backend import matmul_tn
+from .backend import Tensor, matmul_tn
 
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names, strongest first
 
@@ -49,13 +49,14 @@ def default_precision(cpuinfo: str | None = None) -> tuple[str, str]:
                        "would be emulated (slower than float32)")
 
 
-def operand(x, precision: str = "float32"):
+def operand(x: Tensor, precision: str = "float32") -> Tensor:
     """x as `matmul` reads it at `precision`: cast once, e.g. a recurrent kernel outside
     its time loop (`matmul` then casts it no more: a cast to its own dtype is no op)."""
     return x if precision == "float32" else ops.cast(x, precision)
 
 
-def matmul(a, b, precision: str = "float32", transpose_a: bool = False):
+def matmul(a: Tensor, b: Tensor, precision: str = "float32", transpose_a: bool = False
+           ) -> Tensor:
     """a @ b (or a^T @ b for 2-D a, b) at `precision`, always returned as float32.
 
     transpose_a: the weight gradient of all rows at once, without a materialised transpose.
@@ -67,7 +68,7 @@ def matmul(a, b, precision: str = "float32", transpose_a: bool = False):
     return out if precision == "float32" else ops.cast(out, "float32")
 
 
-def dense(layer: keras.layers.Dense, x, precision: str = "float32"):
+def dense(layer: keras.layers.Dense, x: Tensor, precision: str = "float32") -> Tensor:
     """A built Dense layer (no activation) applied at `precision`; float32 calls the layer."""
     if precision == "float32":
         return layer(x)

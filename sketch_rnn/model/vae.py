@@ -19,7 +19,7 @@ from keras import ops
 from ..core.hparams import HParams
 from .cells import LSTM, bidirectional_lstm, make_cell
 from .mixture import batch_cost, greedy_point, sketch_loss_terms, split_params
-from .backend import DEFAULT, FastPath, replica_slot, stateless_iterations
+from .backend import DEFAULT, FastPath, Tensor, replica_slot, stateless_iterations
 from .optimizer import make_optimizer
 from .precision import dense
 
@@ -121,7 +121,7 @@ class SketchRNN(keras.Model):
         start[-2] = index * shape[-2]
         return ops.slice(draw(full, seed=self.rng), start, shape)
 
-    def train_step(self, *args, **kwargs):
+    def train_step(self, *args, **kwargs) -> dict | tuple:
         # JAX's step is stateless: the iteration count comes from the optimizer state it is
         # given, not from the (stale) Python-side variable; None on TensorFlow
         self._step_override = stateless_iterations(self.optimizer, args)
@@ -165,13 +165,13 @@ class SketchRNN(keras.Model):
         p = hps.precision
         return dense(self.mu_dense, h, p), dense(self.presig_dense, h, p)
 
-    def encode(self, strokes, lengths):
+    def encode(self, strokes: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """(mu, presig), each (B, z_size); sigma = exp(presig / 2). No dropout."""
         return self._encode_tm(ops.convert_to_tensor(strokes, "float32"),
                                ops.convert_to_tensor(lengths, "int32"), training=False)
 
     # ------------------------------------------------------------------ decoder
-    def initial_state(self, z, batch_size: int | None = None) -> tuple:
+    def initial_state(self, z: Tensor | None, batch_size: int | None = None) -> tuple:
         """h0, c0 (and the hyper cell's) = tanh(Dense(z)); zeros in decoder-only mode."""
         if not self.hps.conditional or z is None:
             return self.decoder.zero_state(batch_size)
@@ -202,7 +202,8 @@ class SketchRNN(keras.Model):
             hs = hs * self._keep_mask((n, batch, hps.dec_rnn_size), hps.output_dropout_prob)
         return dense(self.head, hs, hps.precision)  # (N, B, K)
 
-    def decode_step(self, s_prev, z, states):
+    def decode_step(self, s_prev: Tensor, z: Tensor | None, states: tuple
+                    ) -> tuple[Tensor, tuple]:
         """One decoder step: s_prev (B, 5), z (B, z)|None -> (raw (B, K), new states)."""
         s_prev = ops.convert_to_tensor(s_prev, "float32")
         z = None if (z is None or not self.hps.conditional) else ops.convert_to_tensor(z)
@@ -210,7 +211,7 @@ class SketchRNN(keras.Model):
         h, states = self.decoder.step(xp, tuple(states))
         return dense(self.head, h, self.hps.precision), states
 
-    def decode_sequence(self, strokes, z):
+    def decode_sequence(self, strokes: Tensor, z: Tensor | None) -> Tensor:
         """Teacher-forced raw head outputs (B, N_max, K) for inputs strokes[:, :-1]."""
         strokes = ops.convert_to_tensor(strokes, "float32")
         z = None if (z is None or not self.hps.conditional) else ops.convert_to_tensor(z)
@@ -273,13 +274,14 @@ class SketchRNN(keras.Model):
             return {"raw": out["raw"]}
         return out
 
-    def loss_terms(self, strokes, lengths, training: bool = False) -> dict:
+    def loss_terms(self, strokes: Tensor, lengths: Tensor, training: bool = False) -> dict:
         """Per-sketch (B,) terms whose batch means are L_s, L_p and KL (before the floor)."""
         out = self._forward(strokes, lengths, training)
         return sketch_loss_terms(out["raw"], strokes, lengths, out["mu"], out["presig"],
                                  n_max=self.hps.max_seq_len)
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(self, x: dict | None = None, y: object = None, y_pred: dict | None = None,
+                     sample_weight: object = None, training: bool = True) -> Tensor:
         """cost = L_s + L_p + w_KL * kl_penalty; updates the metric trackers."""
         terms = sketch_loss_terms(y_pred["raw"], x["strokes"], x["lengths"],
                                   y_pred.get("mu"), y_pred.get("presig"),
