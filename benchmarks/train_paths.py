@@ -23,17 +23,18 @@ BENCH_TRAIN = os.path.join(ROOT, "benchmarks", "bench_train.py")  # the children
 TODAY_TUNE = "recompute=1"
 
 
-def knobs(tune: str) -> dict:
+def knobs(tune: str) -> dict[str, str]:
+    """--tune "k=v,k=v" -> {k: v}."""
     return dict(kv.split("=") for kv in tune.split(",") if kv)
 
 
-def fast_path(knobs: dict):
+def fast_path(tuned: dict[str, str]):
     """The product's FastPath with the --tune knobs xla_loops / recompute (0 or 1) on top."""
     from dataclasses import replace
 
     from sketch_rnn.model.backend import DEFAULT
     fields = {"xla_loops": "xla_loops", "recompute": "encoder_recompute"}
-    return replace(DEFAULT, **{f: knobs[k] == "1" for k, f in fields.items() if k in knobs})
+    return replace(DEFAULT, **{f: tuned[k] == "1" for k, f in fields.items() if k in tuned})
 
 
 def weighted_median(value: dict, prob: dict) -> float:
