@@ -92,6 +92,32 @@ def split_temperature_grid(run, z, noise: np.ndarray, tau: float, discrete: floa
     return [drawn(row)[2] for row in strokes]
 
 
+def sample_rows(run, tau: float, n: int, seed: int) -> list[dict]:
+    """The card's first n prior samples at tau (same z, same noise), one row per sample:
+    points, ended, lifts drawn, and along its path the lifts the model expected at tau 1 and
+    at tau, its largest p_lift at tau 1 and p_end at the last step."""
+    from sketch_rnn.generation.decode_loop import run_sampler
+    from sketch_rnn.generation.sampling import prior_z, step_noise
+    from sketch_rnn.model.mixture import split_params
+
+    hps = run.model.hps
+    z = prior_z(n, int(hps.z_size), seed) if hps.conditional else None
+    noise = step_noise(n, int(hps.max_seq_len), seed)  # (n, N_max, 4)
+    strokes, raw = run_sampler(run.model, z, noise, tau, record=True)
+    pen_logits = np.asarray(split_params(raw).pen_logits, np.float64)  # (n, N, 3)
+    p1 = softmax(pen_logits)  # (n, N, 3) at tau 1
+    pt = softmax(pen_logits / tau)  # what the sampler drew from
+    rows = []
+    for i in range(n):
+        n_pts, ended, lifts = drawn(strokes[i])
+        rows.append({"i": i, "points": n_pts, "ended": ended, "lifts": lifts,
+                     "expected_lifts_tau1": float(p1[i, :n_pts, 1].sum()),
+                     "expected_lifts_tau": float(pt[i, :n_pts, 1].sum()),
+                     "max_p_lift_tau1": float(p1[i, :n_pts, 1].max(initial=0.0)),  # 0 points
+                     "p_end_last": float(p1[i, min(n_pts, p1.shape[1] - 1), 2])})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run_dir")
@@ -105,17 +131,14 @@ def main(argv: list[str] | None = None) -> int:
                          "an imported magenta.js model has none)")
     args = ap.parse_args(argv)
 
-    from sketch_rnn.generation.decode_loop import run_sampler
     from sketch_rnn.generation.sampling import prior_z, step_noise
-    from sketch_rnn.model.mixture import split_params
     from sketch_rnn.training.runs import load_run
 
     run = load_run(args.run_dir)
-    model, hps = run.model, run.model.hps
-    n_max = int(hps.max_seq_len)
-    z = prior_z(args.n, int(hps.z_size), args.seed) if hps.conditional else None
-    noise = step_noise(args.n, n_max, args.seed)  # (n, N_max, 4)
+    hps = run.model.hps
     if args.discrete_temperature is not None:
+        z = prior_z(args.n, int(hps.z_size), args.seed) if hps.conditional else None
+        noise = step_noise(args.n, int(hps.max_seq_len), args.seed)  # (n, N_max, 4)
         lifts = split_temperature_grid(run, z, noise, args.tau, args.discrete_temperature,
                                        args.grid)
         print(f"tau {args.tau:g} with the discrete states at {args.discrete_temperature:g}: "
@@ -124,24 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"run_dir": args.run_dir, "tau": args.tau, "seed": args.seed,
                           "discrete_temperature": args.discrete_temperature, "lifts": lifts}))
         return 0
-    strokes, raw = run_sampler(model, z, noise, args.tau, record=True)
-    pen_logits = np.asarray(split_params(raw).pen_logits, np.float64)  # (n, N, 3)
-    p1 = softmax(pen_logits)  # (n, N, 3) at tau 1
-    pt = softmax(pen_logits / args.tau)  # what the sampler drew from
-    rows = []
+    rows = sample_rows(run, args.tau, args.n, args.seed)
     print(f"{'i':>3} {'points':>6} {'ended':>5} {'lifts':>5} {'E[lifts] tau1':>13} "
           f"{'E[lifts] tau':>12} {'max p_lift tau1':>15} {'p_end at N_max-1':>16}")
-    for i in range(args.n):
-        n_pts, ended, lifts = drawn(strokes[i])
-        row = {"i": i, "points": n_pts, "ended": ended, "lifts": lifts,
-               "expected_lifts_tau1": float(p1[i, :n_pts, 1].sum()),
-               "expected_lifts_tau": float(pt[i, :n_pts, 1].sum()),
-               "max_p_lift_tau1": float(p1[i, :n_pts, 1].max()),
-               "p_end_last": float(p1[i, min(n_pts, p1.shape[1] - 1), 2])}
-        rows.append(row)
-        print(f"{i:>3} {n_pts:>6} {str(ended):>5} {lifts:>5} {row['expected_lifts_tau1']:>13.1f} "
-              f"{row['expected_lifts_tau']:>12.2f} {row['max_p_lift_tau1']:>15.3f} "
-              f"{row['p_end_last']:>16.3f}")
+    for row in rows:
+        print(f"{row['i']:>3} {row['points']:>6} {str(row['ended']):>5} {row['lifts']:>5} "
+              f"{row['expected_lifts_tau1']:>13.1f} {row['expected_lifts_tau']:>12.2f} "
+              f"{row['max_p_lift_tau1']:>15.3f} {row['p_end_last']:>16.3f}")
     few = [r for r in rows if r["lifts"] <= FEW_LIFTS]
     summary = {"samples": args.n, "ended": sum(r["ended"] for r in rows),
                "few_lifts": len(few),
