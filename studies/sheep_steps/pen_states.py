@@ -25,6 +25,7 @@ import json
 import sys
 
 import numpy as np
+from scipy.special import softmax
 
 FEW_LIFTS = 2  # a sheep's legs are strokes of their own: a sample lifting this rarely has none
 
@@ -35,11 +36,6 @@ def drawn(row: np.ndarray) -> tuple[int, bool, int]:
     end = row[:, 4] > 0.5  # (N,)
     n_pts = int(np.argmax(end)) if end.any() else len(row)
     return n_pts, bool(end.any()), int(row[:n_pts, 3].sum())
-
-
-def softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
 
 
 def teacher_forced_lifts(run, tau: float, data_paths: list[str]) -> dict:
@@ -65,7 +61,8 @@ def teacher_forced_lifts(run, tau: float, data_paths: list[str]) -> dict:
         target = strokes[:, 1:, 2:5]  # (B, N_max, 3): the point each step predicts
         real = (np.arange(target.shape[1])[None] < lengths[:, None]) & (weights[:, None] > 0)
         lift = real & (target[..., 1] > 0.5)  # (B, N_max)
-        p1, pt = softmax(logits)[lift], softmax(logits / tau)[lift]  # (n_lifts, 3)
+        p1 = softmax(logits, axis=-1)[lift]  # (n_lifts, 3)
+        pt = softmax(logits / tau, axis=-1)[lift]
         at_lifts += list(p1[:, 1])
         tau_lifts += list(pt[:, 1])
         argmax_lifts += int((p1.argmax(-1) == 1).sum())
@@ -78,7 +75,16 @@ def teacher_forced_lifts(run, tau: float, data_paths: list[str]) -> dict:
             "mean_p_lift_at_lifts_tau": float(np.mean(tau_lifts))}
 
 
-def split_temperature_grid(run, z, noise: np.ndarray, tau: float, discrete: float,
+def card_draws(hps, n: int, seed: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """The model card's draws for its first n prior samples: z (None without an encoder)
+    and the sampler's noise (n, N_max, 4)."""
+    from sketch_rnn.generation.sampling import prior_z, step_noise
+
+    z = prior_z(n, int(hps.z_size), seed) if hps.conditional else None
+    return z, step_noise(n, int(hps.max_seq_len), seed)
+
+
+def split_temperature_grid(run, n: int, seed: int, tau: float, discrete: float,
                            path: str) -> list[int]:
     """The same samples with the discrete states at `discrete` (the product's sampler: at
     discrete = tau it draws the model card's grid); writes the grid, returns each sample's
@@ -87,6 +93,7 @@ def split_temperature_grid(run, z, noise: np.ndarray, tau: float, discrete: floa
     from sketch_rnn.generation.decode_loop import run_sampler
     from sketch_rnn.generation.sampling import to_stroke3
 
+    z, noise = card_draws(run.model.hps, n, seed)
     strokes, _ = run_sampler(run.model, z, noise, tau, discrete_temperature=discrete)
     save_sketches(path, to_stroke3(strokes, run.scale_factor), cols=5)
     return [drawn(row)[2] for row in strokes]
@@ -97,16 +104,13 @@ def sample_rows(run, tau: float, n: int, seed: int) -> list[dict]:
     points, ended, lifts drawn, and along its path the lifts the model expected at tau 1 and
     at tau, its largest p_lift at tau 1 and p_end at the last step."""
     from sketch_rnn.generation.decode_loop import run_sampler
-    from sketch_rnn.generation.sampling import prior_z, step_noise
     from sketch_rnn.model.mixture import split_params
 
-    hps = run.model.hps
-    z = prior_z(n, int(hps.z_size), seed) if hps.conditional else None
-    noise = step_noise(n, int(hps.max_seq_len), seed)  # (n, N_max, 4)
+    z, noise = card_draws(run.model.hps, n, seed)
     strokes, raw = run_sampler(run.model, z, noise, tau, record=True)
     pen_logits = np.asarray(split_params(raw).pen_logits, np.float64)  # (n, N, 3)
-    p1 = softmax(pen_logits)  # (n, N, 3) at tau 1
-    pt = softmax(pen_logits / tau)  # what the sampler drew from
+    p1 = softmax(pen_logits, axis=-1)  # (n, N, 3) at tau 1
+    pt = softmax(pen_logits / tau, axis=-1)  # what the sampler drew from
     rows = []
     for i in range(n):
         n_pts, ended, lifts = drawn(strokes[i])
@@ -131,16 +135,12 @@ def main(argv: list[str] | None = None) -> int:
                          "an imported magenta.js model has none)")
     args = ap.parse_args(argv)
 
-    from sketch_rnn.generation.sampling import prior_z, step_noise
     from sketch_rnn.training.runs import load_run
 
     run = load_run(args.run_dir)
-    hps = run.model.hps
     if args.discrete_temperature is not None:
-        z = prior_z(args.n, int(hps.z_size), args.seed) if hps.conditional else None
-        noise = step_noise(args.n, int(hps.max_seq_len), args.seed)  # (n, N_max, 4)
-        lifts = split_temperature_grid(run, z, noise, args.tau, args.discrete_temperature,
-                                       args.grid)
+        lifts = split_temperature_grid(run, args.n, args.seed, args.tau,
+                                       args.discrete_temperature, args.grid)
         print(f"tau {args.tau:g} with the discrete states at {args.discrete_temperature:g}: "
               f"{sum(n <= FEW_LIFTS for n in lifts)} of {args.n} lifted the pen at most "
               f"{FEW_LIFTS} times; lifts per sample {lifts}; grid in {args.grid}")
