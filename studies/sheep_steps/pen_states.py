@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -89,8 +90,8 @@ def split_temperature_grid(run, n: int, seed: int, tau: float, discrete: float,
     """The same samples with the discrete states at `discrete` (the product's sampler: at
     discrete = tau it draws the model card's grid); writes the grid, returns each sample's
     pen lifts."""
-    from sketch_rnn.generation.drawing import save_sketches
     from sketch_rnn.generation.decode_loop import run_sampler
+    from sketch_rnn.generation.drawing import save_sketches
     from sketch_rnn.generation.sampling import to_stroke3
 
     z, noise = card_draws(run.model.hps, n, seed)
@@ -138,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     from sketch_rnn.training.runs import load_run
 
     run = load_run(args.run_dir)
+    data_paths = args.data or run.data_paths
+    missing = [p for p in data_paths or [] if not os.path.exists(p)]
+    if missing:  # the run records its data path as given, often relative to the repository
+        print(f"pen_states: no data file {missing[0]} (run from the directory the run was "
+              f"trained in, or pass --data)", file=sys.stderr)
+        return 2
     if args.discrete_temperature is not None:
         lifts = split_temperature_grid(run, args.n, args.seed, args.tau,
                                        args.discrete_temperature, args.grid)
@@ -151,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'i':>3} {'points':>6} {'ended':>5} {'lifts':>5} {'E[lifts] tau1':>13} "
           f"{'E[lifts] tau':>12} {'max p_lift tau1':>15} {'p_end at N_max-1':>16}")
     for row in rows:
-        print(f"{row['i']:>3} {row['points']:>6} {str(row['ended']):>5} {row['lifts']:>5} "
+        print(f"{row['i']:>3} {row['points']:>6} {row['ended']!s:>5} {row['lifts']:>5} "
               f"{row['expected_lifts_tau1']:>13.1f} {row['expected_lifts_tau']:>12.2f} "
               f"{row['max_p_lift_tau1']:>15.3f} {row['p_end_last']:>16.3f}")
     few = [r for r in rows if r["lifts"] <= FEW_LIFTS]
@@ -165,7 +172,6 @@ def main(argv: list[str] | None = None) -> int:
           f"most {FEW_LIFTS} times (along their paths the model at tau 1 expected a median "
           f"of {summary['few_lifts_median_expected_tau1'] or 0:.1f} lifts; its largest "
           f"p_lift there {summary['few_lifts_max_p_lift_tau1'] or 0:.3f})")
-    data_paths = args.data or run.data_paths
     tf = teacher_forced_lifts(run, args.tau, data_paths) if data_paths else {}
     if tf:
         print(f"teacher-forced, test split: {tf['lifts']} lifts in {tf['points']} points "
