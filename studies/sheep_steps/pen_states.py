@@ -139,12 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     from sketch_rnn.training.runs import load_run
 
     run = load_run(args.run_dir)
-    data_paths = args.data or run.data_paths
-    missing = [p for p in data_paths or [] if not os.path.exists(p)]
-    if missing:  # the run records its data path as given, often relative to the repository
-        print(f"pen_states: no data file {missing[0]} (run from the directory the run was "
-              f"trained in, or pass --data)", file=sys.stderr)
-        return 2
     if args.discrete_temperature is not None:
         lifts = split_temperature_grid(run, args.n, args.seed, args.tau,
                                        args.discrete_temperature, args.grid)
@@ -154,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"run_dir": args.run_dir, "tau": args.tau, "seed": args.seed,
                           "discrete_temperature": args.discrete_temperature, "lifts": lifts}))
         return 0
+    data_paths = args.data or run.data_paths
+    missing = [p for p in data_paths or [] if not os.path.exists(p)]
+    if missing:  # the run records its data path as given, often relative to the repository
+        print(f"pen_states: no data file {missing[0]} (run from the directory the run was "
+              f"trained in, or pass --data)", file=sys.stderr)
+        return 2
     rows = sample_rows(run, args.tau, args.n, args.seed)
     print(f"{'i':>3} {'points':>6} {'ended':>5} {'lifts':>5} {'E[lifts] tau1':>13} "
           f"{'E[lifts] tau':>12} {'max p_lift tau1':>15} {'p_end at N_max-1':>16}")
