@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
-    from sketch_rnn.data import load_data
+    from sketch_rnn.core.errors import SketchRNNError
+    from sketch_rnn.evaluation.report import load_split
     from sketch_rnn.evaluation.retrieval import posterior
     from sketch_rnn.training.runs import load_run
 
@@ -49,20 +50,20 @@ def main(argv: list[str] | None = None) -> int:
     if not hps.conditional:
         print(f"code_lifts: {args.run_dir} is decoder-only; it has no posterior", file=sys.stderr)
         return 2
-    missing = [p for p in run.data_paths if not os.path.exists(p)]
-    if missing:
-        print(f"code_lifts: no data file {missing[0]} (run from the repository)", file=sys.stderr)
+    try:
+        test, _ = load_split(run, args.run_dir, None, "test")
+    except SketchRNNError as err:
+        print(f"code_lifts: {err}", file=sys.stderr)
         return 2
-    test = load_data(run.data_paths, hps.max_seq_len, scale_factor=run.scale_factor).test
     n = min(args.n, len(test))
     sketches = [test.sketch(i) for i in range(n)]  # normalised stroke-3, as `evaluate` reads
     mu, _ = posterior(run.model, sketches, scale_factor=1.0)  # (n, z_size)
     prior, noise = card_draws(hps, n, args.seed)  # (n, z_size), (n, N_max, 4)
+    mu_norm = float(np.median(np.linalg.norm(mu, axis=1)))
     real = float(np.mean([int(s[:-1, 2].sum()) > FEW_LIFTS for s in sketches]))
     rows = {"prior z": prior, "test sheep's mu": mu}
     print(f"{n} codes each; sampler noise of the card (seed {args.seed}); norm of z: prior "
-          f"median {np.median(np.linalg.norm(prior, axis=1)):.1f}, mu median "
-          f"{np.median(np.linalg.norm(mu, axis=1)):.1f}")
+          f"median {np.median(np.linalg.norm(prior, axis=1)):.1f}, mu median {mu_norm:.1f}")
     print(f"the test sheep themselves: {real:.3f} lift the pen more than {FEW_LIFTS} times")
     taus = [float(t) for t in args.taus.split(",")]
     shares = {name: {t: lift_share(run.model, z, noise, t) for t in taus}
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, by_tau in shares.items():
         print(f"{name:<18}" + "".join(f"{v:>10.3f}" for v in by_tau.values()))
     print(json.dumps({"run_dir": args.run_dir, "n": n, "seed": args.seed, "real": real,
-                      "mu_norm_median": float(np.median(np.linalg.norm(mu, axis=1))),
+                      "mu_norm_median": mu_norm,
                       "shares": {k: {format(t, "g"): v for t, v in s.items()}
                                  for k, s in shares.items()}}))
     return 0

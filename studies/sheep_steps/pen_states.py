@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 import numpy as np
@@ -39,7 +38,7 @@ def drawn(row: np.ndarray) -> tuple[int, bool, int]:
     return n_pts, bool(end.any()), int(row[:n_pts, 3].sum())
 
 
-def teacher_forced_lifts(run, tau: float, data_paths: list[str]) -> dict:
+def teacher_forced_lifts(run, tau: float, split) -> dict:
     """The model's pen distribution at the test split's real lifts, teacher-forced.
 
     For each step whose target point is a lift: p_lift at tau 1, whether lifting is the
@@ -48,12 +47,10 @@ def teacher_forced_lifts(run, tau: float, data_paths: list[str]) -> dict:
     constant predictor's p_lift: the share of the split's real points that are lifts."""
     from keras import ops
 
-    from sketch_rnn.data import load_data
     from sketch_rnn.data.batches import eval_batches
     from sketch_rnn.model.mixture import split_params
 
     hps = run.model.hps
-    split = load_data(data_paths, hps.max_seq_len, scale_factor=run.scale_factor).test
     at_lifts, tau_lifts, argmax_lifts, lifts, points = [], [], 0, 0, 0
     for strokes, lengths, weights in eval_batches(split, hps):
         out = run.model({"strokes": strokes, "lengths": lengths}, training=False)
@@ -136,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                          "an imported magenta.js model has none)")
     args = ap.parse_args(argv)
 
+    from sketch_rnn.core.errors import SketchRNNError
+    from sketch_rnn.evaluation.report import load_split
     from sketch_rnn.training.runs import load_run
 
     run = load_run(args.run_dir)
@@ -148,12 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"run_dir": args.run_dir, "tau": args.tau, "seed": args.seed,
                           "discrete_temperature": args.discrete_temperature, "lifts": lifts}))
         return 0
-    data_paths = args.data or run.data_paths
-    missing = [p for p in data_paths or [] if not os.path.exists(p)]
-    if missing:  # the run records its data path as given, often relative to the repository
-        print(f"pen_states: no data file {missing[0]} (run from the directory the run was "
-              f"trained in, or pass --data)", file=sys.stderr)
-        return 2
+    test = None  # read before sampling, so that a missing file fails at once
+    if args.data or run.data_paths:
+        try:
+            test, _ = load_split(run, args.run_dir, args.data, "test")
+        except SketchRNNError as err:
+            print(f"pen_states: {err}", file=sys.stderr)
+            return 2
     rows = sample_rows(run, args.tau, args.n, args.seed)
     print(f"{'i':>3} {'points':>6} {'ended':>5} {'lifts':>5} {'E[lifts] tau1':>13} "
           f"{'E[lifts] tau':>12} {'max p_lift tau1':>15} {'p_end at N_max-1':>16}")
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
           f"most {FEW_LIFTS} times (along their paths the model at tau 1 expected a median "
           f"of {summary['few_lifts_median_expected_tau1'] or 0:.1f} lifts; its largest "
           f"p_lift there {summary['few_lifts_max_p_lift_tau1'] or 0:.3f})")
-    tf = teacher_forced_lifts(run, args.tau, data_paths) if data_paths else {}
+    tf = teacher_forced_lifts(run, args.tau, test) if test is not None else {}
     if tf:
         print(f"teacher-forced, test split: {tf['lifts']} lifts in {tf['points']} points "
               f"(constant predictor p_lift {tf['lift_share']:.3f}); at the lifts the model's "
