@@ -91,6 +91,30 @@ def test_a_resume_is_told_its_hparams_win_only_where_the_preset_differs(tmp_path
     assert "its saved hparams win over --preset tiny" in caplog.text
 
 
+def test_a_resume_on_a_cpu_with_other_vector_units_is_warned(tmp_path, caplog,
+                                                             monkeypatch) -> None:
+    """The kernel flags a checkpoint's machine recorded against this CPU's: AMX saved, an
+    AVX512_BF16 CPU resuming (another oneDNN kernel, other bits) warns; the same flags, or a
+    checkpoint that recorded none, do not."""
+    from sketch_rnn.core import machine
+
+    monkeypatch.setattr(machine, "cpuinfo_text",
+                        lambda: "flags\t\t: fpu sse2 avx2 fma avx512f avx512_bf16 avx512vl\n")
+    caplog.set_level("INFO", logger=run_state.log.name)
+    amx = {"cpu": "Intel(R) Xeon(R) Processor", "cores": 2, "os": "Linux",
+           "isa": ["amx_bf16", "avx2", "avx512_bf16", "avx512f"]}
+    plan_run(write_run(tmp_path / "amx", machine=amx), None, None, None, None, None)
+    assert ("on a CPU with other vector units (amx_bf16 avx2 avx512_bf16 avx512f -> "
+            "avx2 avx512_bf16 avx512f)") in caplog.text
+    caplog.clear()
+    same = {**amx, "isa": ["avx2", "avx512_bf16", "avx512f"]}
+    plan_run(write_run(tmp_path / "same", machine=same), None, None, None, None, None)
+    old = {k: v for k, v in amx.items() if k != "isa"}
+    plan_run(write_run(tmp_path / "old", machine=old), None, None, None, None, None)
+    plan_run(write_run(tmp_path / "none"), None, None, None, None, None)
+    assert "vector units" not in caplog.text
+
+
 def test_refusals_are_one_line_naming_what(tmp_path) -> None:
     run = write_run(tmp_path / "run")
     assert refusal(run, None, None, "dec_rnn_size=64", None, None) == (

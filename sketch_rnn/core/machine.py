@@ -41,6 +41,18 @@ def cpu_model(cpuinfo: str | None = None) -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+# The flags that decide which matmul kernels oneDNN picks (x86: AVX2, AVX-512, AVX512_BF16,
+# AMX; Arm: NEON, SVE, BF16). Two CPUs that differ in them round the same step differently.
+KERNEL_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "asimd", "sve", "bf16"})
+
+
+def kernel_isa(cpuinfo: str | None = None) -> list[str]:
+    """The `KERNEL_FLAGS` this CPU (or `cpuinfo`) has, sorted: what a run's exact resume needs
+    to be the same on the machine that resumes it."""
+    return sorted(cpu_flags(cpuinfo) & KERNEL_FLAGS)
+
+
 def describe() -> dict[str, Any]:
-    """{"cpu", "cores", "os"}: the machine a run or a benchmark ran on."""
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "os": platform.system()}
+    """{"cpu", "cores", "os", "isa"}: the machine a run or a benchmark ran on."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "os": platform.system(),
+            "isa": kernel_isa()}

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from ..core.errors import SketchRNNError
 from ..core.hparams import ARCHITECTURE_FIELDS, HParams, parse_overrides, preset
+from ..core.machine import kernel_isa
 from ..data import DEFAULT_DATA
 from . import checkpoint as ckpt_io
 
@@ -186,6 +187,7 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
     if previous is None:
         return _new_run(run_dir, data, preset_name, overrides, num_steps, seed)
     saved = read_state(previous)
+    _warn_other_cpu(run_dir, previous.state)
     hps = previous.hps
     changes = parse_overrides(overrides)
     if num_steps is not None:
@@ -225,6 +227,23 @@ def _new_run(run_dir: Path, data: Sequence[str] | None, preset_name: str | None,
         log.info(f"precision {precision}: {why}")
     return RunConfig(run_dir, list(data or [DEFAULT_DATA]), hps, 0 if seed is None else seed,
                      uuid.uuid4().hex, None)
+
+
+def _warn_other_cpu(run_dir: Path, state: dict[str, Any]) -> None:
+    """Warn when this CPU's `kernel_isa` is not the one that saved the checkpoint.
+
+    Why: exact resume is bit for bit on one host. oneDNN picks its matmul kernels from the
+    CPU (AMX, AVX512_BF16, AVX2), and each sums in its own order, so on another CPU the run
+    goes on with the same batches and schedules but not the same bits. Checkpoints saved
+    before the machine record held "isa" say nothing, and neither does this.
+    """
+    machine = state.get("machine")
+    saved = machine.get("isa") if isinstance(machine, dict) else None
+    now = kernel_isa()
+    if isinstance(saved, list) and saved != now:
+        log.warning(f"resuming {run_dir} on a CPU with other vector units "
+                    f"({' '.join(saved) or 'none'} -> {' '.join(now) or 'none'}): the same "
+                    "batches and schedules, not necessarily the same bits as an uninterrupted run")
 
 
 def _path_changes(run_dir: Path, step: int, hps: HParams, changes: dict[str, Any],
