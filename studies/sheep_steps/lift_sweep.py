@@ -3,8 +3,8 @@
 For each run and each tau, the card's first n prior samples (`pen_states.sample_rows`: the
 same z and noise as `sketch-rnn report`) and the share of them that lift the pen more than
 `pen_states.FEW_LIFTS` times: on the sheep grids read by eye, the samples with legs (a leg
-is a stroke of its own). Prints a table and a JSON line, and plots the shares against tau
-with issue 25's target (20 of 25 at tau 0.25) marked.
+is a stroke of its own). Prints a table and a JSON line; `--plot F.png` draws the shares
+against tau, with issue 25's target (20 of 25 at tau 0.25) marked.
 
     python studies/sheep_steps/lift_sweep.py checkpoints/sheep checkpoints/sheep_decoder \\
         --taus 0.1,0.25,0.4,0.5,0.7,1 --n 200 --plot studies/sheep_steps/lift_sweep.png
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--labels", default="", help="comma-separated names for the plot's legend")
-    ap.add_argument("--plot", default="lift_sweep.png")
+    ap.add_argument("--plot", default=None, help="write the curves to this PNG (none if omitted)")
     args = ap.parse_args(argv)
     taus = [float(t) for t in args.taus.split(",")]
     names = args.labels.split(",") if args.labels else args.run_dirs
@@ -70,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'run':<40}" + "".join(f"{'tau ' + format(t, 'g'):>10}" for t in taus))
     for d, by_tau in shares.items():
         print(f"{labels[d]:<40}" + "".join(f"{v:>10.3f}" for v in by_tau.values()))
-    plot(shares, labels, args.n, args.plot)
-    print(f"plot in {args.plot}")
+    if args.plot:
+        plot(shares, labels, args.n, args.plot)
+        print(f"plot in {args.plot}")
     print(json.dumps({"n": args.n, "seed": args.seed, "few_lifts": FEW_LIFTS,
                       "shares": {d: {format(t, "g"): v for t, v in s.items()}
                                  for d, s in shares.items()}}))
