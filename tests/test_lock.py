@@ -101,11 +101,17 @@ def test_kill_soak_ends_bit_identical_without_quarantine(tmp_path) -> None:
         since = time.time()
         proc = subprocess.Popen(train_cmd(run_dir, SOAK_N), cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
+        assert start < SOAK_N, "a kill landed after the run's last checkpoint"
         wait_for_step(run_dir, start + 1, proc, since)  # it resumed and trains
-        resume_s.append(time.time() - since)
-        # a random moment: some steps on (checkpoints come every 10), then a random delay
-        wait_for_step(run_dir, min(start + rng.randint(1, 14), SOAK_N - 1), proc, since)
-        time.sleep(rng.uniform(0.0, 0.5))
+        resumed = time.time()
+        resume_s.append(resumed - since)
+        # a random moment: some steps on (checkpoints come every 10), then a delay of up to
+        # two steps at this machine's own pace, so that a fast CPU (a tiny step in 10 ms on a
+        # Zen 5) kills as often mid-step and mid-save as a slow one, and never past the end
+        target = min(start + rng.randint(2, 14), SOAK_N - 4)
+        wait_for_step(run_dir, target, proc, since)
+        step_s = (time.time() - resumed) / (target - start - 1)  # s per step here
+        time.sleep(rng.uniform(0.0, 2.0) * step_s)
         if proc.poll() is not None:  # finished before the kill: not counted as a kill
             assert proc.returncode == 0, proc.stderr.read()
             break
