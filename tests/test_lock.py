@@ -98,10 +98,10 @@ def test_kill_soak_ends_bit_identical_without_quarantine(tmp_path) -> None:
     resume_s: list[float] = []
     while kills < 10:
         start = info(run_dir)["step"] if ckpt_io.newest_checkpoint(run_dir, False) else 0
+        assert start < SOAK_N, "a kill landed after the run's last checkpoint"
         since = time.time()
         proc = subprocess.Popen(train_cmd(run_dir, SOAK_N), cwd=ROOT, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
-        assert start < SOAK_N, "a kill landed after the run's last checkpoint"
         wait_for_step(run_dir, start + 1, proc, since)  # it resumed and trains
         resumed = time.time()
         resume_s.append(resumed - since)
