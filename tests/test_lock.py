@@ -106,7 +106,7 @@ def test_kill_soak_ends_bit_identical_without_quarantine(tmp_path) -> None:
         resumed = time.time()
         resume_s.append(resumed - since)
         # a random moment: some steps on (checkpoints come every 10), then a delay of up to
-        # two steps at this machine's own pace, so that a fast CPU (a tiny step in 10 ms on a
+        # two steps at this machine's own pace, so that a fast CPU (a tiny step in ~10 ms on a
         # Zen 5) kills as often mid-step and mid-save as a slow one, and never past the end
         target = min(start + rng.randint(2, 14), SOAK_N - 4)
         wait_for_step(run_dir, target, proc, since)
