@@ -30,5 +30,5 @@ setup(
                  "selenium>=4.20"],
         "jax": ["jax==0.10.2", "jaxlib==0.10.2"],
     },
-    entry_points={"console_scripts": ["sketch-rnn=sketch_rnn.cli:main"]},
+    entry_points={"console_scripts": ["sketch-rnn=sketch_rnn.cli:console"]},
 )

@@ -1,4 +1,4 @@
 """`python -m sketch_rnn ...` is the `sketch-rnn` command."""
-from .cli import main
+from .cli import console
 
-raise SystemExit(main())
+raise SystemExit(console())

@@ -1,7 +1,7 @@
 """`python -m sketch_rnn.sample ...` is `sketch-rnn sample ...`."""
 import sys
 
-from .cli import main
+from .cli import console
 
 if __name__ == "__main__":
-    raise SystemExit(main(["sample", *sys.argv[1:]]))
+    raise SystemExit(console(["sample", *sys.argv[1:]]))

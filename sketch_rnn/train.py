@@ -1,7 +1,7 @@
 """`python -m sketch_rnn.train ...` is `sketch-rnn train ...`."""
 import sys
 
-from .cli import main
+from .cli import console
 
 if __name__ == "__main__":
-    raise SystemExit(main(["train", *sys.argv[1:]]))
+    raise SystemExit(console(["train", *sys.argv[1:]]))

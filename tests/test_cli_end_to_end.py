@@ -1,6 +1,7 @@
 """The commands a user chains after training, on real (tiny) checkpoints: evaluate, sample."""
 from __future__ import annotations
 
+import csv
 import json
 import math
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import fast_first
+from conftest import fast_first, train_cmd
 
 from sketch_rnn import cli
 from sketch_rnn.training.runs import load_run
@@ -89,6 +90,40 @@ def test_sample_from_a_trained_run_is_reproducible(conditional_run, tmp_path) ->
         assert result.returncode == 0, result.stderr
         outs.append(out.read_bytes())
     assert outs[0] == outs[1] and outs[0].count(b"<g") >= 4  # one group per sketch
+
+
+def _tensorboard_scalars(log_dir: Path) -> dict[tuple[int, str], float]:
+    """(step, tag) -> value of every scalar in the run's TensorBoard event files."""
+    import tensorflow as tf
+
+    found = {}
+    for path in sorted((log_dir / "tensorboard").iterdir()):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                found[event.step, value.tag] = float(tf.make_ndarray(value.tensor))
+    return found
+
+
+@pytest.mark.slow  # trains a tiny run in a fresh process
+def test_a_finished_train_process_leaves_its_logs_whole(tmp_path) -> None:
+    """The executable skips the collector's pass at exit (`cli.console`): whatever a command
+    wrote must be on disk when its process has ended, up to the last save's TensorBoard
+    scalars. Checked against the two other records of the same numbers: train.csv's rows and
+    the lines the command printed."""
+    run_dir = tmp_path / "run"
+    out = subprocess.run(train_cmd(run_dir, 20), cwd=ROOT, capture_output=True, text=True,
+                         check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    scalars = _tensorboard_scalars(run_dir / "logs")
+    with open(run_dir / "logs" / "train.csv", newline="") as f:
+        rows = {int(r["step"]): r for r in csv.DictReader(f)}
+    assert sorted(rows) == list(range(1, 21))
+    for step in (10, 20):  # TensorBoard gets every 10th step and each save's valid losses
+        for tag in ("cost", "recon", "kl"):
+            assert scalars[step, tag] == pytest.approx(float(rows[step][tag]), rel=1e-6)
+        printed = next(ln for ln in out.stdout.splitlines() if ln.startswith(f"step {step}: saved"))
+        valid_cost = float(printed.rsplit("cost=", 1)[1])  # printed with 4 decimals
+        assert scalars[step, "valid/cost"] == pytest.approx(valid_cost, abs=5e-5)
 
 
 @pytest.mark.parametrize("name", fast_first(["sheep", "sheep_decoder"]))
