@@ -121,7 +121,8 @@ def test_a_finished_train_process_leaves_its_logs_whole(tmp_path) -> None:
     for step in (10, 20):  # TensorBoard gets every 10th step and each save's valid losses
         for tag in ("cost", "recon", "kl"):
             assert scalars[step, tag] == pytest.approx(float(rows[step][tag]), rel=1e-6)
-        printed = next(ln for ln in out.stdout.splitlines() if ln.startswith(f"step {step}: saved"))
+        printed = next(ln for ln in out.stdout.splitlines()
+                       if ln.startswith(f"step {step}: saved"))
         valid_cost = float(printed.rsplit("cost=", 1)[1])  # printed with 4 decimals
         assert scalars[step, "valid/cost"] == pytest.approx(valid_cost, abs=5e-5)
 

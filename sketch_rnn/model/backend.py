@@ -205,7 +205,7 @@ def compile_fn(model: Any, fn: Callable, xla: bool = True) -> Callable:
     only the element-wise `xla_cluster`s). No autograph: these functions loop with
     keras.ops.while_loop, never a Python `for` over a tensor, so autograph's source rewrite
     (of every function they call) bought nothing and cost each trace time: `sketch-rnn sample`
-    of 25 sheep went from 6.0 s to 5.2-5.5 s, the same bytes. On JAX the weights are
+    of 25 sheep went from 6.0 s to 5.2-5.5 s on a Zen 5, the same bytes. On JAX the weights are
     passed in as arguments (Keras StatelessScope), so a jitted function never holds stale
     copies of weights that were loaded or trained later.
     """
