@@ -1,4 +1,5 @@
-"""Install with `pip install -e .` (or `pip install -e .[test]` for the test tools)."""
+"""Install with `pip install -e .`; `.[test]` adds the test tools, `.[gpu]` JAX for NVIDIA GPUs
+(docs/install.md)."""
 from setuptools import find_packages, setup
 
 setup(
@@ -7,7 +8,15 @@ setup(
     description="Sketch-RNN (Ha & Eck 2017) in Keras 3: train, resume exactly, sample and draw",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    license="Apache-2.0",  # the code; the bundled data and the shipped models: data/README.md
+    license_files=["LICENSE"],
     python_requires=">=3.10",
+    classifiers=[
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Operating System :: POSIX :: Linux",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
     packages=find_packages(include=["sketch_rnn", "sketch_rnn.*"]),
     package_data={"sketch_rnn.serving": ["static/*"]},  # the `serve` page: HTML, JS, CSS
     install_requires=[
@@ -29,6 +38,9 @@ setup(
                  "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6", "httpx>=0.27",
                  "selenium>=4.20"],
         "jax": ["jax==0.10.2", "jaxlib==0.10.2"],
+        # training on NVIDIA GPUs: JAX with its CUDA 12 wheels (CUDA and cuDNN included; the
+        # driver is the system's), run with KERAS_BACKEND=jax; same JAX as the tests pin
+        "gpu": ["jax[cuda12]==0.10.2"],
     },
     entry_points={"console_scripts": ["sketch-rnn=sketch_rnn.cli:console"]},
 )

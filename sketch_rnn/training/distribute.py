@@ -39,6 +39,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ import keras
 
 from ..core.errors import SketchRNNError
 from ..core.hparams import HParams
+from ..model import backend
 from ..model.build import build_model
 from ..model.optimizer import make_optimizer
 from . import cluster
@@ -78,6 +80,7 @@ class Distribution:
     def build_model(self, hps: HParams, seed: int) -> keras.Model:
         """The run's model and optimizer, built under this strategy and ready for its fit."""
         self.check_batch(hps.batch_size)
+        log.info(self.devices_line())
         with self.scope():
             model = build_model(hps, seed, self.make_optimizer(hps))
         self._prepare(model)
@@ -96,6 +99,23 @@ class Distribution:
             if self.workers > 1:
                 self._check_same_start(facts())
             yield [StopAgreement(stop, self)] if self.workers > 1 else []
+
+    def devices_line(self) -> str:
+        """One line naming the devices this process trains on and the backend, e.g.
+        "training on 1 GPU (NVIDIA H100 80GB HBM3) with the jax backend".
+
+        Why: on a GPU machine the CPU-only TensorFlow wheel (x86-64's default install) or a
+        missing CUDA library silently trains on the CPU; saying so at the start, with the way
+        to the GPU, saves a user hours of a slow run (docs/install.md).
+        """
+        gpus = backend.accelerators()
+        where = (f"{len(gpus)} GPU{'s' if len(gpus) > 1 else ''} ({', '.join(sorted(set(gpus)))})"
+                 if gpus else "the CPU")
+        if self.replicas > 1:
+            where += f", {self.replicas} replicas"
+        hint = ("; this machine has an NVIDIA GPU: pip install -e '.[gpu]' and KERAS_BACKEND=jax "
+                "train on it (docs/install.md)" if not gpus and shutil.which("nvidia-smi") else "")
+        return f"training on {where} with the {backend.name()} backend{hint}"
 
     def log_dir(self, run_dir: Path) -> Path:
         """The chief logs into the run directory; other workers into workers/<task>/."""
