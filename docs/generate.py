@@ -137,6 +137,20 @@ WHAT = {
 }
 
 
+WHY_FAST = (
+    "Where the speed comes from: each batch is padded to its length bucket, not to N_max; "
+    "matmuls run in bfloat16 where the CPU has it natively; the LSTM forward and backward "
+    "passes are written out by hand (the two encoder directions run as lanes of one loop, "
+    "the z part of the decoder input is projected once per sketch, the input projection for "
+    "all steps is one matmul), the time loops are compiled with XLA while the large "
+    "weight-gradient matmuls stay on oneDNN, and dropout masks are drawn once per step. The "
+    "sampler decodes the whole batch inside one compiled loop; the data pipeline augments and "
+    "pads a whole batch with vectorised NumPy on a packed int16 array. On a GPU, "
+    "`dec_model=lstm` without recurrent dropout runs as `keras.layers.LSTM` so that cuDNN "
+    "serves it. Every TensorFlow / JAX difference lives in `sketch_rnn/model/backend.py` "
+    "([ARCHITECTURE.md](../ARCHITECTURE.md)).\n")
+
+
 def _machine_name(m: dict) -> str:
     name = m.get("cpu", "unknown CPU")
     if m.get("note"):  # a record kept from a page that described its machine
@@ -159,7 +173,10 @@ def performance_page() -> str:
              "it ran on. To add one: `python benchmarks/record.py NAME -- python "
              "benchmarks/bench_x.py ...`, then `python docs/generate.py`. Speed depends on "
              "the CPU (its matmul kernels: AVX2, AVX-512, AVX512_BF16, AMX) and on what else "
-             "the machine runs; times vary by up to 30% between runs on one host.\n"]
+             "the machine runs; times vary by up to 30% between runs on one host. Measurements kept "
+             "without a record, with their dates and machines, are in "
+             "[CHANGELOG.md](../CHANGELOG.md#measurements).\n"]
+    lines.append(WHY_FAST)
     benchmarks = sorted({r["benchmark"] for _, r in records})
     for bench in benchmarks:
         if bench in WHAT:
