@@ -18,7 +18,7 @@ def tf_config() -> dict[str, Any]:
     if not raw:
         raise SketchRNNError("--distribute multi-worker needs TF_CONFIG: a JSON object with "
                              "\"cluster\" (host:port lists per job) and \"task\" (this process's "
-                             "type and index); see README, 'Several GPUs and hosts'")
+                             "type and index); see docs/distributed.md")
     try:
         config = json.loads(raw)
         config["cluster"], config["task"]["type"], int(config["task"]["index"])
