@@ -134,6 +134,20 @@ def pen_states(model, samples: int, seed: int) -> dict[str, dict[str, float]]:
 
 
 # --------------------------------------------------------------------------- parent
+def level_times(today: list[dict], new: list[dict],
+                levels: list[float]) -> tuple[dict[str, dict], list[float]]:
+    """Per level, each path's `time_to` and their ratio (today / new); and the ratios found.
+    `benchmarks/record.py` recomputes a committed `--curves` file's line with it."""
+    per_level, ratios = {}, []
+    for level in levels:
+        a, b = time_to(today, level), time_to(new, level)
+        r = a / b if a is not None and b is not None and b > 0 else None
+        if r is not None:
+            ratios.append(r)
+        per_level[str(level)] = {"today_s": a, "new_s": b, "ratio": r}
+    return per_level, ratios
+
+
 def time_to(curve: list[dict], level: float) -> float | None:
     """Training seconds at which valid L_R first reaches `level`: linear between the last
     validation above it and the first at or below it (validations every k steps would
@@ -229,13 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     today, new = runs[f"today seed {seeds[0]}"], runs[f"new seed {seeds[0]}"]
 
     print(f"\n{'level':>8} {'today s':>9} {'new s':>9} {'today/new':>10}")
-    ratios, per_level = [], {}
+    per_level, ratios = level_times(today["curve"], new["curve"], levels)
     for level in levels:
-        a, b = time_to(today["curve"], level), time_to(new["curve"], level)
-        r = a / b if a is not None and b is not None and b > 0 else None
-        if r is not None:
-            ratios.append(r)
-        per_level[str(level)] = {"today_s": a, "new_s": b, "ratio": r}
+        a, b, r = (per_level[str(level)][k] for k in ("today_s", "new_s", "ratio"))
         seconds = [f"{v:.0f}" if v is not None else "-" for v in (a, b)]
         print(f"{level:8.3f} {seconds[0]:>9} {seconds[1]:>9} "
               f"{f'{r:.2f}' if r is not None else '-':>10}")

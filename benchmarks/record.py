@@ -15,7 +15,7 @@ every figure on that page names the file and the command it came from.
 
 The second form keeps a `bench_time_to_quality.py` run whose `--curves` file is committed
 (its validation points, written by the benchmark itself) but whose printed line was not: the
-per-level times and ratios are recomputed from the points with the benchmark's own `time_to`,
+per-level times and ratios are recomputed from the points with the benchmark's own rule,
 which is what it printed. Those files record only the CPU model; the rest of the machine
 comes from `--machine-note` and `--reported-in` (the page that reported the run), and the
 record says so.
@@ -65,20 +65,14 @@ def run_and_capture(argv: list[str]) -> dict:
 def from_curves(path: str, levels: list[float]) -> tuple[dict, dict]:
     """A time-to-quality result recomputed from its committed curves file, and its CPU."""
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-    from bench_time_to_quality import time_to  # the benchmark's own rule (no TF import)
+    from bench_time_to_quality import level_times  # the benchmark's own rule (no TF import)
 
     with open(path, encoding="utf-8") as f:
         curves = json.load(f)
     runs = curves["runs"]
     today = next(v for k, v in runs.items() if k.startswith("today"))
     new = next(v for k, v in runs.items() if k.startswith("new"))
-    per_level, ratios = {}, []
-    for level in levels:
-        a, b = time_to(today["curve"], level), time_to(new["curve"], level)
-        r = a / b if a is not None and b is not None and b > 0 else None
-        if r is not None:
-            ratios.append(r)
-        per_level[str(level)] = {"today_s": a, "new_s": b, "ratio": r}
+    per_level, ratios = level_times(today["curve"], new["curve"], levels)
     result = {"new_hparams": curves["new_hparams"], "today_hparams": curves["today_hparams"],
               "levels": per_level,
               "time_to_quality_ratio": round(min(ratios), 3) if ratios else None,
