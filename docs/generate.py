@@ -55,26 +55,33 @@ def hparams_page() -> str:
     for f in dataclasses.fields(HParams):
         arch = " *architecture*" if f.name in ARCHITECTURE_FIELDS else ""
         lines.append(f"| `{f.name}` | {f.type} | `{_cell(f.default)}` | "
-                     f"{_cell(f.metadata['why'])}{arch} |")
+                     f"{_text(f.metadata['why'])}{arch} |")
     return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- command line
+def _text(value: str) -> str:
+    """Help text in a table cell: `<name>` would be read as an HTML tag."""
+    return _cell(value).replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _option_row(action: argparse.Action) -> str:
-    names = ", ".join(action.option_strings) or action.dest
-    if action.nargs == 0:
-        form = f"`{names}`"
+    metavar = action.metavar or (
+        "{" + ",".join(map(str, action.choices)) + "}" if action.choices
+        else action.dest.upper())
+    more = " ..." if action.nargs in ("+", "*") else ""
+    if not action.option_strings:  # a positional argument
+        form = f"`{metavar}{more}`"
+    elif action.nargs == 0:
+        form = f"`{', '.join(action.option_strings)}`"
     else:
-        metavar = action.metavar or (
-            "{" + ",".join(map(str, action.choices)) + "}" if action.choices
-            else action.dest.upper())
-        more = " ..." if action.nargs in ("+", "*") else ""
-        form = f"`{names} {metavar}{more}`"
-    required = " (required)" if action.required else ""
+        form = f"`{', '.join(action.option_strings)} {metavar}{more}`"
+    required = (" (required)" if action.required and action.nargs not in ("*", "?")
+                and action.option_strings else "")
     said = "default" in (action.help or "").lower()
     default = ("" if action.default in (None, False, argparse.SUPPRESS) or action.nargs == 0
                or said else f" Default: `{_cell(action.default)}`.")
-    return f"| {form}{required} | {_cell(action.help or '')}{default} |"
+    return f"| {form}{required} | {_text(action.help or '')}{default} |"
 
 
 def cli_page() -> str:
@@ -93,10 +100,10 @@ def cli_page() -> str:
              "the command, also lets TensorFlow's own log lines and third-party warnings "
              "through.\n",
              "| command | what it does |", "|---|---|"]
-    lines += [f"| [`{name}`](#{name}) | {_cell(helps.get(name, ''))} |"
+    lines += [f"| [`{name}`](#{name}) | {_text(helps.get(name) or '')} |"
               for name in sub.choices]
     for name, command in sub.choices.items():
-        lines += ["", f"## {name}\n", f"{helps.get(name) or ''}\n",
+        lines += ["", f"## {name}\n", f"{_text(helps.get(name) or '')}\n",
                   "| option | meaning |", "|---|---|"]
         lines += [_option_row(a) for a in command._actions
                   if not isinstance(a, argparse._HelpAction) and a.dest != "verbose"]
