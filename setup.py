@@ -12,7 +12,6 @@ setup(
     license_files=["LICENSE"],
     python_requires=">=3.10",
     classifiers=[
-        "License :: OSI Approved :: Apache Software License",
         "Programming Language :: Python :: 3",
         "Operating System :: POSIX :: Linux",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
