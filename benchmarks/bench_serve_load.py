@@ -9,7 +9,10 @@ and headers sent one byte a second. Every client stops at the deadline; every up
 capped; the server is stopped at the end.
 
 Reports: the p50/p95/max latency of the good requests answered 200 (each attempt timed
-from its send), the answers by status for each kind of client, the count of 5xx other
+from its send; beside it the model's own time, the rest being the wait in the queue), the
+answers by status for each kind of client ("None": no answer before the run's end: an
+attempt in flight at the deadline, or headers that never end, which uvicorn does not time
+out), the count of 5xx other
 than the queue's 503 (must be 0), the server's RSS before the load, at its peak (sampled
 every 50 ms) and after, and a final check: the server is alive and answers a fixed-seed
 request exactly as it did before the load. Ends with one JSON line.
@@ -126,6 +129,7 @@ async def load(args: argparse.Namespace, good_body: dict) -> dict:
     deadline = time.monotonic() + args.seconds
     stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     latencies: list[float] = []
+    model_ms: list[float] = []  # the model's own time inside each good answer
     attempt_s: dict[str, list[float]] = collections.defaultdict(list)  # raw attacks
     limits = httpx.Limits(max_connections=args.good + 8)
     url = f"http://{HOST}:{PORT}"
@@ -144,6 +148,7 @@ async def load(args: argparse.Namespace, good_body: dict) -> dict:
             stats["good"][str(r.status_code)] += 1
             if r.status_code == 200:
                 latencies.append(time.monotonic() - t0)
+                model_ms.append(r.json()["ms"])
                 assert len(r.json()["endings"]) == good_body["n"]
             elif r.status_code == 503:
                 stats["good"]["retry_after" if "retry-after" in r.headers else "no_retry_after"] += 1
@@ -186,6 +191,7 @@ async def load(args: argparse.Namespace, good_body: dict) -> dict:
                       hostile_raw(slow_headers, "slow_headers")]
         await asyncio.gather(*tasks)
     return {"stats": {k: dict(v) for k, v in stats.items()}, "latencies": latencies,
+            "model_ms": round(statistics.median(model_ms), 1) if model_ms else None,
             "attempt_s": {k: round(statistics.median(v), 2) for k, v in attempt_s.items()}}
 
 
@@ -272,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         "good_ok": len(ms), "good_per_s": round(len(ms) / out["wall_s"], 2),
         "p50_ms": round(statistics.median(ms), 1) if ms else None,
         "p95_ms": round(_pct(ms, 0.95), 1) if ms else None,
-        "max_ms": round(max(ms), 1) if ms else None,
+        "max_ms": round(max(ms), 1) if ms else None, "model_ms_p50": out["model_ms"],
         "unexpected_5xx": sum(five.values()), "busy_503_without_retry_after": busy_without_retry,
         "rss_mb": {"before": round(rss_before / 2 ** 20, 1), "peak": round(peak[0] / 2 ** 20, 1),
                    "after": round(rss_after / 2 ** 20, 1)},
@@ -283,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{kind:>14}: {json.dumps(counts, sort_keys=True)}"
               + (f", median attempt {took} s" if took is not None else ""), flush=True)
     print(f"good 200s: {figures['good_ok']} ({figures['good_per_s']}/s), latency p50 "
-          f"{figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, max {figures['max_ms']} ms",
+          f"{figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, max {figures['max_ms']} ms (the "
+          f"model's own time: p50 {figures['model_ms_p50']} ms; the rest is the queue)",
           flush=True)
     print(f"5xx other than the queue's 503: {figures['unexpected_5xx']}; RSS MB before/peak/"
           f"after: {figures['rss_mb']}; alive {alive}, same fixed-seed answer {correct}",

@@ -74,6 +74,10 @@ def test_loopback_and_the_hosts_each_address_accepts():
     assert not {"*", "192.0.2.8", "example.org"} & set(one)
     anywhere = guards.allowed_hosts("0.0.0.0")  # loopback names too: they reach it
     assert anywhere[:3] == loop and socket.gethostname().lower() in anywhere
+    for name in ("*", "*.example.org", "box", "box.example.", "fe80::1", "[::1]", "10.0.0.2"):
+        assert guards.is_host_name(name), name
+    for name in ("", "box:80", "a*.example", "*example", "http://box", "box/x", "a b"):
+        assert not guards.is_host_name(name), name
 
 
 @pytest.mark.parametrize("host,ok", [

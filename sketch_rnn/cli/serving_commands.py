@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,6 @@ from ..serving.export import (
     export_magenta_js,
 )
 from .model_commands import load_run
-
-HOST_NAME = re.compile(r"(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?")  # --allowed-host
 
 
 def _check_z_args(hps: Any, args: argparse.Namespace) -> None:
@@ -79,6 +76,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _check_serve_args(args: argparse.Namespace) -> None:
     """The limits, before loading anything (one line naming the option)."""
+    from ..serving import guards
+
     if not 0 <= args.port <= 65535:
         raise SketchRNNError(f"--port {args.port}: must be in 0..65535")
     if args.max_body < 1024:
@@ -88,19 +87,9 @@ def _check_serve_args(args: argparse.Namespace) -> None:
     if not 0 <= args.queue <= 1000:
         raise SketchRNNError(f"--queue {args.queue}: must be in 0..1000")
     for name in args.allowed_host:
-        if not (name == "*" or HOST_NAME.fullmatch(name) or _is_ip(name)):
+        if not guards.is_host_name(name):
             raise SketchRNNError(f"--allowed-host {name!r}: a host name or address without "
                                  "port, '*.domain' or '*'")
-
-
-def _is_ip(name: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(name.strip("[]"))
-        return True
-    except ValueError:
-        return False
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

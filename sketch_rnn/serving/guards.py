@@ -16,25 +16,29 @@ limits make every request end quickly with a clear answer, whatever the client d
 
 uvicorn's own `limit_concurrency` caps open connections on top of these (memory: at most
 that many bodies of `max_body` bytes in flight); it answers 503 without Retry-After and
-counts idle keep-alive connections too, which is why the model's queue is ours.
+counts idle keep-alive connections too, which is why the model's queue is ours. uvicorn
+sets no time bound on a request's headers: a client that sends them a byte a second holds
+its connection until it stops, and only that cap bounds how many such clients there are.
 """
 from __future__ import annotations
 
 import contextlib
 import ipaddress
 import math
+import re
 import socket
 import time
 from typing import Any, AsyncIterator, Iterable
 
 # asyncio is imported where it is used: the CLI imports this module for its defaults
 
-MAX_BODY = 256 * 1024  # bytes; N_max points of [dx, dy, pen] take ~30 bytes each
+MAX_BODY = 256 * 1024  # bytes: ~5000 points of [dx, dy, pen] at full double precision
 TIMEOUT_S = 20.0  # for the body to arrive and for a turn at the model
 QUEUE_SIZE = 4  # requests waiting for the model, beyond the one it runs
 MAX_CONNECTIONS = 64  # uvicorn's limit_concurrency
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 WILDCARDS = ("0.0.0.0", "::", "")
+_HOST_NAME = re.compile(r"(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?")
 
 
 class HTTPError(Exception):
@@ -46,14 +50,22 @@ class HTTPError(Exception):
 
 
 # --------------------------------------------------------------------------- the Host header
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
 def is_loopback(host: str) -> bool:
     """True for an address or name that only this machine can reach."""
-    if host.strip("[]").lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    address = _address(host)
+    return host.strip("[]").lower() == "localhost" or bool(address and address.is_loopback)
+
+
+def is_host_name(name: str) -> bool:
+    """A name `allowed_hosts` takes as extra: a host name, '*.domain', an address, or '*'."""
+    return name == "*" or bool(_HOST_NAME.fullmatch(name)) or _address(name) is not None
 
 
 def _as_host_header(name: str) -> str:

@@ -203,8 +203,9 @@ class Engine:
 
 # --------------------------------------------------------------------------- the app
 def create_app(run: Any, run_dir: str | None = None, *,
-               hosts: Sequence[str] | None = LOOPBACK_NAMES, max_body: int = MAX_BODY, timeout_s: float = TIMEOUT_S,
-               queue_size: int = QUEUE_SIZE, log_requests: bool = False) -> Any:
+               hosts: Sequence[str] | None = LOOPBACK_NAMES, max_body: int = MAX_BODY,
+               timeout_s: float = TIMEOUT_S, queue_size: int = QUEUE_SIZE,
+               log_requests: bool = False) -> Any:
     """The Starlette app serving `run` (a LoadedRun: model, hps, scale_factor, checkpoint).
 
     run_dir: what the page and /api/info say is being served. hosts: the Host header
