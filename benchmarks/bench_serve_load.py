@@ -151,7 +151,8 @@ async def load(args: argparse.Namespace, good_body: dict) -> dict:
                 model_ms.append(r.json()["ms"])
                 assert len(r.json()["endings"]) == good_body["n"]
             elif r.status_code == 503:
-                stats["good"]["retry_after" if "retry-after" in r.headers else "no_retry_after"] += 1
+                told = "retry-after" in r.headers
+                stats["good"]["retry_after" if told else "no_retry_after"] += 1
                 await asyncio.sleep(min(float(r.headers.get("retry-after", 1)), 2.0))
 
     async def hostile_http(client: httpx.AsyncClient, kind: str) -> None:

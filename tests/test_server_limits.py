@@ -185,27 +185,36 @@ def test_a_body_that_does_not_arrive_is_408_in_time(real_server):
 
 
 # --------------------------------------------------------------------------- the queue
-async def _burst(app, count: int, hold: threading.Lock) -> list:
-    """`count` requests at once while the model is held; released when the queue is full."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
-        tasks = [asyncio.create_task(c.post("/api/complete", json=GOOD)) for _ in range(count)]
-        queue, early = app.state.queue, []
-        t0 = time.monotonic()
-        while queue.inside < queue.size + 1 or sum(t.done() for t in tasks) < count - queue.size - 1:
-            assert time.monotonic() - t0 < 10, "the burst did not settle"
-            await asyncio.sleep(0.01)
-        early = [t.result() for t in tasks if t.done()]  # answered while the model was held
-        hold.release()
-        return early, await asyncio.gather(*tasks), time.monotonic() - t0
+def in_process(app) -> httpx.AsyncClient:
+    """Concurrent requests to `app` in this event loop (the model's thread blocks apart)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                             base_url="http://127.0.0.1")
+
+
+def held_model(**limits):
+    """A stub app whose model is busy (its lock held by the test) until released."""
+    app = stub_app(**limits)
+    app.state.engine.lock.acquire()
+    return app, app.state.engine.lock
 
 
 def test_a_full_queue_answers_503_with_retry_after_at_once():
-    app = stub_app(queue_size=3)
-    hold = app.state.engine.lock
-    hold.acquire()  # the model is busy: the first request holds the queue's turn
-    early, answers, _ = asyncio.run(_burst(app, 20, hold))
-    assert len(early) == 20 - 4 and all(r.status_code == 503 for r in early)
+    app, hold = held_model(queue_size=3)  # the first request takes the model's turn, 3 wait
+
+    async def burst(count: int):
+        async with in_process(app) as c:
+            tasks = [asyncio.create_task(c.post("/api/complete", json=GOOD))
+                     for _ in range(count)]
+            t0 = time.monotonic()
+            while sum(t.done() for t in tasks) < count - 4 or app.state.queue.inside < 4:
+                assert time.monotonic() - t0 < 10, "the burst did not settle"
+                await asyncio.sleep(0.01)
+            early = [t.result() for t in tasks if t.done()]  # while the model was held
+            hold.release()
+            return early, await asyncio.gather(*tasks)
+
+    early, answers = asyncio.run(burst(20))
+    assert len(early) == 20 - 4
     for r in early:
         one_line_error(r, 503, "busy: 3 requests already wait for the model; retry in")
         assert int(r.headers["retry-after"]) >= 1
@@ -215,13 +224,10 @@ def test_a_full_queue_answers_503_with_retry_after_at_once():
 
 
 def test_a_request_waits_for_the_model_only_until_its_deadline():
-    app = stub_app(timeout_s=0.3, queue_size=2)
-    hold = app.state.engine.lock
-    hold.acquire()
+    app, hold = held_model(timeout_s=0.3, queue_size=2)
 
     async def two():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+        async with in_process(app) as c:
             first = asyncio.create_task(c.post("/api/complete", json=GOOD))
             await asyncio.sleep(0.05)
             t0 = time.monotonic()
@@ -237,13 +243,10 @@ def test_a_request_waits_for_the_model_only_until_its_deadline():
 
 
 def test_bad_bodies_do_not_wait_in_the_queue():
-    app = stub_app(queue_size=0)
-    hold = app.state.engine.lock
-    hold.acquire()
+    app, hold = held_model(queue_size=0)
 
-    async def run():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+    async def three():
+        async with in_process(app) as c:
             busy = asyncio.create_task(c.post("/api/complete", json=GOOD))
             while app.state.queue.inside < 1:
                 await asyncio.sleep(0.01)
@@ -252,7 +255,7 @@ def test_bad_bodies_do_not_wait_in_the_queue():
             hold.release()
             return bad, full, await busy
 
-    bad, full, busy = asyncio.run(run())
+    bad, full, busy = asyncio.run(three())
     one_line_error(bad, 400, "strokes: is empty")
     one_line_error(full, 503, "busy: 0 requests already wait")
     assert busy.status_code == 200
