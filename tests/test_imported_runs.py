@@ -78,7 +78,8 @@ def test_serve(imported):
 
     run = runs.load_run(imported)
     prefix = [[0.0, 12.0, 0.0], [15.0, 3.0, 0.0], [4.0, -20.0, 1.0]]
-    with TestClient(create_app(run, str(imported)), raise_server_exceptions=False) as c:
+    with TestClient(create_app(run, str(imported)), base_url="http://127.0.0.1",
+                    raise_server_exceptions=False) as c:
         assert c.get("/api/info").json()["conditional"] is True
         s = c.post("/api/sample", json={"n": 2, "temperature": 0.5, "seed": 1})
         assert s.status_code == 200 and len(s.json()["sketches"]) == 2

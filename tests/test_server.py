@@ -44,16 +44,20 @@ def cond_run():
     return fake_run(True)
 
 
+def local_client(app) -> TestClient:
+    """A TestClient that names the server as a browser on this machine does (Host header)."""
+    return TestClient(app, base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
+
+
 @pytest.fixture(scope="module")
 def client(cond_run):
-    with TestClient(create_app(cond_run, "runs/tiny"), raise_server_exceptions=False) as c:
+    with local_client(create_app(cond_run, "runs/tiny", log_requests=True)) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
 def uncond_client():
-    with TestClient(create_app(fake_run(False, "layer_norm")),
-                    raise_server_exceptions=False) as c:
+    with local_client(create_app(fake_run(False, "layer_norm"))) as c:
         yield c
 
 
@@ -121,10 +125,14 @@ def test_page_and_static_files(client):
     assert "//cdn" not in page.text and "https://" not in client.get("/static/app.js").text
 
 
-def test_request_log(client):
+def test_request_log_only_when_asked(client, uncond_client):
     client.post("/api/sample", json={"n": 1, "temperature": 0.3, "seed": 9})
     assert client.get("/api/log").json()[-1] == {
         "path": "/api/sample", "body": {"n": 1, "temperature": 0.3, "seed": 9}}
+    uncond_client.post("/api/sample", json={"n": 1, "seed": 9})  # served without the log
+    r = uncond_client.get("/api/log")
+    assert r.status_code == 404 and r.json() == {"error": "/api/log: Not Found"}
+    assert len(uncond_client.app.state.log) == 0  # nothing kept either
 
 
 # --------------------------------------------------------------------------- bad requests
@@ -177,10 +185,13 @@ def test_bad_requests_are_one_line_400s(client, path, body, message):
     assert message in error and "\n" not in error and "Traceback" not in r.text
 
 
-def test_wrong_methods_and_paths_are_4xx(client):
-    assert client.get("/api/complete").status_code == 405
-    assert client.post("/api/nothing", json={}).status_code == 404
-    assert client.get("/static/../server.py").status_code == 404
+def test_wrong_methods_and_paths_are_one_line_4xx(client):
+    for r, status in ((client.get("/api/complete"), 405),
+                      (client.post("/api/nothing", json={}), 404),
+                      (client.get("/static/../server.py"), 404),
+                      (client.get("/static/nothing.js"), 404)):
+        assert r.status_code == status and list(r.json()) == ["error"], r.text
+        assert "\n" not in r.json()["error"]
 
 
 def test_bad_body_does_not_break_the_next_request(client):

@@ -55,7 +55,7 @@ def served(tmp_path_factory):
         plan = plan_run(run_dir, [DATA], "tiny", "max_seq_len=64,save_every=3,batch_size=8", 3,
                         None)
         assert Trainer(plan, progress=False).fit() == 0
-    app = create_app(load_run(run_dir), str(run_dir))
+    app = create_app(load_run(run_dir), str(run_dir), log_requests=True)
     app.state.engine.complete({"strokes": [[5.0, 0.0, 1.0]], "n": 8, "seed": 0})  # compile
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 from ..core.errors import SketchRNNError
 from ..data import DEFAULT_DATA
+from ..serving import guards
 from . import complete_command as complete_cmd
 from . import data_commands as data_cmds
 from . import import_commands as import_cmds
@@ -216,6 +217,20 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="also accept this Host header, e.g. a proxy's name (repeatable; "
+                        "'*' accepts any). By default only the names of the bound address")
+    p.add_argument("--max-body", type=int, default=guards.MAX_BODY, metavar="BYTES",
+                   help=f"largest request body; larger ones get 413 (default {guards.MAX_BODY})")
+    p.add_argument("--timeout", type=float, default=guards.TIMEOUT_S, metavar="S",
+                   help="seconds for a request's body to arrive (else 408) and for its turn at "
+                        f"the model (else 503) (default {guards.TIMEOUT_S:g})")
+    p.add_argument("--queue", type=int, default=guards.QUEUE_SIZE, metavar="N",
+                   help="requests that may wait for the model; more get 503 with Retry-After "
+                        f"(default {guards.QUEUE_SIZE})")
+    p.add_argument("--log-requests", action="store_true",
+                   help="keep the last request bodies and serve them at GET /api/log "
+                        "(other people's drawings: off by default)")
     p.set_defaults(func=serving_cmds.cmd_serve)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -73,20 +74,48 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_serve_args(args: argparse.Namespace) -> None:
+    """The limits, before loading anything (one line naming the option)."""
+    from ..serving import guards
+
+    if not 0 <= args.port <= 65535:
+        raise SketchRNNError(f"--port {args.port}: must be in 0..65535")
+    if args.max_body < 1024:
+        raise SketchRNNError(f"--max-body {args.max_body}: must be at least 1024 bytes")
+    if not 0 < args.timeout <= 3600:
+        raise SketchRNNError(f"--timeout {args.timeout:g}: must be in (0, 3600] seconds")
+    if not 0 <= args.queue <= 1000:
+        raise SketchRNNError(f"--queue {args.queue}: must be in 0..1000")
+    for name in args.allowed_host:
+        if not guards.is_host_name(name):
+            raise SketchRNNError(f"--allowed-host {name!r}: a host name or address without "
+                                 "port, '*.domain' or '*'")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """`sketch-rnn serve`: load the run, warm the compiled functions, serve until Ctrl-C."""
     import uvicorn
 
-    if not 0 <= args.port <= 65535:
-        raise SketchRNNError(f"--port {args.port}: must be in 0..65535")
+    from ..serving import guards
+
+    _check_serve_args(args)
     run = load_run(args.run_dir)
     from ..serving.server import create_app, warm_up
 
-    app = create_app(run, str(args.run_dir))
+    hosts = guards.allowed_hosts(args.host, args.allowed_host)
+    app = create_app(run, str(args.run_dir), hosts=hosts, max_body=args.max_body,
+                     timeout_s=args.timeout, queue_size=args.queue,
+                     log_requests=args.log_requests)
+    if not guards.is_loopback(args.host):
+        print(f"warning: --host {args.host} makes this page and its API reachable from other "
+              "machines, with no password: anyone who reaches it can use the model"
+              + (" and read the request log" if args.log_requests else ""), file=sys.stderr)
     print("compiling the sampler (else the first requests would wait)...", flush=True)
     warm_up(app.state.engine)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"serving {args.run_dir} (step {run.step}) at http://{host}:{args.port}/ "
-          "- Ctrl-C stops", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+          f"- Ctrl-C stops (Host header: {', '.join(hosts)}; bodies up to {args.max_body} "
+          f"bytes; {args.queue} may wait)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
+                limit_concurrency=guards.MAX_CONNECTIONS, timeout_keep_alive=5)
     return 0

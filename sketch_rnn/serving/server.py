@@ -8,9 +8,13 @@ makes (all cells, conditional or not) works unchanged.
 Why a lock and a thread: the model and its compiled functions are not thread-safe, and
 a compiled call takes tens to hundreds of milliseconds; running it in a worker thread
 keeps the event loop answering (static files, /api/info) while one call runs at a time.
+Requests wait for that one call in a short bounded queue (`guards`: body limit, time
+bound, Host check, 503 with Retry-After when full).
 
 Every bad request (malformed JSON, wrong types, out-of-range values, too many points)
-is answered 400 with a one-line JSON {"error": ...} naming the field; never a traceback.
+is answered 400 with a one-line JSON {"error": ...} naming the field, and every other
+refusal (404, 405, 408, 413, 503) with the same one-line JSON; never a traceback. The one
+exception is a wrong Host header: Starlette's middleware answers 400 "Invalid host header".
 """
 from __future__ import annotations
 
@@ -20,23 +24,28 @@ import secrets
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..core.errors import SketchRNNError
 from ..generation.completion import batch_bucket
+from .guards import LOOPBACK_NAMES, MAX_BODY, QUEUE_SIZE, TIMEOUT_S, HTTPError, ModelQueue, \
+    read_body
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_N = 16
 MAX_TEMPERATURE = 2.0
 MAX_SEED = 2 ** 31 - 1
 MAX_OFFSET = 1e6  # data units; the data sets' offsets are clipped to 1000
-LOG_SIZE = 64  # recent request bodies kept for tests and debugging (GET /api/log)
+LOG_SIZE = 64  # recent request bodies kept when asked (serve --log-requests)
 
 
-class BadRequest(Exception):
+class BadRequest(HTTPError):
     """A client error: answered 400 with its one-line message."""
+
+    def __init__(self, message: str):
+        super().__init__(400, message)
 
 
 # --------------------------------------------------------------------------- validation
@@ -131,35 +140,52 @@ class Engine:
                 "max_seq_len": self.n_max, "scale_factor": self.scale,
                 "max_n": MAX_N, "max_temperature": MAX_TEMPERATURE}
 
-    def _locked(self, fn: Callable[[], dict]) -> dict:
-        with self.lock:
-            start = time.perf_counter()
-            out = fn()
-        out["ms"] = round(1000 * (time.perf_counter() - start), 1)
-        return out
+    # Each request is checked first (BadRequest, before it waits for the model); what
+    # comes back is the model call to make when its turn comes. A kind's checker returns
+    # the answer's key, the call (-> sketches) and the fields echoed back.
+    def prepare(self, kind: str, body: dict) -> Callable[[], dict]:
+        """`body` of `kind` (complete, sample, reconstruct) checked: the call to make."""
+        key, run, echo = {"complete": self._complete, "sample": self._sample,
+                          "reconstruct": self._reconstruct}[kind](body)
+
+        def call() -> dict:
+            with self.lock:
+                start = time.perf_counter()
+                sketches = run()
+            ms = round(1000 * (time.perf_counter() - start), 1)
+            return {key: _as_lists(sketches), **echo, "ms": ms}
+
+        return call
 
     def complete(self, body: dict) -> dict:
+        return self.prepare("complete", body)()
+
+    def sample(self, body: dict) -> dict:
+        return self.prepare("sample", body)()
+
+    def reconstruct(self, body: dict) -> dict:
+        return self.prepare("reconstruct", body)()
+
+    def _complete(self, body: dict) -> tuple[str, Callable[[], list], dict]:
         from ..generation.completion import complete
 
         prefix, n = _strokes(body, self.n_max), _int_field(body, "n", 8, 1, MAX_N)
         t, seed, mode = _temperature(body), _seed(body), _z_mode(body, self.conditional)
-        c = self._locked(lambda: {"c": complete(self.model, prefix, n, t, seed, z_mode=mode,
-                                                 scale_factor=self.scale)})
-        return {"endings": _as_lists(c.pop("c").endings), "n": n, "temperature": t,
-                "seed": seed, "z_mode": mode, **c}
+        return "endings", lambda: complete(self.model, prefix, n, t, seed, z_mode=mode,
+                                           scale_factor=self.scale).endings, \
+            {"n": n, "temperature": t, "seed": seed, "z_mode": mode}
 
     # sample and reconstruct decode batch_bucket(n) sketches and keep n: a few compiled
     # batch sizes serve every n (the answer is still a function of seed and n)
-    def sample(self, body: dict) -> dict:
+    def _sample(self, body: dict) -> tuple[str, Callable[[], list], dict]:
         from ..generation.sampling import sample
 
         n, t, seed = _int_field(body, "n", 8, 1, MAX_N), _temperature(body), _seed(body)
-        out = self._locked(lambda: {"s": sample(self.model, batch_bucket(n), t, seed=seed,
-                                                scale_factor=self.scale)[:n]})
-        return {"sketches": _as_lists(out.pop("s")), "n": n, "temperature": t, "seed": seed,
-                **out}
+        return "sketches", lambda: sample(self.model, batch_bucket(n), t, seed=seed,
+                                          scale_factor=self.scale)[:n], \
+            {"n": n, "temperature": t, "seed": seed}
 
-    def reconstruct(self, body: dict) -> dict:
+    def _reconstruct(self, body: dict) -> tuple[str, Callable[[], list], dict]:
         from ..generation.sampling import decode, encode
 
         if not self.conditional:
@@ -167,51 +193,73 @@ class Engine:
         sketch, n = _strokes(body, self.n_max), _int_field(body, "n", 8, 1, MAX_N)
         t, seed = _temperature(body), _seed(body)
 
-        def run() -> dict:
+        def run() -> list:
             z = encode(self.model, [sketch], scale_factor=self.scale)  # (1, z_size)
-            return {"s": decode(self.model, np.repeat(z, batch_bucket(n), axis=0),
-                                temperature=t, seed=seed, scale_factor=self.scale)[:n]}
+            return decode(self.model, np.repeat(z, batch_bucket(n), axis=0), temperature=t,
+                          seed=seed, scale_factor=self.scale)[:n]
 
-        out = self._locked(run)
-        return {"sketches": _as_lists(out.pop("s")), "n": n, "temperature": t, "seed": seed,
-                **out}
+        return "sketches", run, {"n": n, "temperature": t, "seed": seed}
 
 
 # --------------------------------------------------------------------------- the app
-def create_app(run: Any, run_dir: str | None = None) -> Any:
+def create_app(run: Any, run_dir: str | None = None, *,
+               hosts: Sequence[str] | None = LOOPBACK_NAMES, max_body: int = MAX_BODY,
+               timeout_s: float = TIMEOUT_S, queue_size: int = QUEUE_SIZE,
+               log_requests: bool = False) -> Any:
     """The Starlette app serving `run` (a LoadedRun: model, hps, scale_factor, checkpoint).
 
-    run_dir: what the page and /api/info say is being served.
-    app.state.log holds the last LOG_SIZE API request bodies (also GET /api/log), so a
-    test can see what the page sent.
+    run_dir: what the page and /api/info say is being served. hosts: the Host header
+    values accepted (`guards.allowed_hosts`; default loopback's, None checks nothing).
+    max_body, timeout_s, queue_size: the limits of `guards`. log_requests: keep the last
+    LOG_SIZE API request bodies in app.state.log and serve them at GET /api/log (other
+    people's drawings: off unless asked).
     """
     import json
 
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.requests import Request
     from starlette.responses import FileResponse, JSONResponse
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
-    engine = Engine(run, run_dir)
-    log: collections.deque = collections.deque(maxlen=LOG_SIZE)
+    engine, queue = Engine(run, run_dir), ModelQueue(queue_size)
+    log: collections.deque = collections.deque(maxlen=LOG_SIZE if log_requests else 0)
 
-    def api(method: Callable[[dict], dict]) -> Callable:
+    def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+        return JSONResponse({"error": message.splitlines()[0] if message else str(status)},
+                            status_code=status, headers=headers)
+
+    async def answer(request: Request, kind: str) -> dict:
+        deadline = time.monotonic() + timeout_s
+        try:
+            body = json.loads(await read_body(request, max_body, deadline))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise BadRequest("body: malformed JSON") from None
+        log.append({"path": request.url.path, "body": body})
+        if not isinstance(body, dict):
+            raise BadRequest("body: expected a JSON object")
+        call = engine.prepare(kind, body)
+        async with queue.turn(deadline):
+            return await run_in_threadpool(call)
+
+    def api(kind: str) -> Callable:
         async def endpoint(request: Request) -> JSONResponse:
             try:
-                body = json.loads(await request.body())
-            except (ValueError, UnicodeDecodeError, RecursionError):
-                return JSONResponse({"error": "body: malformed JSON"}, status_code=400)
-            log.append({"path": request.url.path, "body": body})
-            try:
-                if not isinstance(body, dict):
-                    raise BadRequest("body: expected a JSON object")
-                return JSONResponse(await run_in_threadpool(method, body))
-            except (BadRequest, SketchRNNError) as e:
-                return JSONResponse({"error": str(e).splitlines()[0]}, status_code=400)
+                return JSONResponse(await answer(request, kind))
+            except SketchRNNError as e:
+                return error(400, str(e))
+            except HTTPError as e:  # BadRequest (400), 408, 413, 503
+                return error(e.status, str(e), e.headers)
 
         return endpoint
+
+    async def http_error(request: Request, e: Exception) -> JSONResponse:
+        assert isinstance(e, HTTPException)  # 404, 405: one line of JSON like the others
+        return error(e.status_code, f"{request.url.path}: {e.detail}", e.headers)
 
     async def info(request: Request) -> JSONResponse:
         return JSONResponse(engine.info())
@@ -222,13 +270,16 @@ def create_app(run: Any, run_dir: str | None = None) -> Any:
     async def index(request: Request) -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
-    routes = [Route("/", index), Route("/api/info", info), Route("/api/log", recent),
-              Route("/api/complete", api(engine.complete), methods=["POST"]),
-              Route("/api/sample", api(engine.sample), methods=["POST"]),
-              Route("/api/reconstruct", api(engine.reconstruct), methods=["POST"]),
+    routes = [Route("/", index), Route("/api/info", info),
+              *[Route(f"/api/{kind}", api(kind), methods=["POST"])
+                for kind in ("complete", "sample", "reconstruct")],
+              *([Route("/api/log", recent)] if log_requests else []),
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
-    app = Starlette(routes=routes)
-    app.state.engine, app.state.log = engine, log
+    middleware = [] if hosts is None else [
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts), www_redirect=False)]
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers={HTTPException: http_error})
+    app.state.engine, app.state.log, app.state.queue = engine, log, queue
     return app
 
 
