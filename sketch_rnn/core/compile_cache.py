@@ -1,5 +1,5 @@
-"""A persistent cache of the XLA programs a run compiles, so that the same command run again
-trains at full speed within seconds of its first step.
+"""A persistent cache of the XLA programs a process compiles, so that a process that compiles
+the same programs again loads them instead.
 
 Each start of a run compiles its programs again (one per length bucket of the training
 step, the sampler, the fused LSTM loops): about 12 s of a resumed `small` run's first
@@ -29,6 +29,16 @@ Where: SKETCH_RNN_COMPILE_CACHE, else $XDG_CACHE_HOME/sketch-rnn/xla, else
 directory of the caller's own is left alone. A program loaded from the cache is the one
 that would have been compiled: training gives the same bits with and without it.
 TensorFlow-free (it must run before TensorFlow starts).
+
+What it cannot do (measured, benchmarks/bench_job.py): TensorFlow names each traced function
+with a process-wide counter (`__inference_fn_1234`), and that name is part of the compiled
+program's key. A process finds its programs again only when it traces the same functions in
+the same order as the one that stored them: the same command run again from the same state
+(a repeated `evaluate`, a run restarted before its first checkpoint, the test suite's
+identical tiny runs). A resume from a later step meets the length buckets in another order,
+so its training step's programs are compiled again; start-up at full speed on every resume
+needs those names made independent of the order (tracing every bucket in a fixed order at
+start, or a stable name per program), which this module does not do.
 """
 from __future__ import annotations
 
@@ -56,6 +66,10 @@ DEFAULT_MB = 1024
 DIR_FLAG = "--tf_xla_persistent_cache_directory"
 PREFIX_FLAG = "--tf_xla_persistent_cache_prefix"
 OFF = ("off", "0", "false", "no", "none")
+
+HELP = (f"Compiled XLA programs are kept between runs in ${ROOT_ENV} (default "
+        f"~/.cache/sketch-rnn/xla, at most ${SIZE_ENV} MB, {DEFAULT_MB} by default; "
+        f"{ROOT_ENV}=off turns the cache off).")
 
 _state: dict = {}  # this process's cache: root, store, work, the owner lock's file
 
