@@ -17,9 +17,13 @@ overhead (wall time less the training steps) as a share of the wall time; for th
 the time its first 20 steps lose to compiles (their sum less 20 steady steps: the median
 step of the resume) and start-up to full speed (to the end of the last of those steps
 slower than twice the median). The checkpoint share at the main job's settings is
-mean checkpoint / (save_every x median step + mean checkpoint).
+mean checkpoint / (save_every x median step + mean checkpoint). Then `sketch-rnn evaluate
+--run-dir checkpoints/sheep --split test` in a fresh process per path (the new path twice:
+compile cache empty, then filled), its JSON compared with the old path's.
 
     python benchmarks/bench_job.py                     # 750 steps + 60 resumed, both paths
+    python benchmarks/bench_job.py --no-evaluate       # the job only
+    python benchmarks/bench_job.py --no-job            # evaluate only
     python benchmarks/bench_job.py --steps 20 --resume-steps 25 --preset tiny --no-evaluate
                                                        # smoke
 """
@@ -240,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paths", default="old,new")
     parser.add_argument("--no-evaluate", action="store_true",
                         help="skip timing `sketch-rnn evaluate` on checkpoints/sheep")
+    parser.add_argument("--no-job", action="store_true",
+                        help="skip the training job (time `evaluate` only)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-evaluate", help=argparse.SUPPRESS)
     parser.add_argument("--run-dir", help=argparse.SUPPRESS)
@@ -262,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-job-"))
     results = {}
     try:
-        for path in args.paths.split(","):
+        for path in [] if args.no_job else args.paths.split(","):
             t0 = time.perf_counter()
             results[path] = run_path(path, args, tmp)
             job, res = results[path]["job"], results[path]["resume"]
