@@ -3,7 +3,8 @@
 Why: bf16 mixed precision (issue 15) only pays where the CPU multiplies bf16 natively
 (AVX-512 BF16 / AMX). This measures the two shapes that decide a training step's speed, the
 big square one and the decoder's per-step one (B x u by u x 4u at `paper`: 100 x 512 by
-512 x 2048), in both precisions in one run, and says whether the CPU flags that make bf16
+512 x 2048; the `tiny` preset's, 8 x 32 by 32 x 128, where a new run's default
+precision is float32 whatever the CPU), in both precisions in one run, and says whether the CPU flags that make bf16
 fast are present. The last line is one JSON object.
 
     python benchmarks/bench_bf16.py [--reps 20]
@@ -23,7 +24,8 @@ from sketch_rnn.core.machine import cpu_flags, cpu_model  # noqa: E402  (no TF i
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SHAPES = {"square_4096": (4096, 4096, 4096), "decoder_step_small": (100, 256, 1024),
+SHAPES = {"square_4096": (4096, 4096, 4096), "decoder_step_tiny": (8, 32, 128),
+          "decoder_step_small": (100, 256, 1024),
           "decoder_step_paper": (100, 512, 2048)}
 BF16_FLAGS = ("avx512_bf16", "amx_bf16", "avx512f")
 

@@ -44,7 +44,6 @@ TINY_BUCKETED = "max_seq_len=64,save_every=10,batch_size=8,precision=float32"
 TINY_HPARAMS = TINY_BUCKETED + ",bucketed_batches=false"
 
 
-XLA_CACHE_FLAG = "--tf_xla_persistent_cache_directory"
 XLA_CACHE_ENV = "SKETCH_RNN_TEST_XLA_CACHE"  # the session's cache folder, to remove at its end
 
 
@@ -53,28 +52,28 @@ def _share_xla_compiles() -> None:
 
     The suite's tiny runs compile the same programs over and over: every `sketch-rnn train`
     subprocess of a resume, signal or lock test (the step per batch shape, the validation,
-    the sampler), and both xdist workers. TensorFlow's persistent compilation cache
-    (TF_XLA_FLAGS --tf_xla_persistent_cache_directory) keeps each compiled program on disk,
-    keyed by the program itself, so the next process loads it instead of compiling: a
-    16-step tiny run took 27 s, then 14 s. A program is still traced and its cluster built
-    in every process; only LLVM's compile of an identical program is skipped, and a run
-    loaded from the cache executes the same code as one compiled afresh (the resume tests
-    compare fingerprints across processes either way). A fresh folder per session, set
-    before TensorFlow starts and inherited by the workers and every subprocess; a flag of
-    the caller's own is left alone."""
-    flags = os.environ.get("TF_XLA_FLAGS", "")
-    if XLA_CACHE_FLAG in flags:
-        return
-    folder = tempfile.mkdtemp(prefix="sketch-rnn-test-xla-")
-    os.environ[XLA_CACHE_ENV] = folder
-    os.environ["TF_XLA_FLAGS"] = f"{flags} {XLA_CACHE_FLAG}={folder}".strip()
+    the sampler), and both xdist workers. The product's persistent compilation cache
+    (`sketch_rnn.core.compile_cache`, which `sketch-rnn train` and `evaluate` enable) keeps
+    each compiled program on disk, keyed by the program itself, so the next process loads
+    it instead of compiling: a 16-step tiny run took 27 s, then 14 s. Here in a fresh
+    folder per session (SKETCH_RNN_COMPILE_CACHE, inherited by the workers and every
+    subprocess, each of which enables it for itself), removed at the session's end; a
+    cache folder of the caller's own (SKETCH_RNN_COMPILE_CACHE or TF_XLA_FLAGS) is left
+    alone. A program loaded from the cache executes the same code as one compiled afresh
+    (test_compile_cache compares fingerprints with the cache and without)."""
+    from sketch_rnn.core import compile_cache
+
+    if compile_cache.ROOT_ENV not in os.environ and XLA_CACHE_ENV not in os.environ:
+        folder = tempfile.mkdtemp(prefix="sketch-rnn-test-xla-")
+        os.environ[XLA_CACHE_ENV] = os.environ[compile_cache.ROOT_ENV] = folder
+    compile_cache.enable()
 
 
 def pytest_configure(config) -> None:
     """The markers `slow` and `kills` are registered in pytest.ini (--strict-markers)."""
+    _share_xla_compiles()  # an xdist worker: the controller's folder, its own work folder
     if hasattr(config, "workerinput"):
         return  # an xdist worker inherits what the controller set up
-    _share_xla_compiles()
     if config.getoption("numprocesses", None):
         folder = tempfile.mkdtemp(prefix="sketch-rnn-test-groups-")  # the xdist controller
         os.environ[GROUPS_ENV] = str(Path(folder) / "groups.json")  # inherited by workers
@@ -86,6 +85,9 @@ def pytest_unconfigure(config) -> None:
     if GROUPS_ENV in os.environ:
         shutil.rmtree(Path(os.environ.pop(GROUPS_ENV)).parent, ignore_errors=True)
     if XLA_CACHE_ENV in os.environ:
+        from sketch_rnn.core import compile_cache
+
+        compile_cache.close()
         shutil.rmtree(os.environ.pop(XLA_CACHE_ENV), ignore_errors=True)
 
 

@@ -236,6 +236,9 @@ def test_native_bf16_reads_the_flags(extra, flag) -> None:
     assert precision == ("bfloat16" if flag else "float32")
     assert (flag in why) if flag else ("emulated" in why)
     assert native_bf16("") is None
+    # the preset's decoder decides too: `tiny` (32 units) stays float32, `small` (256) not
+    assert default_precision(text, dec_rnn_size=32)[0] == "float32"
+    assert default_precision(text, dec_rnn_size=256)[0] == precision
     assert native_bf16("model name : avx512_bf16 in a name\n") is None  # flags lines only
 
 
@@ -244,9 +247,15 @@ def test_new_run_without_precision_takes_the_cpus_and_says_why(tmp_path, caplog)
                  if line.startswith("flags")).split()
     native = "amx_bf16" in flags or "avx512_bf16" in flags
     with caplog.at_level("INFO", logger="sketch_rnn"):
-        config = plan_run(tmp_path / "new", [SHEEP], "tiny", "max_seq_len=64", 5, None)
+        config = plan_run(tmp_path / "new", [SHEEP], "small", "max_seq_len=64", 5, None)
     assert config.hps.precision == ("bfloat16" if native else "float32")
     assert f"precision {config.hps.precision}: " in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="sketch_rnn"):  # too small to gain from bf16
+        config = plan_run(tmp_path / "tiny", [SHEEP], "tiny", "max_seq_len=64", 5, None)
+    assert config.hps.precision == "float32"
+    assert "precision float32: " in caplog.text
+    assert ("too small" in caplog.text) if native else ("emulated" in caplog.text)
     explicit = plan_run(tmp_path / "new2", [SHEEP], "tiny", "precision=float32", 5, None)
     assert explicit.hps.precision == "float32"
     assert HParams().precision == "float32"  # the model-level default stays exact

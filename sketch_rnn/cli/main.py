@@ -14,6 +14,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
+from ..core.compile_cache import HELP as COMPILE_CACHE_HELP
 from ..core.errors import SketchRNNError
 from ..data import DEFAULT_DATA
 from ..serving import guards
@@ -40,7 +41,8 @@ def _seed(text: str) -> int:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train (or resume) a model; Ctrl-C saves and stops")
+    p = sub.add_parser("train", help="train (or resume) a model; Ctrl-C saves and stops",
+                       epilog=COMPILE_CACHE_HELP)
     p.add_argument("--data", nargs="+", default=None,
                    help=f"sketch-rnn .npz files, one per category (default: {DEFAULT_DATA})")
     p.add_argument("--run-dir", default="runs/sheep", help="checkpoints and logs (default: runs/sheep)")
@@ -102,7 +104,8 @@ def _add_interpolate(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="losses over a whole split, as one JSON object")
+    p = sub.add_parser("evaluate", help="losses over a whole split, as one JSON object",
+                       epilog=COMPILE_CACHE_HELP)
     p.add_argument("--run-dir", required=True)
     p.add_argument("--data", nargs="+", default=None, help="default: the run's own data")
     p.add_argument("--split", default="test", choices=("valid", "test"))

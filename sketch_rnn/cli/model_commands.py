@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 
+from ..core.compile_cache import enable as enable_compile_cache
 from ..core.errors import SketchRNNError
 from ..data import read_sketches
 from .output import print_json
@@ -50,6 +51,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         for name, why in describe().items():
             print(f"{name:24s} {defaults[name]!s:12s} {why}")
         return 0
+    enable_compile_cache()  # before TensorFlow starts: this run's compiled programs kept
     from ..training import cluster
     from ..training.lock import run_lock
 
@@ -165,6 +167,7 @@ def _progress(message: str) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """`sketch-rnn evaluate`: one JSON object (losses, retrieval, sample quality)."""
+    enable_compile_cache()  # before TensorFlow starts
     from ..evaluation.report import evaluate_run
 
     if args.teacher_forced < 0:

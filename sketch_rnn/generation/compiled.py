@@ -4,32 +4,15 @@ The sampler, the completion's teacher-forced prefix and the one-step reference a
 compiled functions of a model (XLA on TensorFlow, jax.jit on JAX: `model.backend.compile_fn`);
 the encoder (`encoder`) and evaluate's teacher-forced view as plain graphs, which keep the
 eager numbers. Building one costs seconds, so each is built on first use and kept on the
-model itself.
+model itself (`model.backend.compiled`, which validation uses too).
 """
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..model.backend import compile_fn
+from ..model.backend import compiled
 
-_CACHE_ATTR = "_sketch_rnn_sampling_compiled"
-
-
-def compiled(model: Any, key: tuple, build: Callable[[], Callable], xla: bool = True
-             ) -> Callable:
-    """The compiled variant `key` of this model, built on first use and kept on the model
-    (`compile_fn`: XLA, or with xla=False a plain graph giving the eager numbers).
-
-    Kept as a plain attribute (set past Keras' attribute tracking, so it is never saved):
-    a weak-keyed global cache would keep every model alive, since its functions refer to it.
-    """
-    cache = model.__dict__.get(_CACHE_ATTR)
-    if cache is None:
-        cache = {}
-        object.__setattr__(model, _CACHE_ATTR, cache)
-    if key not in cache:
-        cache[key] = compile_fn(model, build(), xla)
-    return cache[key]
+__all__ = ["compiled", "encoder"]  # compiled: the cache itself lives in model.backend
 
 
 def encoder(model: Any) -> Callable:

@@ -9,7 +9,8 @@ questions of its own (`keras.backend.backend()` appears here only):
 - `xla_cluster`: one XLA cluster of a loop or a step's element-wise part on TensorFlow
   (on JAX the whole train step is jitted already, so nothing is wrapped);
 - `matmul_tn`: a^T @ b without a materialised transpose;
-- `compile_fn`: one compiled graph of a model's function (the sampler's: XLA; jax.jit);
+- `compile_fn`: one compiled graph of a model's function (the sampler's: XLA; jax.jit),
+  and `compiled`, the per-model cache of them (the sampler's, validation's);
 - `stateless_iterations`: the optimizer's step count inside JAX's stateless train step;
 - `replica_slot`: which rows of a global batch this tf.distribute replica holds;
 - `accelerators`: the GPUs (or TPUs) the backend trains on, for the machine a run records;
@@ -226,6 +227,26 @@ def compile_fn(model: Any, fn: Callable, xla: bool = True) -> Callable:
         jitted = jax.jit(pure)
         return lambda *args: jitted([v.value for v in variables], *args)
     return fn
+
+
+_CACHE_ATTR = "_sketch_rnn_sampling_compiled"
+
+
+def compiled(model: Any, key: tuple, build: Callable[[], Callable], xla: bool = True
+             ) -> Callable:
+    """The compiled variant `key` of this model, built on first use and kept on the model
+    (`compile_fn`: XLA, or with xla=False a plain graph giving the eager numbers).
+
+    Kept as a plain attribute (set past Keras' attribute tracking, so it is never saved):
+    a weak-keyed global cache would keep every model alive, since its functions refer to it.
+    """
+    cache = model.__dict__.get(_CACHE_ATTR)
+    if cache is None:
+        cache = {}
+        object.__setattr__(model, _CACHE_ATTR, cache)
+    if key not in cache:
+        cache[key] = compile_fn(model, build(), xla)
+    return cache[key]
 
 
 def stateless_iterations(optimizer: Any, step_args: tuple) -> Any | None:

@@ -40,9 +40,24 @@ def native_bf16(cpuinfo: str | None = None) -> str | None:
     return next((flag for flag in NATIVE_BF16_FLAGS if flag in flags), None)
 
 
-def default_precision(cpuinfo: str | None = None) -> tuple[str, str]:
-    """(precision, reason) for a new run that did not ask for one."""
+# The smallest decoder (dec_rnn_size) whose matmuls gain from native bf16. Measured with
+# benchmarks/bench_bf16.py on an AVX512_BF16 CPU (AMD EPYC, 2 cores): the decoder step's
+# matmul ran 0.63x as fast in bf16 as in float32 at `tiny` (8 x 32 by 32 x 128: the casts
+# cost more than the multiply saves), 1.5x at `small` (256 units) and 1.7x at `paper` (512).
+# Below 256 nothing was measured to gain, so float32 (exact, never slower there) is chosen.
+BF16_MIN_DEC_UNITS = 256
+
+
+def default_precision(cpuinfo: str | None = None, dec_rnn_size: int | None = None
+                      ) -> tuple[str, str]:
+    """(precision, reason) for a new run that did not ask for one: bfloat16 where the CPU
+    multiplies it natively and the decoder (`dec_rnn_size`; None: any) is big enough to
+    gain from it (`BF16_MIN_DEC_UNITS`), else float32."""
     flag = native_bf16(cpuinfo)
+    if flag and dec_rnn_size is not None and dec_rnn_size < BF16_MIN_DEC_UNITS:
+        return "float32", (f"the CPU has {flag}, but a decoder of {dec_rnn_size} units "
+                           f"(< {BF16_MIN_DEC_UNITS}) has matmuls too small to gain from "
+                           "bf16 (benchmarks/bench_bf16.py)")
     if flag:
         return "bfloat16", f"the CPU has {flag}"
     return "float32", ("the CPU lists neither avx512_bf16 nor amx_bf16, so bf16 matmuls "

@@ -1,5 +1,9 @@
 """What a person watching a training run sees: a progress bar, a CSV log, TensorBoard.
 
+The bar's estimate counts training steps only: a checkpoint's stall (validation, writing,
+the sample grid) is taken out of the time tqdm's smoothed rate sees (`exclude_from_rate`),
+so the estimate no longer jumps to an hour after each save and drifts back.
+
 The CSV log is rewritten on resume to end at the resumed step, so after a
 crash and resume it reads like one uninterrupted run.
 """
@@ -77,6 +81,14 @@ class TrainingLogger(keras.callbacks.Callback):
         self.bar.write(f"step {step}: saved {path.name}; valid {text}")
         if self._tb is not None and valid:
             self._tb.scalars(step, {f"valid/{k}": v for k, v in valid.items()})
+
+    def exclude_from_rate(self, seconds: float) -> None:
+        """Leave `seconds` just spent outside training steps (a checkpoint) out of the bar's
+        rate and estimate: its clock of the last refresh moves forward by them, so the next
+        refresh's interval holds only steps. The elapsed time shown stays the wall time."""
+        if self.bar.disable:
+            return
+        self.bar.last_print_t = min(self.bar.last_print_t + seconds, time.time())  # tqdm's clock
 
     def close(self) -> None:
         self.bar.close()

@@ -177,7 +177,8 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
              allow_changes: Collection[str] = ()) -> RunConfig:
     """Decide between a new run and a resume, and check the arguments against the saved run.
 
-    A new run without an explicit `precision` takes this CPU's (`default_precision`). A
+    A new run without an explicit `precision` takes this CPU's and model size's
+    (`default_precision`). A
     resume keeps the saved training path (`PATH_FIELDS`: runs saved before these fields
     load as bucketed_batches False, precision float32) and refuses another unless the field
     is in `allow_changes`; an allowed change is added to the run's lineage.
@@ -222,7 +223,7 @@ def _new_run(run_dir: Path, data: Sequence[str] | None, preset_name: str | None,
     if "precision" not in parse_overrides(overrides):
         from ..model.precision import default_precision  # Keras
 
-        precision, why = default_precision()
+        precision, why = default_precision(dec_rnn_size=hps.dec_rnn_size)
         hps = hps.replace(precision=precision)
         log.info(f"precision {precision}: {why}")
     return RunConfig(run_dir, list(data or [DEFAULT_DATA]), hps, 0 if seed is None else seed,

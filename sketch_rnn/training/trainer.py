@@ -17,12 +17,14 @@ resuming to N give the same bits.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, Callable
 
 import keras
 import numpy as np
 
+from ..core import compile_cache
 from ..core.files import StorageError
 from ..core.hparams import HParams
 from ..core.machine import describe as describe_machine
@@ -158,6 +160,7 @@ class Trainer:
     def save(self, step: int) -> Path | None:
         if not self.dist.is_chief:  # the chief alone writes checkpoints
             return None
+        started = time.perf_counter()
         valid = evaluate_split(self.model, self.data.valid, self.hps) if len(self.data.valid) else {}
         callbacks = {"lr_scheduler": self.lr_callback, "kl_scheduler": self.kl_callback}
         state = run_state.build_state(
@@ -178,6 +181,9 @@ class Trainer:
             self.logger.log_save(step, path, valid)
         if self.after_save is not None:
             self.after_save(self, step)
+        compile_cache.publish()  # the programs compiled so far, for this run's next start
+        if self.logger is not None:  # the progress bar's rate counts training steps only
+            self.logger.exclude_from_rate(time.perf_counter() - started)
         return path
 
     # ----------------------------------------------------------------- training
