@@ -92,7 +92,9 @@ class _PerBatchSchedule(StatefulCallback):
 
     def state_dict(self) -> dict[str, Any]:
         # the schedule is the run's hparams' (a resume compares it); current is for state.json
-        return {**super().state_dict(), "current": self.current, "schedule": asdict(self.schedule)}
+        current = getattr(self, "current", None)  # not in the pickles of the first releases
+        current = float(self.schedule(self.count)) if current is None else current
+        return {**super().state_dict(), "current": current, "schedule": asdict(self.schedule)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
@@ -235,6 +237,8 @@ class CheckpointEpochs(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict | None = None) -> None:
         from .callback_state import load_state
 
+        for cb in self.callbacks.values():
+            _minimize_our_losses(cb)
         self._each("on_train_begin", logs)
         for name, state in self.pending.items():
             load_state(self.callbacks[name], state)
@@ -258,6 +262,23 @@ class CheckpointEpochs(keras.callbacks.Callback):
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self._each("on_train_end", logs)
+
+
+# the losses in our logs (train: cost, recon, kl; validation: val_ + evaluate_split's keys)
+MINIMIZED = ("cost", "recon", "stroke", "pen", "kl")
+
+
+def _minimize_our_losses(callback: keras.callbacks.Callback) -> None:
+    """mode "auto" -> "min" for a Keras monitor callback watching one of our losses.
+
+    Keras infers the direction of "loss" and of compiled metrics only, so
+    EarlyStopping(monitor="val_cost") would refuse to guess; every loss we log goes down.
+    """
+    monitor = getattr(callback, "monitor", None)
+    if (getattr(callback, "mode", None) == "auto" and isinstance(monitor, str)
+            and monitor.removeprefix("val_") in MINIMIZED
+            and getattr(callback, "monitor_op", None) is None):
+        callback.mode = "min"
 
 
 def from_spec(spec: str) -> list[keras.callbacks.Callback]:
