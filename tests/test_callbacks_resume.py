@@ -336,7 +336,8 @@ def test_sigterm_and_resume_equal_the_uninterrupted_run(reference, tmp_path,
     np.testing.assert_equal(saved_states(run_dir), saved_states(reference[0]))
     again = subprocess.run(_cmd(run_dir), cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0 and f"stopped early at step {STOP}" in again.stdout
-    assert "nothing to do" in again.stderr
+    assert "nothing to do" in again.stdout + again.stderr
+    assert logged_step(run_dir) == STOP  # it trained nothing
 
 
 @pytest.mark.slow
