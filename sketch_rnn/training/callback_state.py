@@ -27,7 +27,8 @@ A callback's state is, in this order of preference:
    anything that is not plain data are left out: define 1. for those).
 
 Checkpoints written before (format 1) pickled our two schedule callbacks as objects; they
-are read through `LEGACY_CLASSES` and turned into the same (name, class, state) entries.
+are read through `checkpoint.CALLBACK_CLASSES` and turned into the same (name, class,
+state) entries.
 """
 from __future__ import annotations
 
@@ -137,9 +138,11 @@ def encode(callbacks: Mapping[str, Any]) -> bytes:
     return pickle.dumps({"format": FORMAT, "callbacks": entries}, protocol=4)
 
 
-def decode(raw: bytes, source: str) -> list[SavedCallback]:
-    """The entries of a callbacks.pkl of today (data only) or of before (our objects)."""
-    obj = restricted_loads(raw, {**NUMPY_ARRAYS, **legacy_allowed()}, source,
+def decode(raw: bytes, source: str,
+           legacy: Mapping[tuple[str, str], Any] | None = None) -> list[SavedCallback]:
+    """The entries of a callbacks.pkl of today (data only) or of before (our objects,
+    resolved by `legacy`: checkpoint.callback_pickle_allowed)."""
+    obj = restricted_loads(raw, {**NUMPY_ARRAYS, **(legacy or {})}, source,
                            why="a checkpoint's callbacks.pkl holds plain data only")
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
         entries = obj.get("callbacks")
@@ -162,29 +165,6 @@ def _is_entry(e: Any) -> bool:
     return (isinstance(e, dict) and isinstance(e.get("name"), str)
             and isinstance(e.get("class"), str) and isinstance(e.get("state"), dict)
             and is_plain(e["state"]))
-
-
-# Format 1 pickled the schedule callbacks themselves, under their module paths of today and
-# of before the package was split into layers (sketch_rnn.callbacks, sketch_rnn.schedules).
-LEGACY_CLASSES = (("callbacks", "LearningRateSchedulerPerBatch"),
-                  ("callbacks", "KLWeightScheduler"),
-                  ("schedules", "LearningRateDecay"), ("schedules", "KLWeightAnnealing"))
-
-
-def legacy_allowed() -> dict[tuple[str, str], Any]:
-    """(module, name) -> object for format 1 files (imports Keras: the callbacks do)."""
-    import copyreg
-
-    from . import callbacks, schedules
-
-    modules = {"callbacks": callbacks, "schedules": schedules}
-    allowed: dict[tuple[str, str], Any] = {("copyreg", "_reconstructor"): copyreg._reconstructor,
-                                           ("builtins", "object"): object}
-    for module, name in LEGACY_CLASSES:
-        cls = getattr(modules[module], name)
-        allowed[(cls.__module__, name)] = cls
-        allowed[(f"sketch_rnn.{module}", name)] = cls
-    return allowed
 
 
 # --------------------------------------------------------------------------- matching

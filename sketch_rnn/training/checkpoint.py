@@ -41,7 +41,7 @@ from typing import Any, Iterator
 from ..core.errors import SketchRNNError
 from ..core.files import atomic_write, file_sha256, remove_tree, staged_dir, write_error
 from ..core.hparams import LEGACY_DEFAULTS, HParams
-from .callback_state import LEGACY_CLASSES, SavedCallback, decode, encode, legacy_allowed
+from .callback_state import SavedCallback, decode, encode
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,30 @@ FORMAT_VERSION = 1
 
 CORRUPT_PREFIX = "corrupt-"
 
-# callbacks.pkl: each callback's state as plain data (format 2), or, in checkpoints written
-# before, our two schedule callbacks pickled as objects (format 1); see `callback_state`.
-CALLBACK_CLASSES = LEGACY_CLASSES
-callback_pickle_allowed = legacy_allowed
+# callbacks.pkl holds each callback's state as plain data (format 2, `callback_state`);
+# checkpoints written before pickled our two schedule callbacks as objects (format 1). What
+# such a file may name: our callbacks and schedules, under their module paths of today and
+# of before the package was split into layers (sketch_rnn.callbacks, sketch_rnn.schedules),
+# so that older checkpoints, the shipped ones included, still load.
+CALLBACK_CLASSES = (("callbacks", "LearningRateSchedulerPerBatch"),
+                    ("callbacks", "KLWeightScheduler"),
+                    ("schedules", "LearningRateDecay"), ("schedules", "KLWeightAnnealing"))
+
+
+def callback_pickle_allowed() -> dict[tuple[str, str], Any]:
+    """(module, name) -> object for format 1 files (imports Keras: callbacks do)."""
+    import copyreg
+
+    from . import callbacks, schedules
+
+    modules = {"callbacks": callbacks, "schedules": schedules}
+    allowed: dict[tuple[str, str], Any] = {("copyreg", "_reconstructor"): copyreg._reconstructor,
+                                           ("builtins", "object"): object}
+    for module, name in CALLBACK_CLASSES:
+        cls = getattr(modules[module], name)
+        allowed[(cls.__module__, name)] = cls
+        allowed[(f"sketch_rnn.{module}", name)] = cls
+    return allowed
 
 
 # --------------------------------------------------------------------------- names
@@ -163,7 +183,8 @@ def require_checkpoint(run_dir: str | Path) -> Checkpoint:
 def load_callbacks(ckpt: Checkpoint) -> list[SavedCallback]:
     """Each saved callback's name, class and state, through the allow-list unpickler:
     plain data and NumPy arrays only (and our two schedule classes in format 1 files)."""
-    return decode((ckpt.path / CALLBACKS).read_bytes(), str(ckpt.path / CALLBACKS))
+    return decode((ckpt.path / CALLBACKS).read_bytes(), str(ckpt.path / CALLBACKS),
+                  callback_pickle_allowed())
 
 
 # --------------------------------------------------------------------------- writing
