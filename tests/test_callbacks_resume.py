@@ -232,6 +232,36 @@ def test_early_stop_is_saved_reported_and_a_rerun_trains_nothing(reference, tmp_
     assert cli.main([*argv[:-4], "--num-steps", "60", *argv[-3:]]) == 0  # a larger target too
     assert f"stopped early at step {STOP} by EarlyStopping" in capsys.readouterr().out
     assert [p.name for p in ckpt_io.checkpoint_dirs(run_dir)][0] == f"ckpt-{STOP:08d}"
+    # the way on: resume without the callback that stopped it, allowing the change
+    assert cli.main([*argv[:-2], "--callback", "stateful_callbacks:CyclicalKL",
+                     "--allow-callback-change"]) == 0
+    assert f"done: step {N} of {N}" in capsys.readouterr().out
+    lineage = ckpt_io.newest_checkpoint(run_dir).state["lineage"]
+    assert lineage == [{"kind": "callback_change", "step": STOP, "added": [],
+                        "removed": ["EarlyStopping", "ReduceLROnPlateau", "SigintAt"],
+                        "replaced": []}]
+
+
+class StopAfter(keras.callbacks.Callback):
+    """Stops training after step `at`, between checkpoints (as TerminateOnNaN would)."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        if int(self.model.optimizer.iterations.numpy()) == self.at:
+            self.model.stop_training = True
+
+
+@pytest.mark.slow  # trains a tiny run
+def test_a_stop_between_checkpoints_is_saved_there(tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    trainer = run(run_dir, [StopAfter(13)], num_steps=20)
+    assert (trainer.outcome, trainer.step) == ("early_stop", 13)
+    assert early_stop(run_dir) == {"step": 13, "callback": "StopAfter"}
+    assert run(run_dir, [StopAfter(13)], num_steps=20).outcome == "early_stop"
+    assert ckpt_io.newest_checkpoint(run_dir).step == 13
 
 
 @pytest.mark.slow  # trains a tiny run

@@ -216,14 +216,26 @@ class Trainer:
         return {"step": self.step, "seed": self.config.seed, "data": self.data.fingerprint[:16],
                 "weights": ckpt_io.fingerprint(self.model)[:16]}
 
+    def _saved_early_stop(self, start: int) -> str | None:
+        """The callback that stopped the run at `start`, unless this resume let it go
+        (removed or replaced with --allow-callback-change)."""
+        early = self.config.saved.early_stop if self.config.saved else None
+        if early is None or early["step"] != start:
+            return None
+        for entry in self.config.lineage:
+            if (entry.get("kind") == "callback_change" and entry.get("step") == start
+                    and early["callback"] in entry["removed"] + entry["replaced"]):
+                return None
+        return early["callback"]
+
     def fit(self) -> int:
         """Train to hps.num_steps; returns the process exit code (130/143 after a signal,
         0 otherwise: see `outcome`)."""
         start, stop = self.step, self.hps.num_steps
-        early = self.config.saved.early_stop if self.config.saved else None
-        if early is not None and start == early["step"]:
-            log.info(f"{self.config.run_dir}: stopped early at step {start} by "
-                     f"{early['callback']}; nothing to do")
+        early = self._saved_early_stop(start)
+        if early is not None:
+            log.info(f"{self.config.run_dir}: stopped early at step {start} by {early}; nothing "
+                     f"to do (to train on, resume without {early} and --allow-callback-change)")
             self.outcome = "early_stop"
             return 0
         if start >= stop:
