@@ -11,6 +11,7 @@ nothing reaches stops at the third validation: step 30 with checkpoints every 10
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import pickle
@@ -35,6 +36,7 @@ from sketch_rnn.core.safepickle import NUMPY_ARRAYS, PickleRefused, restricted_l
 from sketch_rnn.training import callback_state
 from sketch_rnn.training import checkpoint as ckpt_io
 from sketch_rnn.training.callbacks import CheckpointEpochs, from_spec
+from sketch_rnn.training.schedules import learning_rate_schedule
 from sketch_rnn.training.trainer import Trainer, plan_run
 
 N = 50  # the step target; EarlyStopping ends every run here at STOP
@@ -47,6 +49,11 @@ def run(run_dir: Path, callbacks, num_steps: int = N, allow=()) -> Trainer:
                                allow_changes=allow), progress=False, callbacks=callbacks)
     trainer.fit()
     return trainer
+
+
+def log_column(run_dir: Path, name: str) -> dict[int, float]:
+    with open(run_dir / "logs" / "train.csv", newline="") as f:
+        return {int(r["step"]): float(r[name]) for r in csv.DictReader(f)}
 
 
 def saved_states(run_dir: Path) -> dict:
@@ -67,6 +74,12 @@ def reference(tmp_path_factory) -> tuple[Path, Trainer, list]:
     callbacks = sc.make()
     trainer = run(run_dir, callbacks)
     assert trainer.outcome == "early_stop" and trainer.step == STOP  # Keras' rule, see above
+    # ReduceLROnPlateau (patience 1) halved the learning rate at the second validation (step
+    # 20), and the per-batch schedule went on from there: the step numbered s ran with
+    # lr(s - 1), halved after step 20 (its cooldown of 1 spares step 30)
+    schedule = learning_rate_schedule(trainer.hps)
+    for s, lr in log_column(run_dir, "lr").items():
+        assert lr == pytest.approx(schedule(s - 1) * (0.5 if s > 20 else 1.0), rel=1e-6)
     return run_dir, trainer, callbacks
 
 

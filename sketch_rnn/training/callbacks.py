@@ -87,13 +87,16 @@ class _PerBatchSchedule(StatefulCallback):
         raise NotImplementedError
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        self.current = float(self.schedule(self.count))
+        self.current = self._value()
         self._target().assign(self.current)
+
+    def _value(self) -> float:
+        return float(self.schedule(self.count))
 
     def state_dict(self) -> dict[str, Any]:
         # the schedule is the run's hparams' (a resume compares it); current is for state.json
         current = getattr(self, "current", None)  # not in the pickles of the first releases
-        current = float(self.schedule(self.count)) if current is None else current
+        current = self._value() if current is None else current
         return {**super().state_dict(), "current": current, "schedule": asdict(self.schedule)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -103,10 +106,34 @@ class _PerBatchSchedule(StatefulCallback):
 
 
 class LearningRateSchedulerPerBatch(_PerBatchSchedule):
-    """Sets the optimizer's learning rate to schedule(count) before every batch."""
+    """Sets the optimizer's learning rate to scale * schedule(count) before every batch.
+
+    `scale` (1 unless told) follows what a callback does to the learning rate at an epoch
+    end (`rescale`): ReduceLROnPlateau's reduction lasts, under the decay, instead of being
+    overwritten at the next batch.
+    """
+
+    scale = 1.0  # the class default: checkpoints of before have none
 
     def _target(self) -> Any:
         return self.model.optimizer.learning_rate
+
+    def _value(self) -> float:
+        return self.scale * float(self.schedule(self.count))
+
+    def rescale(self, factor: float) -> None:
+        """From the next batch on (`current` stays the last batch's rate, as logged)."""
+        self.scale *= factor
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "scale": self.scale}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        scale = state.get("scale", 1.0)
+        if not isinstance(scale, float) or not scale > 0:
+            raise SketchRNNError(f"{type(self).__name__}: malformed saved state")
+        self.scale = scale
 
 
 class KLWeightScheduler(_PerBatchSchedule):
@@ -199,6 +226,9 @@ class CheckpointEpochs(keras.callbacks.Callback):
     uninterrupted run. The batch index they are given is the step's place in its epoch.
     Fit's own single epoch is not passed on.
 
+    A change of the learning rate in `on_epoch_end` (ReduceLROnPlateau's) rescales our
+    learning-rate schedule from then on (`LearningRateSchedulerPerBatch.rescale`).
+
     `states` (name -> saved state) are loaded again after the callbacks' own
     `on_train_begin`: Keras' EarlyStopping and ReduceLROnPlateau reset theirs there.
     `stopped_by` names the first callback that set `model.stop_training`.
@@ -258,7 +288,14 @@ class CheckpointEpochs(keras.callbacks.Callback):
         """The trainer validated at `step`, the end of epoch ceil(step / save_every) - 1."""
         logs = {k: float(np.mean(keras.ops.convert_to_numpy(v))) for k, v in self.batch_logs.items()}
         logs.update({f"val_{k}": float(v) for k, v in valid.items()})
+        rate = self.model.optimizer.learning_rate
+        before = float(keras.ops.convert_to_numpy(rate))
         self._each("on_epoch_end", math.ceil(step / self.save_every) - 1, logs)
+        after = float(keras.ops.convert_to_numpy(rate))
+        if after != before:  # ReduceLROnPlateau: our schedule goes on from there
+            for cb in self.callbacks.values():
+                if isinstance(cb, LearningRateSchedulerPerBatch):
+                    cb.rescale(after / before)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self._each("on_train_end", logs)
