@@ -58,6 +58,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-precision-change", action="store_true",
                    help="resume with another --hparams precision=... than the run's (recorded "
                         "in state.json; the run then no longer matches an uninterrupted one)")
+    p.add_argument("--callback", action="append", default=[], metavar="MODULE:ATTR",
+                   help="add Keras callbacks: ATTR of MODULE (importable, e.g. from the current "
+                        "directory), called without arguments, returns a callback or a list; "
+                        "repeatable. Their state is saved in every checkpoint; they see the "
+                        "validation losses (val_cost, val_recon, val_kl, ...) at each one")
+    p.add_argument("--allow-callback-change", action="store_true",
+                   help="resume with other --callback callbacks than the run saved (the changed "
+                        "ones start fresh; recorded in state.json)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.add_argument("--no-samples", action="store_true",
                    help="do not draw sample sketches into RUN_DIR/samples at each checkpoint")

@@ -37,9 +37,11 @@ def _draw_samples(trainer: Any, step: int) -> None:
 
 
 def _allowed_changes(args: argparse.Namespace) -> set[str]:
-    """The training-path fields (run_state.PATH_FIELDS) whose change on resume was asked for."""
+    """What may change on resume, as asked for: the training-path fields
+    (run_state.PATH_FIELDS) and "callbacks"."""
     return {name for name, on in (("bucketed_batches", args.allow_batching_change),
-                                  ("precision", args.allow_precision_change)) if on}
+                                  ("precision", args.allow_precision_change),
+                                  ("callbacks", args.allow_callback_change)) if on}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -60,6 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     chief = args.distribute != "multi-worker" or cluster.is_chief()
     with run_lock(args.run_dir, enabled=chief):
         from ..training import distribute
+        from ..training.callbacks import from_spec
         from ..training.checkpoint import fingerprint
         from ..training.run_state import plan_run
         from ..training.trainer import Trainer
@@ -67,11 +70,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         dist = distribute.setup(args.distribute, args.cpu_devices)  # before TF sets up devices
         config = plan_run(args.run_dir, args.data, args.preset, args.hparams, args.num_steps,
                           args.seed, allow_changes=_allowed_changes(args))
+        callbacks = [cb for spec in args.callback for cb in from_spec(spec)]
         draw = not args.no_samples and dist.kind == "none"  # sampling runs on one device
         trainer = Trainer(config, progress=not args.no_progress, dist=dist,
-                          after_save=_draw_samples if draw else None)
+                          after_save=_draw_samples if draw else None, callbacks=callbacks)
         code = trainer.fit()
-    if code:
+    if trainer.outcome == "early_stop":
+        early = trainer.epochs.stopped_by or (config.saved.early_stop or {}).get("callback")
+        print(f"stopped early at step {trainer.step} by {early}; the run is complete "
+              f"(checkpoints in {config.run_dir / 'checkpoints'})")
+    elif code:
         print(f"stopped at step {trainer.step}; run the same command again to resume",
               file=sys.stderr)
     else:

@@ -11,10 +11,28 @@ import io
 import pickle
 from typing import IO, Any, Iterable, Mapping, Union
 
+import numpy as np
+
 from .errors import SketchRNNError
+
+try:  # NumPy 2
+    from numpy._core import multiarray as _multiarray
+except ImportError:  # NumPy 1.x
+    from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]
 
 # (module, name) pairs a pickle may name; a Mapping also gives the object each one resolves to.
 AllowList = Union[Iterable[tuple[str, str]], Mapping[tuple[str, str], Any]]
+
+# The only globals pickled NumPy arrays and scalars need, mapped straight to the installed
+# objects: numpy.core.* is the NumPy 1 spelling found in old (Python 2) files, and resolving
+# it here means NumPy 2 never imports its deprecated numpy.core shim.
+NUMPY_ARRAYS: dict[tuple[str, str], Any] = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+}
+for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+    NUMPY_ARRAYS[(_mod, "_reconstruct")] = _multiarray._reconstruct
+    NUMPY_ARRAYS[(_mod, "scalar")] = _multiarray.scalar
 
 
 class PickleRefused(SketchRNNError):

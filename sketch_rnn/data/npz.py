@@ -20,25 +20,12 @@ import numpy.lib.format as npy_format
 
 from ..core.errors import SketchRNNError
 from ..core.files import read_bytes
-from ..core.safepickle import PickleRefused, restricted_loads
+from ..core.safepickle import NUMPY_ARRAYS, PickleRefused, restricted_loads
 from ..core.strokes import SPLITS
 
-try:  # NumPy 2
-    from numpy._core import multiarray as _multiarray
-except ImportError:  # NumPy 1.x
-    from numpy.core import multiarray as _multiarray  # type: ignore[no-redef]
-
 # --------------------------------------------------------------------------- safe unpickling
-# The only globals a pickled NumPy object array of arrays needs, mapped straight to the
-# installed objects: numpy.core.* is the NumPy 1 spelling found in old (Python 2) files, and
-# resolving it here means NumPy 2 never imports its deprecated numpy.core shim.
-SKETCH_PICKLE_ALLOWED: dict[tuple[str, str], Any] = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-}
-for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-    SKETCH_PICKLE_ALLOWED[(_mod, "_reconstruct")] = _multiarray._reconstruct
-    SKETCH_PICKLE_ALLOWED[(_mod, "scalar")] = _multiarray.scalar
+# A pickled NumPy object array of arrays needs NumPy's array globals and nothing else.
+SKETCH_PICKLE_ALLOWED: dict[tuple[str, str], Any] = dict(NUMPY_ARRAYS)
 _WHY_REFUSED = "only NumPy arrays are allowed in sketch files"
 
 

@@ -4,7 +4,7 @@ Layout of a run directory:
 
     RUN_DIR/
       checkpoints/ckpt-00000500/   model.weights.h5  (model + optimizer variables)
-                                   callbacks.pkl     (the stateful callbacks, pickled)
+                                   callbacks.pkl     (every callback's state, plain data)
                                    state.json        (step, seed, data, hparams, fingerprint, ...)
                                    MANIFEST.json     (sha256 of each file above)
       latest                       name of the newest checkpoint (replaced atomically)
@@ -33,7 +33,6 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ from typing import Any, Iterator
 from ..core.errors import SketchRNNError
 from ..core.files import atomic_write, file_sha256, remove_tree, staged_dir, write_error
 from ..core.hparams import LEGACY_DEFAULTS, HParams
-from ..core.safepickle import restricted_loads
+from .callback_state import SavedCallback, decode, encode
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +53,18 @@ FORMAT_VERSION = 1
 
 CORRUPT_PREFIX = "corrupt-"
 
-# What a callbacks.pkl may contain: our callbacks and schedules and plain data, under their
-# module paths of today and of before the package was split into layers (sketch_rnn.callbacks,
-# sketch_rnn.schedules), so that older checkpoints, the shipped one included, still load.
+# callbacks.pkl holds each callback's state as plain data (format 2, `callback_state`);
+# checkpoints written before pickled our two schedule callbacks as objects (format 1). What
+# such a file may name: our callbacks and schedules, under their module paths of today and
+# of before the package was split into layers (sketch_rnn.callbacks, sketch_rnn.schedules),
+# so that older checkpoints, the shipped ones included, still load.
 CALLBACK_CLASSES = (("callbacks", "LearningRateSchedulerPerBatch"),
                     ("callbacks", "KLWeightScheduler"),
                     ("schedules", "LearningRateDecay"), ("schedules", "KLWeightAnnealing"))
 
 
 def callback_pickle_allowed() -> dict[tuple[str, str], Any]:
-    """(module, name) -> object for the allow-list unpickler (imports Keras: callbacks do)."""
+    """(module, name) -> object for format 1 files (imports Keras: callbacks do)."""
     import copyreg
 
     from . import callbacks, schedules
@@ -179,13 +180,11 @@ def require_checkpoint(run_dir: str | Path) -> Checkpoint:
     return ckpt
 
 
-def load_callbacks(ckpt: Checkpoint) -> dict[str, Any]:
-    """The pickled callbacks, through the allow-list: nothing else in the file can run."""
-    source = str(ckpt.path / CALLBACKS)
-    obj = restricted_loads((ckpt.path / CALLBACKS).read_bytes(), callback_pickle_allowed(), source)
-    if not isinstance(obj, dict):
-        raise SketchRNNError(f"{source}: expected a dict of callbacks")
-    return obj
+def load_callbacks(ckpt: Checkpoint) -> list[SavedCallback]:
+    """Each saved callback's name, class and state, through the allow-list unpickler:
+    plain data and NumPy arrays only (and our two schedule classes in format 1 files)."""
+    return decode((ckpt.path / CALLBACKS).read_bytes(), str(ckpt.path / CALLBACKS),
+                  callback_pickle_allowed())
 
 
 # --------------------------------------------------------------------------- writing
@@ -199,6 +198,9 @@ class CheckpointWriter:
 
     def write(self, step: int, model: Any, callbacks: dict[str, Any], state: dict[str, Any]) -> Path:
         """Write checkpoint `step` atomically, point `latest` at it, prune old ones.
+
+        `callbacks` maps each callback's name to the callback, in the order they run (our
+        schedules first); callbacks.pkl holds their states (`callback_state.encode`).
 
         If the storage refuses (full, read-only, no permission), the temporary directory
         is removed, nothing else changes, and a `StorageError` says so in one line.
@@ -220,7 +222,7 @@ class CheckpointWriter:
     def _fill(tmp: Path, model: Any, callbacks: dict[str, Any], state: dict[str, Any]) -> None:
         """The four files of a checkpoint, the manifest last (it lists the others' sha256)."""
         model.save_weights(str(tmp / WEIGHTS))
-        (tmp / CALLBACKS).write_bytes(pickle.dumps(callbacks, protocol=4))
+        (tmp / CALLBACKS).write_bytes(encode(callbacks))
         (tmp / STATE).write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
         files = {name: _sha256(tmp / name) for name in (WEIGHTS, CALLBACKS, STATE)}
         (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT_VERSION, "files": files},

@@ -5,11 +5,13 @@
   line naming the file and the field.
 * Planning (`plan_run`): a new run, an exact resume, or a refusal in one line (another
   architecture, seed or data; another training path unless asked for).
-* Restoring (`check_data`, `restore`): the saved weights, optimizer and schedule callbacks
-  into the trainer's freshly built model, checked against the saved fingerprint.
+* Restoring (`check_data`, `restore`): the saved weights and optimizer into the trainer's
+  freshly built model, checked against the saved fingerprint, and each saved callback state
+  into the callback of that name and class this run was given.
 * The lineage: one list of what happened to the run besides training, oldest first, each
-  entry with a "kind": "imported" (where an imported run came from) or "path_change" (an
-  allowed change of a `PATH_FIELDS` field on resume). Runs written before it kept these in
+  entry with a "kind": "imported" (where an imported run came from), "path_change" (an
+  allowed change of a `PATH_FIELDS` field on resume) or "callback_change" (other callbacks
+  than the run saved, allowed on resume). Runs written before it kept these in
   two keys ("lineage" without kinds, "path_changes"); `lineage` reads both.
 
 Planning and reading need no TensorFlow; restoring and a new run's precision default
@@ -20,15 +22,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Collection, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Mapping, Sequence
 
 from ..core.errors import SketchRNNError
 from ..core.hparams import ARCHITECTURE_FIELDS, HParams, parse_overrides, preset
 from ..core.machine import kernel_isa
 from ..data import DEFAULT_DATA
 from . import checkpoint as ckpt_io
+from .callback_state import load_state
 
 if TYPE_CHECKING:  # type hints only: distribute and callbacks import Keras
     from .callbacks import KLWeightScheduler, LearningRateSchedulerPerBatch
@@ -59,6 +62,12 @@ def path_change_entry(step: int, name: str, old: Any, new: Any) -> dict[str, Any
     return {"kind": "path_change", "step": step, "field": name, "from": old, "to": new}
 
 
+def callback_change_entry(step: int, change: dict[str, list[str]]) -> dict[str, Any]:
+    """The lineage entry of an allowed change of callbacks at `step` (names added, removed,
+    replaced by another class)."""
+    return {"kind": "callback_change", "step": step, **change}
+
+
 def lineage(state: dict[str, Any]) -> list[dict[str, Any]]:
     """The run's lineage, oldest first, from a state.json of today or of before.
 
@@ -83,12 +92,13 @@ def build_state(*, step: int, seed: int, run_id: str, data: dict[str, Any], hps:
                 model: Any, learning_rate: float, kl_weight: float, valid: dict[str, float],
                 distribute: dict[str, Any], history: Sequence[dict[str, Any]] = (),
                 machine: dict[str, Any] | None = None,
-                imported: dict[str, Any] | None = None) -> dict[str, Any]:
+                imported: dict[str, Any] | None = None,
+                early_stop: dict[str, Any] | None = None) -> dict[str, Any]:
     """The state.json of a checkpoint at `step` (keys ARCHITECTURE.md lists).
 
-    `history` is the run's lineage. "lineage", "machine" and "imported" appear only when
-    there is something to say, so a plain run's state.json holds what it held before the
-    lineage became one list.
+    `history` is the run's lineage. "lineage", "machine", "imported" and "early_stop"
+    ({"step", "callback"}: a callback stopped the run here) appear only when there is
+    something to say, so a plain run's state.json holds what it held before.
     """
     import keras
 
@@ -105,7 +115,7 @@ def build_state(*, step: int, seed: int, run_id: str, data: dict[str, Any], hps:
     }
     if history:
         state["lineage"] = list(history)
-    for key, value in (("machine", machine), ("imported", imported)):
+    for key, value in (("machine", machine), ("imported", imported), ("early_stop", early_stop)):
         if value is not None:
             state[key] = value
     return state
@@ -123,6 +133,7 @@ class SavedState:
     fingerprint: str | None
     distribute: dict[str, Any] | None  # None: saved before tf.distribute (one device)
     lineage: list[dict[str, Any]]
+    early_stop: dict[str, Any] | None = None  # {"step", "callback"}: the run stopped early
 
     @property
     def step(self) -> int:
@@ -145,13 +156,16 @@ def read_state(ckpt: ckpt_io.Checkpoint) -> SavedState:
     need(isinstance(state.get("hparams"), dict), "hparams")
     need(isinstance(state.get("fingerprint"), (str, type(None))), "fingerprint")
     need(isinstance(state.get("distribute"), (dict, type(None))), "distribute")
+    early = state.get("early_stop")
+    need(early is None or (isinstance(early, dict) and isinstance(early.get("step"), int)
+                           and isinstance(early.get("callback"), str)), "early_stop")
     try:
         history = lineage(state)
     except (KeyError, TypeError, AttributeError):
         raise SketchRNNError(f"{where}: lineage missing or malformed") from None
     return SavedState(ckpt, state["seed"], state["run_id"], [str(p) for p in data["paths"]],
                       data["fingerprint"], state.get("fingerprint"), state.get("distribute"),
-                      history)
+                      history, early)
 
 
 # --------------------------------------------------------------------------- planning
@@ -165,6 +179,8 @@ class RunConfig:
     saved: SavedState | None  # None: a new run; read once, here, for the whole resume
     # the run's lineage (see the module docstring), this resume's path changes included
     lineage: list = field(default_factory=list)
+    # what this resume may change by name ("callbacks"; the PATH_FIELDS are checked here)
+    allow_changes: frozenset = frozenset()
 
     @property
     def resume_from(self) -> ckpt_io.Checkpoint | None:
@@ -181,7 +197,9 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
     (`default_precision`). A
     resume keeps the saved training path (`PATH_FIELDS`: runs saved before these fields
     load as bucketed_batches False, precision float32) and refuses another unless the field
-    is in `allow_changes`; an allowed change is added to the run's lineage.
+    is in `allow_changes`; an allowed change is added to the run's lineage. "callbacks" in
+    `allow_changes` lets the trainer resume with other callbacks than the run saved
+    (`restore`).
     """
     run_dir = Path(run_dir)
     previous = ckpt_io.newest_checkpoint(run_dir) if run_dir.is_dir() else None
@@ -212,7 +230,7 @@ def plan_run(run_dir: str | Path, data: Sequence[str] | None, preset_name: str |
     if not paths:  # an imported run given only --scale-factor
         raise SketchRNNError(f"{run_dir}: the run records no training data; give --data DATA.npz")
     return RunConfig(run_dir, paths, hps.replace(**changes), saved.seed, saved.run_id,
-                     saved, history)
+                     saved, history, frozenset(allow_changes))
 
 
 def _new_run(run_dir: Path, data: Sequence[str] | None, preset_name: str | None,
@@ -288,42 +306,56 @@ def check_data(config: RunConfig, data: Any) -> None:
             f"this run was trained on ({' '.join(saved.data_paths)})")
 
 
-def restore(config: RunConfig, model: Any, dist: Distribution
-            ) -> tuple[LearningRateSchedulerPerBatch, KLWeightScheduler]:
-    """The run's schedule callbacks, with the saved variables loaded into `model` on a resume.
+def restore(config: RunConfig, model: Any, dist: Distribution,
+            callbacks: Mapping[str, Any] | None = None
+            ) -> tuple[LearningRateSchedulerPerBatch, KLWeightScheduler, dict[str, dict]]:
+    """The run's schedule callbacks, with the saved variables loaded into `model` and the
+    saved callback states into `callbacks` (name -> the caller's callback) on a resume.
 
-    On the chief, unreadable checkpoints past the resume point move aside first. A resume
-    loads the weights and the optimizer, then the pickled callbacks (which must be this
-    run's), and refuses a model whose fingerprint is not the saved one.
+    Returns (lr schedule, KL schedule, name -> the state loaded, to load again after the
+    callbacks' own on_train_begin). On the chief, unreadable checkpoints past the resume
+    point move aside first. A resume loads the weights and the optimizer, then the saved
+    callback states (the schedules' must be this run's; the caller's must match by name and
+    class unless "callbacks" is in config.allow_changes, then the change joins the lineage),
+    and refuses a model whose fingerprint is not the saved one.
     """
     from . import distribute
+    from .callback_state import match
     from .callbacks import KLWeightScheduler, LearningRateSchedulerPerBatch
     from .schedules import kl_weight_schedule, learning_rate_schedule
 
     prev, run_id, hps = config.resume_from, config.run_id, config.hps
     lr_schedule, kl_schedule = learning_rate_schedule(hps), kl_weight_schedule(hps)
+    lr_cb = LearningRateSchedulerPerBatch(lr_schedule, run_id)
+    kl_cb = KLWeightScheduler(kl_schedule, run_id)
     if dist.is_chief:
         ckpt_io.quarantine_newer(config.run_dir, prev.step if prev else -1)
     if prev is None:
-        return (LearningRateSchedulerPerBatch(lr_schedule, run_id),
-                KLWeightScheduler(kl_schedule, run_id))
+        return lr_cb, kl_cb, {}
     saved = config.saved
     distribute.check_resume(saved.distribute, dist)
     model.load_weights(str(prev.path / ckpt_io.WEIGHTS))
-    callbacks = ckpt_io.load_callbacks(prev)
-    lr_cb, kl_cb = callbacks.get("lr_scheduler"), callbacks.get("kl_scheduler")
-    for name, cb, cls in (("lr_scheduler", lr_cb, LearningRateSchedulerPerBatch),
-                          ("kl_scheduler", kl_cb, KLWeightScheduler)):
-        if not isinstance(cb, cls):
-            raise SketchRNNError(f"{prev.path / ckpt_io.CALLBACKS}: no {name} callback")
+    where = prev.path / ckpt_io.CALLBACKS
+    entries = ckpt_io.load_callbacks(prev)
+    given = {"lr_scheduler": lr_cb, "kl_scheduler": kl_cb, **(callbacks or {})}
+    states, change = match(entries, given, "callbacks" in config.allow_changes, str(where))
+    if change and not {"lr_scheduler", "kl_scheduler"}.isdisjoint(sum(change.values(), [])):
+        raise SketchRNNError(f"{where}: the schedule callbacks are not this program's")
+    if change:
+        config.lineage.append(callback_change_entry(prev.step, change))
+        log.warning(f"resuming {config.run_dir} with other callbacks ({change}): the changed "
+                    "ones start fresh, and the run will no longer match an uninterrupted one")
+    for name, state in states.items():
+        load_state(given[name], state)
+    for name, cb in (("lr_scheduler", lr_cb), ("kl_scheduler", kl_cb)):
         if cb.run_id != run_id:
-            raise SketchRNNError(f"{prev.path / ckpt_io.CALLBACKS}: {name} belongs to another "
+            raise SketchRNNError(f"{where}: {name} belongs to another "
                                  f"run ({cb.run_id or '?'}, this run is {run_id})")
-    if lr_cb.schedule != lr_schedule or kl_cb.schedule != kl_schedule:
+    if (states["lr_scheduler"].get("schedule") != asdict(lr_schedule)
+            or states["kl_scheduler"].get("schedule") != asdict(kl_schedule)):
         log.warning("the schedules changed with the hparams; continuing from the saved counts "
                     "with the new schedules")
-        lr_cb.schedule, kl_cb.schedule = lr_schedule, kl_schedule
     if ckpt_io.fingerprint(model) != saved.fingerprint:
         raise SketchRNNError(f"{prev.path}: restored variables do not match the saved fingerprint")
     log.info(f"resuming {config.run_dir} from {prev.name} (step {prev.step})")
-    return lr_cb, kl_cb
+    return lr_cb, kl_cb, states

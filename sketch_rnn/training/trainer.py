@@ -10,7 +10,7 @@ Exactness rests on three facts (ARCHITECTURE.md, "Determinism"): batch `i` of th
 stream is `train_batch(seed, i)`, a pure function; every random draw inside a step is a
 function of (seed, optimizer.iterations) (the model re-seeds its generator each step, so no
 RNG state needs saving); and everything else that changes during training — model and
-optimizer variables, the stateful schedule callbacks — is in the checkpoint. With
+optimizer variables, every callback's state — is in the checkpoint. With
 TensorFlow op determinism on CPU, training to N in one go and training to K, stopping,
 resuming to N give the same bits.
 """
@@ -19,12 +19,13 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
 
 from ..core import compile_cache
+from ..core.errors import SketchRNNError
 from ..core.files import StorageError
 from ..core.hparams import HParams
 from ..core.machine import describe as describe_machine
@@ -33,7 +34,8 @@ from ..evaluation.losses import evaluate_split
 from ..model import backend
 from . import checkpoint as ckpt_io
 from . import distribute, run_state
-from .callbacks import CheckpointCallback, StopSignal
+from .callback_state import check_given, name_callbacks
+from .callbacks import CheckpointCallback, CheckpointEpochs, StopSignal
 from .run_state import RunConfig, plan_run
 
 __all__ = ["RunConfig", "TrainStream", "Trainer", "configure_determinism",
@@ -129,26 +131,44 @@ def per_shape_train_function(model: keras.Model) -> Callable[[Any], Any]:
 
 # --------------------------------------------------------------------------- the loop
 class Trainer:
-    """Holds one run's model, data and callbacks; `fit()` trains to hps.num_steps."""
+    """Holds one run's model, data and callbacks; `fit()` trains to hps.num_steps.
+
+    After `fit()`, `outcome` says how it ended: "done" (reached num_steps), "early_stop" (a
+    callback stopped training, now or in an earlier run; saved), "interrupted" (SIGINT or
+    SIGTERM; saved) or "nothing_to_do" (already at num_steps).
+    """
 
     def __init__(self, config: RunConfig, progress: bool = True,
                  dist: distribute.Distribution | None = None,
-                 after_save: Callable[["Trainer", int], None] | None = None) -> None:
+                 after_save: Callable[["Trainer", int], None] | None = None,
+                 callbacks: Sequence[keras.callbacks.Callback] = ()) -> None:
         """`after_save(trainer, step)` runs after each checkpoint on the chief (the CLI draws
         sample sketches there, on one device only); it must not change any variable of the
-        model."""
+        model. `callbacks` run in the fit loop after our schedules, one Keras epoch per
+        checkpoint interval (`CheckpointEpochs`); these instances receive the saved state on
+        a resume and are saved in every checkpoint."""
         self.config = config
         self.after_save = after_save
         self.hps = config.hps
         self.dist = dist or distribute.single_device()
         self.progress = progress and self.dist.is_chief
+        check_given(callbacks)
+        if callbacks and self.dist.workers > 1:
+            raise SketchRNNError("callbacks: not supported with several workers (the chief "
+                                 "alone validates, so the workers' callbacks would disagree)")
+        named = name_callbacks(callbacks)
+        self.outcome: str | None = None
         configure_determinism(config.seed)
         self.data = load_data(config.data_paths, self.hps.max_seq_len)
         run_state.check_data(config, self.data)
         self.model = self.dist.build_model(self.hps, config.seed)
         self.writer = ckpt_io.CheckpointWriter(config.run_dir, self.hps.keep_checkpoints)
         self.machine = _machine()  # the same for every checkpoint of this process
-        self.lr_callback, self.kl_callback = run_state.restore(config, self.model, self.dist)
+        self.lr_callback, self.kl_callback, states = run_state.restore(
+            config, self.model, self.dist, named)
+        self.callbacks = {"lr_scheduler": self.lr_callback, "kl_scheduler": self.kl_callback,
+                          **named}  # name -> callback, in the order they run
+        self.epochs = CheckpointEpochs(self.callbacks, states, self.hps.save_every)
         self.stop = StopSignal()
         self.logger = None  # a TrainingLogger while fit() runs
 
@@ -158,19 +178,24 @@ class Trainer:
 
     # ----------------------------------------------------------------- saving
     def save(self, step: int) -> Path | None:
+        """Validate, let the callbacks see it when `step` ends a checkpoint interval (or the
+        run), and write the checkpoint with every callback's state."""
         if not self.dist.is_chief:  # the chief alone writes checkpoints
             return None
         started = time.perf_counter()
         valid = evaluate_split(self.model, self.data.valid, self.hps) if len(self.data.valid) else {}
-        callbacks = {"lr_scheduler": self.lr_callback, "kl_scheduler": self.kl_callback}
+        if step % self.hps.save_every == 0 or step >= self.hps.num_steps:
+            self.epochs.epoch_end(step, valid)  # not a save forced by a signal
+        stopped = self.epochs.stopped_by
         state = run_state.build_state(
             step=step, seed=self.config.seed, run_id=self.config.run_id,
             data=run_state.data_record(self.config.data_paths, self.data), hps=self.hps,
             model=self.model, learning_rate=self.lr_callback.current,
             kl_weight=self.kl_callback.current, valid=valid, distribute=self.dist.describe(),
-            history=self.config.lineage, machine=self.machine)
+            history=self.config.lineage, machine=self.machine,
+            early_stop={"step": step, "callback": stopped} if stopped else None)
         try:
-            path = self.writer.write(step, self.model, callbacks, state)
+            path = self.writer.write(step, self.model, self.callbacks, state)
         except StorageError as e:
             newest = ckpt_io.newest_checkpoint(self.config.run_dir, warn=False)
             raise StorageError(
@@ -197,11 +222,31 @@ class Trainer:
         return {"step": self.step, "seed": self.config.seed, "data": self.data.fingerprint[:16],
                 "weights": ckpt_io.fingerprint(self.model)[:16]}
 
+    def _saved_early_stop(self, start: int) -> str | None:
+        """The callback that stopped the run at `start`, unless this resume let it go
+        (removed or replaced with --allow-callback-change)."""
+        early = self.config.saved.early_stop if self.config.saved else None
+        if early is None or early["step"] != start:
+            return None
+        for entry in self.config.lineage:
+            if (entry.get("kind") == "callback_change" and entry.get("step") == start
+                    and early["callback"] in entry["removed"] + entry["replaced"]):
+                return None
+        return early["callback"]
+
     def fit(self) -> int:
-        """Train to hps.num_steps; returns the process exit code (130/143 after a signal)."""
+        """Train to hps.num_steps; returns the process exit code (130/143 after a signal,
+        0 otherwise: see `outcome`)."""
         start, stop = self.step, self.hps.num_steps
+        early = self._saved_early_stop(start)
+        if early is not None:
+            log.info(f"{self.config.run_dir}: stopped early at step {start} by {early}; nothing "
+                     f"to do (to train on, resume without {early} and --allow-callback-change)")
+            self.outcome = "early_stop"
+            return 0
         if start >= stop:
             log.info(f"{self.config.run_dir}: already at step {start} of {stop}; nothing to do")
+            self.outcome = "nothing_to_do"
             return 0
         from .progress import TrainingLogger
 
@@ -213,11 +258,17 @@ class Trainer:
             stream = TrainStream(self.data.train, self.hps, self.config.seed, start, stop)
             try:
                 self.model.fit(stream.fit_input(self.model), epochs=1, verbose=0, shuffle=False,
-                               callbacks=[self.lr_callback, self.kl_callback, *agree, saver,
-                                          self.logger])
+                               callbacks=[self.epochs, *agree, saver, self.logger])
             finally:
                 self.logger.close()
                 self.logger = None
+        if self.stop.received is not None:
+            self.outcome = "interrupted"
+        elif self.epochs.stopped_by is not None:
+            self.outcome = "early_stop"
+            log.info(f"stopped early at step {self.step} by {self.epochs.stopped_by}; saved")
+        else:
+            self.outcome = "done"
         return self.stop.exit_code
 
 
