@@ -15,7 +15,6 @@ import csv
 import json
 import os
 import pickle
-import pickletools
 import random
 import shutil
 import signal
