@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -131,12 +131,16 @@ class Trainer:
 
     def __init__(self, config: RunConfig, progress: bool = True,
                  dist: distribute.Distribution | None = None,
-                 after_save: Callable[["Trainer", int], None] | None = None) -> None:
+                 after_save: Callable[["Trainer", int], None] | None = None,
+                 callbacks: Sequence[keras.callbacks.Callback] = ()) -> None:
         """`after_save(trainer, step)` runs after each checkpoint on the chief (the CLI draws
         sample sketches there, on one device only); it must not change any variable of the
-        model."""
+        model. `callbacks` (Keras callbacks of the caller's) run in the fit loop after ours.
+        After `fit()`, `outcome` says how it ended: "done", "interrupted" or "nothing_to_do"."""
         self.config = config
         self.after_save = after_save
+        self.callbacks = list(callbacks)
+        self.outcome: str | None = None
         self.hps = config.hps
         self.dist = dist or distribute.single_device()
         self.progress = progress and self.dist.is_chief
@@ -196,6 +200,7 @@ class Trainer:
         start, stop = self.step, self.hps.num_steps
         if start >= stop:
             log.info(f"{self.config.run_dir}: already at step {start} of {stop}; nothing to do")
+            self.outcome = "nothing_to_do"
             return 0
         from .progress import TrainingLogger
 
@@ -208,10 +213,11 @@ class Trainer:
             try:
                 self.model.fit(stream.fit_input(self.model), epochs=1, verbose=0, shuffle=False,
                                callbacks=[self.lr_callback, self.kl_callback, *agree, saver,
-                                          self.logger])
+                                          self.logger, *self.callbacks])
             finally:
                 self.logger.close()
                 self.logger = None
+        self.outcome = "interrupted" if self.stop.received else "done"
         return self.stop.exit_code
 
 
