@@ -28,12 +28,18 @@ PathLike = str | os.PathLike
 Index = int | Sequence[int]
 
 
-def load(path: PathLike) -> "Model":
+def load(path: PathLike) -> Model:
     """The newest complete checkpoint of a run directory as a `Model`.
 
     `path`: a directory made by `sketch_rnn.train` / `sketch-rnn train`, a shipped one
     (`checkpoints/sheep`), or one made by `sketch-rnn import` (Magenta's or magenta.js's
     models). A checkpoint that fails its manifest is skipped for the one before it.
+
+    >>> import sketch_rnn
+    >>> model = sketch_rnn.load("checkpoints/sheep")                  # doctest: +SKIP
+    >>> model.sample(8, temperature=0.25, seed=1)                     # doctest: +SKIP
+    >>> model.reconstruct(from_data="data/aaron_sheep.npz", index=[0, 1]).save("rec.png")  # doctest: +SKIP
+    >>> model.complete([[0, 0, 0], [30, 0, 0], [0, 25, 1]], n=4).save("endings.svg")  # doctest: +SKIP
     """
     from ..training.runs import load_run  # Keras: only now
 
@@ -61,18 +67,22 @@ class Model:
 
     @property
     def keras_model(self) -> Any:
+        """The Keras model (`sketch_rnn.model.vae.SketchRNN`) with the checkpoint's weights."""
         return self.run.model
 
     @property
     def hps(self) -> Any:
+        """The run's hyperparameters (`HParams`: z_size, max_seq_len = N_max, dec_model, ...)."""
         return self.run.hps
 
     @property
     def step(self) -> int:
+        """The training step of the checkpoint loaded."""
         return int(self.run.step)
 
     @property
     def scale_factor(self) -> float:
+        """The data's scale factor: sketches in data units are divided by it for the model."""
         return float(self.run.scale_factor)
 
     @property

@@ -142,6 +142,18 @@ def train(data: PathLike | Sequence[PathLike] | None = None, run_dir: PathLike =
 
     Returns a `TrainResult`; Ctrl-C (SIGINT) or SIGTERM end it with outcome "interrupted"
     after saving, not with an exception. Call again with the same arguments to resume.
+
+    >>> import keras, sketch_rnn
+    >>> class Watch(keras.callbacks.Callback):
+    ...     def on_train_batch_end(self, batch, logs=None):
+    ...         pass  # e.g. look at logs["cost"]
+    >>> result = sketch_rnn.train("data/aaron_sheep.npz", "runs/sheep", preset="tiny",
+    ...                           num_steps=400, callbacks=[Watch()])  # doctest: +SKIP
+    >>> result.outcome, result.step  # after Ctrl-C at step 150      # doctest: +SKIP
+    ('interrupted', 150)
+    >>> sketch_rnn.train("data/aaron_sheep.npz", "runs/sheep", preset="tiny",
+    ...                  num_steps=400, callbacks=[Watch()]).outcome  # doctest: +SKIP
+    'done'
     """
     from ..training import cluster
     from ..training.lock import run_lock
