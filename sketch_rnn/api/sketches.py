@@ -42,6 +42,14 @@ class Sketches(list):
         super().__init__(np.asarray(s, dtype=np.float32) for s in items)
         self.cols, self.colors, self.z, self.inline = cols, colors, z, inline
 
+    def __getitem__(self, i: Any) -> Any:
+        """One sketch's array; a slice is `Sketches` again (its codes sliced with it)."""
+        got = super().__getitem__(i)
+        if not isinstance(i, slice):
+            return got
+        return Sketches(got, colors=self.colors, inline=self.inline,
+                        z=None if self.z is None else self.z[i])
+
     def __repr__(self) -> str:
         sizes = ", ".join(str(len(s)) for s in self[:8]) + (", ..." if len(self) > 8 else "")
         return f"<{type(self).__name__}: {len(self)} sketches of {sizes} points>"
