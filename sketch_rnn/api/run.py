@@ -41,7 +41,8 @@ class TrainResult:
     already at num_steps). exit_code is the command's exit status (0; 130 after SIGINT, 143
     after SIGTERM). checkpoint: the newest complete checkpoint's directory; valid: its
     validation losses (cost, recon, stroke, pen, kl); fingerprint: the sha256 of this
-    process's model and optimizer variables (the checkpoint's, on one device).
+    process's model and optimizer variables (the checkpoint's, on one device); stopped_by:
+    the name of the callback that stopped the run early.
     """
 
     run_dir: Path
@@ -53,8 +54,13 @@ class TrainResult:
     valid: dict[str, float] = field(default_factory=dict)
     fingerprint: str = ""
     worker: str | None = None  # the tf.distribute task ("worker:0"), None on one device
+    stopped_by: str | None = None
 
     def __str__(self) -> str:
+        """The command's last line."""
+        if self.outcome == "early_stop":
+            return (f"stopped early at step {self.step} by {self.stopped_by}; the run is complete "
+                    f"(checkpoints in {self.run_dir / 'checkpoints'})")
         if self.exit_code:
             return f"stopped at step {self.step}; run the same command again to resume"
         return (f"done: step {self.step} of {self.num_steps}; "
