@@ -108,21 +108,26 @@ def draw_samples(trainer: Any, step: int) -> None:
 @contextlib.contextmanager
 def _messages() -> Iterator[None]:
     """Our log lines ("resuming RUN from ckpt-N", warnings) on stdout while training, when
-    no one shows them (a notebook, a script); the CLI's terminal has its own handler."""
-    ours = logging.getLogger("sketch_rnn")
+    no one shows them (a notebook, a script); the CLI's terminal has its own handler. There
+    TensorFlow's Python warnings are left out too, as the CLI leaves them out: the one it
+    gives during training says the train step was traced again, which the bucketed batches
+    do on purpose (one trace per batch length)."""
+    ours, tf_log = logging.getLogger("sketch_rnn"), logging.getLogger("tensorflow")
     if ours.handlers or logging.getLogger().handlers:
         yield
         return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    level = ours.level
+    levels = ours.level, tf_log.level
     ours.addHandler(handler)
     ours.setLevel(logging.INFO)
+    tf_log.setLevel(logging.ERROR)
     try:
         yield
     finally:
         ours.removeHandler(handler)
-        ours.setLevel(level)
+        ours.setLevel(levels[0])
+        tf_log.setLevel(levels[1])
 
 
 def train(data: PathLike | Sequence[PathLike] | None = None, run_dir: PathLike = "runs/sheep",
