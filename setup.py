@@ -35,7 +35,9 @@ setup(
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.6", "jax==0.10.2", "jaxlib==0.10.2",
                  "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6", "httpx>=0.27",
-                 "selenium>=4.20"],
+                 "selenium>=4.20", "ipywidgets>=8"],
+        # the notebooks: `sketch_rnn.train`'s progress bar as a Jupyter widget (tqdm.auto)
+        "notebook": ["ipykernel>=6", "ipywidgets>=8"],
         "jax": ["jax==0.10.2", "jaxlib==0.10.2"],
         # training on NVIDIA GPUs: JAX with its CUDA 12 wheels (CUDA and cuDNN included; the
         # driver is the system's), run with KERAS_BACKEND=jax; same JAX as the tests pin

@@ -1,6 +1,7 @@
 """The small glue the notebooks in `notebooks/` share: brief errors, parameters, the CLI, figures.
 
-The notebooks only import the package; what they need beyond its public API is here:
+The notebooks train and draw with the public API (`sketch_rnn.train`, `sketch_rnn.load`);
+what they need beyond it is here:
 
 * `setup()`: in IPython, a `SketchRNNError` raised by a cell is shown as one line (no
   traceback) and still stops "Run all", so a notebook pointed at a missing run directory or
@@ -10,8 +11,9 @@ The notebooks only import the package; what they need beyond its public API is h
 * `quiet_tensorflow`: import TensorFlow without its C++ start-up log lines in the notebook.
 * `steps_from_env`: the `SKETCH_RNN_NOTEBOOK_STEPS` environment variable, which CI uses to
   shrink a notebook's training; without it a notebook runs its real default.
-* `run_cli` / `interrupt_training`: `sketch-rnn ...` in a subprocess (exactly what a user
-  types), the second one stopped by a real SIGINT once it has trained a given step.
+* `run_cli`: `sketch-rnn ...` in a subprocess, exactly what a user types, for the notebooks
+  that show a command (training, loading and sampling in the kernel are `sketch_rnn.train` and
+  `sketch_rnn.load`).
 * `read_train_log`, `sketch_rows`: a run's per-step CSV log and a labelled grid of sketches
   as a PNG (a split's sketches in data units come from `sketch_rnn.data.read_split`, the
   commands' own reader).
@@ -23,12 +25,9 @@ from __future__ import annotations
 import csv
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -243,74 +242,6 @@ def run_cli(*args: Any, check: bool = True, echo: bool = True) -> tuple[int, lis
     if check and code != 0:
         raise _failure(args, code, out.lines)
     return code, out.lines
-
-
-def _last_logged_step(run_dir: Path) -> int:
-    """The step of the last row of RUN_DIR/logs/train.csv (0 when there is none yet)."""
-    try:
-        with open(run_dir / "logs" / "train.csv", "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 4096))
-            rows = f.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return 0
-    for row in reversed(rows):
-        head = row.split(",", 1)[0]
-        if head.isdigit():
-            return int(head)
-    return 0
-
-
-@dataclass
-class Interrupted:
-    """What `interrupt_training` saw: the exit status and the step the run saved and stopped at."""
-
-    returncode: int
-    signalled_at: int
-    lines: list[str]
-
-
-def interrupt_training(run_dir: str | os.PathLike, stop_after: int, *args: Any,
-                       sig: int = signal.SIGINT, timeout: float = 600.0, grace: float = 120.0,
-                       echo: bool = True) -> Interrupted:
-    """Run `sketch-rnn train ARGS...`; send it `sig` (Ctrl-C) once it has logged `stop_after`.
-
-    The trainer finishes the step it is in, saves a checkpoint and exits with 130 (SIGINT)
-    or 143 (SIGTERM). A run that ends by itself before the signal (too few steps), fails,
-    runs past `timeout` seconds, or is still running `grace` seconds after the signal is a
-    SketchRNNError (and the process is killed).
-    """
-    run_dir = Path(run_dir)
-    if echo:
-        print(_shown(args) + f"    # Ctrl-C once step {stop_after} is done", flush=True)
-    proc = _start(args)
-    out = _Lines(proc, echo)
-    started, signalled_at, signalled_time = time.monotonic(), None, 0.0
-    try:
-        while proc.poll() is None:
-            out.pump()
-            step = _last_logged_step(run_dir)
-            if signalled_at is None and step >= stop_after:
-                proc.send_signal(sig)
-                signalled_at, signalled_time = step, time.monotonic()
-            now = time.monotonic()
-            if now - started > timeout:
-                raise SketchRNNError(f"`sketch-rnn train` ran past {timeout:.0f} s")
-            if signalled_at is not None and now - signalled_time > grace:
-                raise SketchRNNError(f"`sketch-rnn train` did not stop within {grace:.0f} s of "
-                                     f"{signal.Signals(sig).name} (after step {step})")
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        code = proc.wait()
-        out.drain()
-    if signalled_at is None:
-        if code == 0:
-            raise SketchRNNError(f"training ended before step {stop_after} could be interrupted "
-                                 "(is --num-steps larger than the stop step?)")
-        raise _failure(args, code, out.lines)
-    return Interrupted(code, signalled_at, out.lines)
 
 
 # --------------------------------------------------------------------------- logs and data

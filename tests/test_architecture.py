@@ -26,6 +26,7 @@ LAYERS = {
     "generation": 4,
     "evaluation": 4.5,
     "serving": 5,
+    "api": 5.5,
     "cli": 6, "notebook": 6,
     "__init__": 7, "__main__": 7, "train": 7, "sample": 7,
 }

@@ -7,7 +7,8 @@ field holds absolute [[x...], [y...]] strokes, converted as `convert` converts t
 
 Output, side by side: the prefix alone, then prefix + each ending, the prefix in grey
 and the endings in colour (.svg, .png); or the same sketches as arrays (.npz:
-sketch_000 is the prefix, then one whole sketch per ending).
+sketch_000 is the prefix, then one whole sketch per ending): `Model.complete`'s
+`Completion`, saved.
 """
 from __future__ import annotations
 
@@ -18,12 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from ..api import Model
+from ..api.model import cut
+from ..api.sketches import ENDING_COLOR, PREFIX_COLOR  # noqa: F401  (the colours it draws)
 from ..core.errors import SketchRNNError
 from ..data import read_sketches
 from .model_commands import load_run
 
-PREFIX_COLOR = "#9a9a9a"
-ENDING_COLOR = "#d62728"
 OUT_EXTENSIONS = (".svg", ".png", ".npz")
 
 
@@ -60,32 +62,6 @@ def _bad(path: str) -> np.ndarray:
                          "or a QuickDraw drawing {\"drawing\": [[[x...], [y...]], ...]}")
 
 
-def cut(sketch: np.ndarray, keep: float) -> np.ndarray:
-    """The first round(keep * n) points (at least one) of a stroke-3 sketch."""
-    if not 0 < keep <= 1:
-        raise SketchRNNError(f"--keep {keep}: must be in (0, 1]")
-    return sketch[:max(1, int(round(keep * len(sketch))))]
-
-
-def drawable(prefix: np.ndarray, endings: list[np.ndarray]) -> tuple[list, list[str]]:
-    """Sketches to draw (prefix, then prefix + each ending) and the colour of each stroke.
-
-    The prefix's strokes are closed at its last point so they can take their own colour;
-    when the prefix ended with the pen down, each ending starts with a zero move from
-    that point, so the segment joining them is drawn, in the ending's colour.
-    """
-    from ..generation.drawing import polylines
-
-    head = prefix.copy()
-    pen_down = head[-1, 2] < 0.5
-    head[-1, 2] = 1.0
-    joint = np.zeros((1 if pen_down else 0, 3), np.float32)
-    sketches = [head] + [np.concatenate([head, joint, e]) if len(e) else head for e in endings]
-    n_head = len(polylines(head))
-    most = max(len(polylines(s)) for s in sketches)
-    return sketches, [PREFIX_COLOR] * n_head + [ENDING_COLOR] * max(most - n_head, 1)
-
-
 def _prefix(args: argparse.Namespace, run: Any) -> np.ndarray:
     if (args.from_data is None) == (args.strokes is None):
         raise SketchRNNError("give the prefix with either --from DATA.npz or --strokes FILE")
@@ -97,23 +73,17 @@ def _prefix(args: argparse.Namespace, run: Any) -> np.ndarray:
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
-    """`sketch-rnn complete`: n endings of a prefix, drawn or saved as arrays."""
-    from ..generation.completion import check_prefix, complete
-    from ..generation.drawing import save_sketches
-
+    """`sketch-rnn complete`: n endings of a prefix (`Model.complete`), drawn or saved as arrays."""
     out = str(args.out)
     if not out.lower().endswith(OUT_EXTENSIONS):
         raise SketchRNNError(f"--out {out}: use a {', '.join(OUT_EXTENSIONS)} file")
     if args.keep is not None and not 0 < args.keep <= 1:
         raise SketchRNNError(f"--keep {args.keep}: must be in (0, 1]")
     run = load_run(args.run_dir)
-    prefix = check_prefix(_prefix(args, run), int(run.hps.max_seq_len), "prefix")
-    result = complete(run.model, prefix, args.n, args.temperature, args.seed,
-                      z_mode=args.z_mode, scale_factor=run.scale_factor)
-    sketches, colors = drawable(result.prefix, result.endings)
-    if out.lower().endswith(".npz"):
-        save_sketches(out, [result.prefix] + result.sketches())
-    else:
-        save_sketches(out, sketches, cols=min(len(sketches), 9), colors=colors)
-    print(f"wrote the prefix ({len(prefix)} points) and {len(result.endings)} endings to {out}")
+    model = Model(run, args.run_dir)
+    result = model.complete(_prefix(args, run), args.n, temperature=args.temperature,
+                            seed=args.seed, z_mode=args.z_mode)
+    result.save(out)
+    print(f"wrote the prefix ({len(result.prefix)} points) and {len(result.endings)} endings "
+          f"to {out}")
     return 0

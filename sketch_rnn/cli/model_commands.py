@@ -1,6 +1,8 @@
 """Handlers of the commands that load or train a model: train, sample, interpolate,
-evaluate, report, info. Each imports its domain modules when called, so that `sketch-rnn convert`
-and friends never import TensorFlow.
+evaluate, report, info. Train, sample, interpolate and evaluate check the command's
+arguments, call the Python API (`sketch_rnn.train`, `sketch_rnn.load`'s `Model`) and print;
+nothing is imported that needs TensorFlow until a handler runs, so that `sketch-rnn convert`
+and friends never import it.
 """
 from __future__ import annotations
 
@@ -8,44 +10,25 @@ import argparse
 import sys
 from typing import Any
 
-
-from ..core.compile_cache import enable as enable_compile_cache
+from ..api import Model, Sketches
 from ..core.errors import SketchRNNError
 from ..data import read_sketches
 from .output import print_json
 
-SAMPLES_AT_SAVE = 16  # sketches drawn into RUN_DIR/samples at every checkpoint
-
 
 # --------------------------------------------------------------------------- train
-def _draw_samples(trainer: Any, step: int) -> None:
-    """A grid of SAMPLES_AT_SAVE sketches from the prior at each checkpoint, to watch the
-    model learn. The sampler draws its noise from its own NumPy generator and changes no
-    variable, so this leaves the training stream untouched; a failure only warns (the
-    checkpoint is already safe)."""
-    from ..generation.drawing import save_sketches
-    from ..generation.sampling import sample
+def _callbacks(specs: list[str]) -> list[Any]:
+    """The callbacks `--callback MODULE:ATTR` names; Keras is imported only when there are
+    some (the run directory's lock comes before TensorFlow otherwise)."""
+    if not specs:
+        return []
+    from ..training.callbacks import from_spec
 
-    path = trainer.config.run_dir / "samples" / f"step-{step:08d}.svg"
-    try:
-        sketches = sample(trainer.model, SAMPLES_AT_SAVE, temperature=0.25, seed=0,
-                          scale_factor=trainer.data.scale_factor)
-        path.parent.mkdir(exist_ok=True)
-        save_sketches(str(path), sketches)
-    except Exception as e:  # noqa: BLE001 - a drawing must never end a training run
-        print(f"warning: could not draw {path}: {type(e).__name__}: {e}", file=sys.stderr)
-
-
-def _allowed_changes(args: argparse.Namespace) -> set[str]:
-    """What may change on resume, as asked for: the training-path fields
-    (run_state.PATH_FIELDS) and "callbacks"."""
-    return {name for name, on in (("bucketed_batches", args.allow_batching_change),
-                                  ("precision", args.allow_precision_change),
-                                  ("callbacks", args.allow_callback_change)) if on}
+    return [cb for spec in specs for cb in from_spec(spec)]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """`sketch-rnn train`: a new run or an exact resume, under the run directory's lock."""
+    """`sketch-rnn train`: `sketch_rnn.train` with the command's arguments, then its last line."""
     if args.hparams == "help":  # list the fields without importing TensorFlow
         from ..core.hparams import HParams, describe
 
@@ -53,56 +36,41 @@ def cmd_train(args: argparse.Namespace) -> int:
         for name, why in describe().items():
             print(f"{name:24s} {defaults[name]!s:12s} {why}")
         return 0
-    enable_compile_cache()  # before TensorFlow starts: this run's compiled programs kept
-    from ..training import cluster
-    from ..training.lock import run_lock
+    from ..api import train
 
-    # the lock first (no TensorFlow yet), so that a second trainer is refused in a second;
-    # under multi-worker only the chief writes and so only the chief locks
-    chief = args.distribute != "multi-worker" or cluster.is_chief()
-    with run_lock(args.run_dir, enabled=chief):
-        from ..training import distribute
-        from ..training.callbacks import from_spec
-        from ..training.checkpoint import fingerprint
-        from ..training.run_state import plan_run
-        from ..training.trainer import Trainer
-
-        dist = distribute.setup(args.distribute, args.cpu_devices)  # before TF sets up devices
-        config = plan_run(args.run_dir, args.data, args.preset, args.hparams, args.num_steps,
-                          args.seed, allow_changes=_allowed_changes(args))
-        callbacks = [cb for spec in args.callback for cb in from_spec(spec)]
-        draw = not args.no_samples and dist.kind == "none"  # sampling runs on one device
-        trainer = Trainer(config, progress=not args.no_progress, dist=dist,
-                          after_save=_draw_samples if draw else None, callbacks=callbacks)
-        code = trainer.fit()
-    if trainer.outcome == "early_stop":
-        early = trainer.epochs.stopped_by or (config.saved.early_stop or {}).get("callback")
-        print(f"stopped early at step {trainer.step} by {early}; the run is complete "
-              f"(checkpoints in {config.run_dir / 'checkpoints'})")
-    elif code:
-        print(f"stopped at step {trainer.step}; run the same command again to resume",
-              file=sys.stderr)
-    else:
-        print(f"done: step {trainer.step} of {trainer.hps.num_steps}; "
-              f"checkpoints in {config.run_dir / 'checkpoints'}")
-    if dist.kind != "none":  # each worker's own variables, to compare across workers
-        print(f"{dist.task}: fingerprint {fingerprint(trainer.model)}")
-    return code
+    result = train(args.data, args.run_dir, preset=args.preset, hparams=args.hparams,
+                   num_steps=args.num_steps, seed=args.seed, callbacks=_callbacks(args.callback),
+                   allow_callback_change=args.allow_callback_change,
+                   allow_batching_change=args.allow_batching_change,
+                   allow_precision_change=args.allow_precision_change,
+                   progress=not args.no_progress, samples=not args.no_samples,
+                   distribute=args.distribute, cpu_devices=args.cpu_devices)
+    print(result, file=sys.stderr if result.exit_code else sys.stdout)
+    if result.worker is not None:  # each worker's own variables, to compare across workers
+        print(f"{result.worker}: fingerprint {result.fingerprint}")
+    return result.exit_code
 
 
 # --------------------------------------------------------------------------- generation
 def load_run(run_dir: str) -> Any:
+    from ..core.compile_cache import enable as enable_compile_cache
     from ..training.runs import (
         load_run as load,  # Keras: only for the commands that need it
     )
 
+    enable_compile_cache()  # before anything is compiled: the next command reuses the programs
     return load(run_dir)
+
+
+def load_model(run_dir: str) -> Model:
+    """The run as the API's `Model` (`sketch_rnn.load`), through this module's `load_run`."""
+    return Model(load_run(run_dir), run_dir)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     """`sketch-rnn sample`: prior samples, or reconstructions with --from/--index."""
-    from ..generation.drawing import check_extension, save_sketches
-    from ..generation.sampling import check_n, check_temperature, reconstruct, sample
+    from ..generation.drawing import check_extension
+    from ..generation.sampling import check_n, check_temperature
 
     n = check_n(args.n)
     temperature = check_temperature(args.temperature)
@@ -112,22 +80,19 @@ def cmd_sample(args: argparse.Namespace) -> int:
     check_extension(args.out)
     if args.index is not None and args.from_data is None:
         raise SketchRNNError("--index needs --from DATA.npz")
-    run = load_run(args.run_dir)
+    model = load_model(args.run_dir)
     if args.from_data is not None:
         indices = args.index if args.index is not None else list(range(n))
-        originals = read_sketches(args.from_data, args.split, indices, run.hps.max_seq_len,
+        originals = read_sketches(args.from_data, args.split, indices, model.hps.max_seq_len,
                                   "--index")
-        sketches = reconstruct(run.model, originals, temperature=temperature,
-                               greedy=args.greedy, seed=args.seed, scale_factor=run.scale_factor,
-                               discrete_temperature=discrete)
-        drawn = [s for pair in zip(originals, sketches) for s in pair]  # original, reconstruction
-        save_sketches(args.out, drawn, cols=2)
+        sketches = model.reconstruct(originals, temperature=temperature, greedy=args.greedy,
+                                     seed=args.seed, discrete_temperature=discrete)
+        # original, reconstruction
+        Sketches([s for pair in zip(originals, sketches) for s in pair], cols=2).save(args.out)
         what = f"{len(sketches)} reconstructions (left: original)"
     else:
-        sketches = sample(run.model, n, temperature=temperature, greedy=args.greedy,
-                          seed=args.seed, scale_factor=run.scale_factor,
-                          discrete_temperature=discrete)
-        save_sketches(args.out, sketches)
+        model.sample(n, temperature=temperature, greedy=args.greedy, seed=args.seed,
+                     discrete_temperature=discrete).save(args.out)
         what = f"{n} sketches"
     print(f"wrote {what} to {args.out}")
     return 0
@@ -135,14 +100,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
     """`sketch-rnn interpolate`: decode `steps` codes between two sketches' (or prior) codes."""
-    from ..generation.drawing import check_extension, save_sketches
-    from ..generation.sampling import (
-        check_temperature,
-        decode,
-        encode,
-        interpolate,
-        prior_z,
-    )
+    from ..generation.drawing import check_extension
+    from ..generation.sampling import check_temperature
 
     temperature = check_temperature(args.temperature)
     check_extension(args.out)
@@ -150,19 +109,16 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
         raise SketchRNNError(f"--steps {args.steps}: need at least 2")
     if (args.index is None) != (args.from_data is None):
         raise SketchRNNError("--from DATA.npz and --index I J go together")
-    run = load_run(args.run_dir)
-    if not run.hps.conditional:
+    model = load_model(args.run_dir)
+    if not model.conditional:
         raise SketchRNNError(f"{args.run_dir}: a decoder-only model has no latent space")
+    ends = [None, None]
     if args.from_data is not None:
-        ends = read_sketches(args.from_data, args.split, args.index, run.hps.max_seq_len,
+        ends = read_sketches(args.from_data, args.split, args.index, model.hps.max_seq_len,
                              "--index")
-        z0, z1 = encode(run.model, ends, scale_factor=run.scale_factor)
-    else:
-        z0, z1 = prior_z(2, int(run.hps.z_size), args.seed)
-    zs = interpolate(z0, z1, args.steps, args.method)
-    sketches = decode(run.model, zs, temperature=temperature, greedy=args.greedy,
-                      seed=args.seed, scale_factor=run.scale_factor)
-    save_sketches(args.out, sketches, cols=len(sketches))
+    sketches = model.interpolate(*ends, steps=args.steps, method=args.method,
+                                 temperature=temperature, greedy=args.greedy, seed=args.seed)
+    sketches.save(args.out)
     print(f"wrote {len(sketches)} interpolated sketches ({args.method}) to {args.out}")
     return 0
 
@@ -175,14 +131,11 @@ def _progress(message: str) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """`sketch-rnn evaluate`: one JSON object (losses, retrieval, sample quality)."""
-    enable_compile_cache()  # before TensorFlow starts
-    from ..evaluation.report import evaluate_run
-
     if args.teacher_forced < 0:
         raise SketchRNNError(f"--teacher-forced {args.teacher_forced}: must be >= 0")
-    print_json(evaluate_run(args.run_dir, args.data, args.split,
-                            teacher_forced_n=args.teacher_forced, samples=not args.no_samples,
-                            log=_progress))
+    print_json(load_model(args.run_dir).evaluate(
+        args.data, split=args.split, teacher_forced=args.teacher_forced,
+        samples=not args.no_samples, log=_progress))
     return 0
 
 

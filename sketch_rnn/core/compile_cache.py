@@ -211,8 +211,9 @@ def enable(root: str | os.PathLike | None = None) -> Path | None:
     if resolved is None:
         os.environ["TF_XLA_FLAGS"] = flags
         return None
-    if "tensorflow" in sys.modules:
-        log.warning("the compile cache was set up after TensorFlow started; it may be unused")
+    if "tensorflow" in sys.modules:  # fine unless something was XLA-compiled already
+        log.debug("the compile cache was set up after TensorFlow was imported: it holds what "
+                  "is compiled from now on")
     key = environment_key()
     store, work_root = resolved / key, resolved / "work"
     try:
