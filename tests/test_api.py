@@ -277,14 +277,6 @@ def test_bad_inputs_are_one_line(sheep, tmp_path):
             call()
 
 
-# --------------------------------------------------------------------------- the reference page
-def test_the_api_reference_page_is_fresh():
-    """docs/python-api.md is what tools/api_page.py makes from the docstrings today."""
-    result = subprocess.run([sys.executable, "tools/api_page.py", "--check"], cwd=ROOT,
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 def test_result_is_plain_data():
     """A TrainResult prints its one line and is JSON-friendly where it matters."""
     r = api_run.TrainResult(Path("r"), 5, 10, "interrupted", 130, None, {"cost": 1.0}, "ab")
