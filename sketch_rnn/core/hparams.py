@@ -119,7 +119,7 @@ class HParams:
     def from_dict(cls, values: dict[str, Any]) -> "HParams":
         unknown = sorted(set(values) - set(field_names()))
         if unknown:
-            raise SketchRNNError(f"unknown hparam(s): {', '.join(unknown)}")
+            raise SketchRNNError(f"unknown hparam(s): {', '.join(map(repr, unknown))}")
         return cls(**{k: _coerce(k, v) for k, v in values.items()})
 
     @classmethod

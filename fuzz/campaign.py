@@ -1,0 +1,152 @@
+"""The fuzz campaign: every target of `fuzz/target_*.py`, for a number of examples or minutes.
+
+    python fuzz/campaign.py --minutes 5                  # every target, 5 minutes each
+    python fuzz/campaign.py --target npz --minutes 60    # the targets whose name holds "npz"
+    python fuzz/campaign.py --profile ci                 # short and deterministic (CI, tests)
+
+Each target is run in rounds of `--examples` inputs, each round with its own seed (from
+`--seed`), until its time is spent (`--minutes`) or after one round (no `--minutes`). A
+round stops at its first failure, which Hypothesis shrinks to a small input and which is
+printed with the seed that finds it again; the next round goes on with the next seed. The
+`ci` profile is one derandomized round per target (the same inputs on every run).
+
+Prints, per target, the inputs tried and the failures, then one JSON line:
+{"profile", "seed", "targets": {name: {"inputs", "rounds", "failures", "seconds"}},
+"inputs", "failures"}. Exit status 1 when anything failed.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from hypothesis import HealthCheck, seed, settings  # noqa: E402
+
+CI_EXAMPLES = 25      # inputs per target in the ci profile (a module's CI_EXAMPLES may lower it)
+ROUND_EXAMPLES = 200  # inputs per round otherwise
+DEADLINE_MS = 20000   # one input taking longer is a failure ("never a hang past a bound")
+
+
+@dataclass(frozen=True)
+class Target:
+    module: str   # "fuzz.target_npz"
+    name: str     # the key in its TARGETS
+    ci_examples: int
+
+    def with_settings(self, examples: int, derandomize: bool, deadline_ms: int | None
+                      ) -> Callable:
+        """The target's @given function under the campaign's settings. Hypothesis takes one
+        `settings` per function, so each call takes the function from a fresh import of its
+        module (a target module only defines strategies and functions: reloading is cheap)."""
+        fn = importlib.reload(importlib.import_module(self.module)).TARGETS[self.name]
+        return settings(max_examples=examples, derandomize=derandomize, database=None,
+                        deadline=deadline_ms, print_blob=True, report_multiple_bugs=False,
+                        suppress_health_check=list(HealthCheck))(fn)
+
+
+def load_targets(name_filter: str | None = None) -> dict[str, Target]:
+    """{"npz.load": Target} for every target of fuzz/target_*.py, filtered by substring."""
+    found = {}
+    for path in sorted((ROOT / "fuzz").glob("target_*.py")):
+        module = importlib.import_module(f"fuzz.{path.stem}")
+        ci = getattr(module, "CI_EXAMPLES", {})
+        for name in module.TARGETS:
+            full = f"{path.stem.removeprefix('target_')}.{name}"
+            if name_filter is None or name_filter in full:
+                found[full] = Target(module.__name__, name, ci.get(name, CI_EXAMPLES))
+    return found
+
+
+@dataclass
+class Tally:
+    inputs: int = 0
+    rounds: int = 0
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+
+def run_round(fn: Callable, tally: Tally, round_seed: int | None) -> str | None:
+    """One Hypothesis run of `fn`; the failure's text (shrunk) or None. Counts the inputs."""
+    inner = fn.hypothesis.inner_test
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        tally.inputs += 1
+        return inner(*args, **kwargs)
+
+    fn.hypothesis.inner_test = counted
+    try:
+        (fn if round_seed is None else seed(round_seed)(fn))()
+        return None
+    except Exception as e:  # the property violation (or any other exception) after shrinking
+        notes = "\n".join(getattr(e, "__notes__", []))
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        return (f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                f"(at {Path(where.filename).name}:{where.lineno}, seed {round_seed})\n{notes}")
+    finally:
+        fn.hypothesis.inner_test = inner
+        tally.rounds += 1
+
+
+def campaign(targets: dict[str, Target], profile: str, minutes: float | None,
+             examples: int | None, base_seed: int, out=sys.stdout) -> dict[str, Any]:
+    """Run each target (see the module's docstring); {name: figures}, printed as it goes."""
+    results = {}
+    for i, (name, target) in enumerate(targets.items()):
+        tally, start = Tally(), time.monotonic()
+        if profile == "ci":
+            fn = target.with_settings(examples or target.ci_examples, True, None)
+            failure = run_round(fn, tally, None)
+            tally.failures += [failure] if failure else []
+        else:
+            r = 0
+            while True:
+                fn = target.with_settings(examples or ROUND_EXAMPLES, False, DEADLINE_MS)
+                failure = run_round(fn, tally, base_seed * 1_000_003 + i * 10_007 + r)
+                tally.failures += [failure] if failure else []
+                r += 1
+                if minutes is None or time.monotonic() - start > 60 * minutes:
+                    break
+        tally.seconds = time.monotonic() - start
+        print(f"{name}: {tally.inputs} inputs in {tally.rounds} rounds, "
+              f"{len(tally.failures)} failures, {tally.seconds:.1f} s", file=out, flush=True)
+        for text in tally.failures:
+            print("  " + text.replace("\n", "\n  "), file=out, flush=True)
+        results[name] = {"inputs": tally.inputs, "rounds": tally.rounds,
+                         "failures": len(tally.failures), "seconds": round(tally.seconds, 1)}
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--profile", choices=("ci", "long"), default="long",
+                   help="ci: one derandomized round per target, few inputs (the tests' profile)")
+    p.add_argument("--minutes", type=float, default=None, help="time per target (rounds repeat)")
+    p.add_argument("--examples", type=int, default=None, help="inputs per round")
+    p.add_argument("--target", default=None, help="only the targets whose name holds this")
+    p.add_argument("--seed", type=int, default=0, help="the rounds' seeds derive from it")
+    p.add_argument("--list", action="store_true", help="list the targets and stop")
+    args = p.parse_args(argv)
+    targets = load_targets(args.target)
+    if args.list or not targets:
+        print("\n".join(targets) or f"no target matches {args.target!r}")
+        return 0 if targets else 2
+    results = campaign(targets, args.profile, args.minutes, args.examples, args.seed)
+    total = sum(r["failures"] for r in results.values())
+    print(json.dumps({"profile": args.profile, "seed": args.seed, "minutes": args.minutes,
+                      "targets": results, "inputs": sum(r["inputs"] for r in results.values()),
+                      "failures": total}))
+    return 1 if total else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
