@@ -11,8 +11,8 @@ printed with the seed that finds it again; the next round goes on with the next 
 `ci` profile is one derandomized round per target (the same inputs on every run).
 
 Prints, per target, the inputs tried and the failures, then one JSON line:
-{"profile", "seed", "targets": {name: {"inputs", "rounds", "failures", "seconds"}},
-"inputs", "failures"}. Exit status 1 when anything failed.
+{"profile", "seed", "minutes", "targets": {name: {"inputs", "rounds", "failures" (distinct),
+"failed_rounds", "seconds"}}, "inputs", "failures"}. Exit status 1 when anything failed.
 """
 from __future__ import annotations
 
@@ -72,11 +72,16 @@ class Tally:
     inputs: int = 0
     rounds: int = 0
     seconds: float = 0.0
-    failures: list[str] = field(default_factory=list)
+    failures: dict[str, list[str]] = field(default_factory=dict)  # signature -> reports
+
+    def add(self, failure: tuple[str, str] | None) -> None:
+        if failure is not None:
+            self.failures.setdefault(failure[0], []).append(failure[1])
 
 
-def run_round(fn: Callable, tally: Tally, round_seed: int | None) -> str | None:
-    """One Hypothesis run of `fn`; the failure's text (shrunk) or None. Counts the inputs."""
+def run_round(fn: Callable, tally: Tally, round_seed: int | None) -> tuple[str, str] | None:
+    """One Hypothesis run of `fn`; None, or the failure's (signature, report) after
+    shrinking: the signature (exception type, first line, where) tells repeats apart."""
     inner = fn.hypothesis.inner_test
 
     def counted(*args: Any, **kwargs: Any) -> Any:
@@ -90,8 +95,9 @@ def run_round(fn: Callable, tally: Tally, round_seed: int | None) -> str | None:
     except Exception as e:  # the property violation (or any other exception) after shrinking
         notes = "\n".join(getattr(e, "__notes__", []))
         where = traceback.extract_tb(e.__traceback__)[-1]
-        return (f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
-                f"(at {Path(where.filename).name}:{where.lineno}, seed {round_seed})\n{notes}")
+        signature = (f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                     f"(at {Path(where.filename).name}:{where.lineno})")
+        return signature, f"{signature}, seed {round_seed}\n{notes}"
     finally:
         fn.hypothesis.inner_test = inner
         tally.rounds += 1
@@ -105,24 +111,25 @@ def campaign(targets: dict[str, Target], profile: str, minutes: float | None,
         tally, start = Tally(), time.monotonic()
         if profile == "ci":
             fn = target.with_settings(examples or target.ci_examples, True, None)
-            failure = run_round(fn, tally, None)
-            tally.failures += [failure] if failure else []
+            tally.add(run_round(fn, tally, None))
         else:
             r = 0
             while True:
                 fn = target.with_settings(examples or ROUND_EXAMPLES, False, DEADLINE_MS)
-                failure = run_round(fn, tally, base_seed * 1_000_003 + i * 10_007 + r)
-                tally.failures += [failure] if failure else []
+                tally.add(run_round(fn, tally, base_seed * 1_000_003 + i * 10_007 + r))
                 r += 1
                 if minutes is None or time.monotonic() - start > 60 * minutes:
                     break
         tally.seconds = time.monotonic() - start
-        print(f"{name}: {tally.inputs} inputs in {tally.rounds} rounds, "
-              f"{len(tally.failures)} failures, {tally.seconds:.1f} s", file=out, flush=True)
-        for text in tally.failures:
-            print("  " + text.replace("\n", "\n  "), file=out, flush=True)
+        failed = sum(map(len, tally.failures.values()))
+        print(f"{name}: {tally.inputs} inputs in {tally.rounds} rounds, {len(tally.failures)} "
+              f"distinct failures in {failed} rounds, {tally.seconds:.1f} s", file=out, flush=True)
+        for reports in tally.failures.values():  # the first (shrunk) report of each
+            print(f"  [{len(reports)} rounds] " + reports[0].replace("\n", "\n  "),
+                  file=out, flush=True)
         results[name] = {"inputs": tally.inputs, "rounds": tally.rounds,
-                         "failures": len(tally.failures), "seconds": round(tally.seconds, 1)}
+                         "failures": len(tally.failures), "failed_rounds": failed,
+                         "seconds": round(tally.seconds, 1)}
     return results
 
 

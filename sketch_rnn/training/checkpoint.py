@@ -140,9 +140,12 @@ def verify(path: Path) -> Checkpoint:
             raise SketchRNNError(f"{path}: {name} does not match its sha256 in {MANIFEST}")
     try:
         state = json.loads((path / STATE).read_text(encoding="utf-8"))
-        int(state["step"])
-    except (ValueError, KeyError, TypeError) as e:
+        step = int(state["step"])
+    except (ValueError, KeyError, TypeError, OverflowError) as e:
         raise SketchRNNError(f"{path}: unreadable state.json ({e})") from None
+    named = _step_of(path.name)
+    if named is not None and named != step:  # a folder renamed or linked under another step
+        raise SketchRNNError(f"{path}: state.json is of step {step}, not the folder's {named}")
     return Checkpoint(path, state)
 
 
