@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import sys
 import time
 import traceback
@@ -95,7 +96,8 @@ def run_round(fn: Callable, tally: Tally, round_seed: int | None) -> tuple[str, 
     except Exception as e:  # the property violation (or any other exception) after shrinking
         notes = "\n".join(getattr(e, "__notes__", []))
         where = traceback.extract_tb(e.__traceback__)[-1]
-        signature = (f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+        first = re.sub(r"/tmp/\w+", "TMP", str(e).split("\n")[0])  # a temporary folder's name
+        signature = (f"{type(e).__name__}: {first[:300]} "
                      f"(at {Path(where.filename).name}:{where.lineno})")
         return signature, f"{signature}, seed {round_seed}\n{notes}"
     finally:

@@ -59,7 +59,13 @@ def _container(splits: dict) -> bytes:
 
 HOSTILE = st.dictionaries(st.one_of(st.sampled_from(SPLITS), st.text(max_size=3)), _SPLIT,
                           min_size=0, max_size=4).map(_container)
-NPZ = st.one_of(mutated(npz_seeds(), max_edits=4), HOSTILE, st.binary(max_size=64),
+_STROKE3_SHAPED = st.builds(
+    lambda dtype, n: hnp.arrays(np.dtype(dtype), (n, 3)),
+    st.sampled_from(["int16", "int32", "float32", "float64", "uint8", "int64"]),
+    st.integers(0, 5)).flatmap(lambda s: s)
+WELL_FORMED = st.builds(lambda *s: npz_bytes(**dict(zip(SPLITS, s))),
+                        *[st.lists(_STROKE3_SHAPED, max_size=3)] * 3)
+NPZ = st.one_of(mutated(npz_seeds(), max_edits=4), HOSTILE, WELL_FORMED, st.binary(max_size=64),
                 st.builds(lambda *s: npz_bytes(**dict(zip(SPLITS, s))),
                           *[st.lists(_hostile_array(), max_size=3)] * 3))
 

@@ -277,8 +277,23 @@ def load(damages: list[tuple]) -> None:
                                     "ones its state.json records")
 
 
+_BASELINE: dict[str, int] = {}
+
+
+def baseline(name: str, argv_of) -> int:
+    """The command's exit status on the undamaged run (once per command): the reference a
+    damaged run is held to (export refuses a run of num_mixture != 20 either way)."""
+    if name not in _BASELINE:
+        with damaged_copy([]) as (folder, run, _):
+            _BASELINE[name] = run_cli(argv_of(run, folder))[0]
+    return _BASELINE[name]
+
+
 def _command(argv_of, damages: list[tuple], outputs: tuple[str, ...]) -> None:
-    """Run one command on a damaged copy: exit 0 with its outputs, or one line and none."""
+    """Run one command on a damaged copy: exit 0 with its outputs, or one line and none.
+    With an intact checkpoint left (and no tampering), it must do what it does on the
+    undamaged run: fall back to the newest checkpoint that verifies."""
+    expected = baseline(" ".join(argv_of(Path("R"), Path("F"))), argv_of)
     with damaged_copy(damages) as (folder, run, good):
         before = files_under(folder)
         argv = argv_of(run, folder)
@@ -286,7 +301,7 @@ def _command(argv_of, damages: list[tuple], outputs: tuple[str, ...]) -> None:
         new = {p for p in files_under(folder) - before if not p.startswith("run/")}
         if code != 0:
             check_refusal(code, err, argv)
-            if good and not resigned(damages):
+            if good and not resigned(damages) and expected == 0:
                 raise PropertyViolation(f"{argv}: refused ({err.strip()}), but {good} are intact")
             if new:
                 raise PropertyViolation(f"{argv} failed but wrote {sorted(new)}")
@@ -300,10 +315,25 @@ def sample(damages: list[tuple]) -> None:
                              str(f / "s.npz")], damages, ("s.npz",))
 
 
+@functools.cache
+def few_sheep() -> Path:
+    """The first 24 sketches of each split of the bundled sheep: `evaluate` over a whole
+    split in a second, not the run's 2500 valid sketches."""
+    from fuzz.common import npz_bytes
+    from sketch_rnn.data.npz import load_npz
+
+    folder = Path(tempfile.mkdtemp(prefix="sketch-rnn-fuzz-data-"))
+    atexit.register(shutil.rmtree, folder, True)
+    path = folder / "few_sheep.npz"
+    path.write_bytes(npz_bytes(**{k: v[:24] for k, v in load_npz(SHEEP).items()}))
+    return path
+
+
 @given(DAMAGES)
 def evaluate(damages: list[tuple]) -> None:
-    _command(lambda run, f: ["evaluate", "--run-dir", str(run), "--split", "valid",
-                             "--teacher-forced", "2", "--no-samples"], damages, ())
+    _command(lambda run, f: ["evaluate", "--run-dir", str(run), "--data", str(few_sheep()),
+                             "--split", "valid", "--teacher-forced", "2", "--no-samples"],
+             damages, ())
 
 
 @given(DAMAGES)
@@ -343,4 +373,4 @@ def resume(damages: list[tuple]) -> None:
 
 TARGETS = {"verify": verify, "load": load, "sample": sample, "evaluate": evaluate,
            "export": export, "serve": serve, "resume": resume}
-CI_EXAMPLES = {"load": 6, "sample": 3, "evaluate": 3, "export": 3, "serve": 3, "resume": 3}
+CI_EXAMPLES = {"load": 6, "sample": 3, "evaluate": 2, "export": 3, "serve": 2, "resume": 2}
