@@ -27,7 +27,7 @@ setup(
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.6", "jax==0.10.2", "jaxlib==0.10.2",
                  "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6", "httpx>=0.27",
-                 "selenium>=4.20"],
+                 "selenium>=4.20", "hypothesis>=6.100"],
         "jax": ["jax==0.10.2", "jaxlib==0.10.2"],
     },
     entry_points={"console_scripts": ["sketch-rnn=sketch_rnn.cli:console"]},

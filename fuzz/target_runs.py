@@ -366,6 +366,14 @@ def resume(damages: list[tuple]) -> None:
         code, err = run_cli(argv)
         if code != 0:
             check_refusal(code, err, argv)
+            if good and not resigned(damages):
+                raise PropertyViolation(f"{argv}: refused ({err.strip()}), but {good} are intact")
+        else:
+            from sketch_rnn.training.checkpoint import newest_checkpoint
+
+            newest = _quiet(newest_checkpoint, run)
+            if newest is None or newest.step != last + 2:
+                raise PropertyViolation(f"{argv}: exit 0 but the newest checkpoint is {newest}")
         still = intact(run)
         if [n for n in good if n not in still]:
             raise PropertyViolation(f"{argv}: intact checkpoints lost: {good} -> {still}")

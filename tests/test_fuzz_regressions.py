@@ -112,3 +112,31 @@ def test_a_checkpoint_folder_renamed_to_a_newer_step_is_not_taken(ten_step_run, 
     os.rename(ckpts / "ckpt-00000040", ckpts / "ckpt-00000010")
     assert newest_checkpoint(run).step == 10
     assert quarantine_newer(run, 10) == []
+
+
+# --------------------------------------------------------------------------- complete --strokes
+@pytest.mark.parametrize("value", ["1" + "0" * 400, "1e300", "-1e39", "NaN", "Infinity"])
+def test_a_stroke3_value_beyond_float32_is_refused(tmp_path, value):
+    """strokes.complete_strokes found `[[10**400, 0, 0]]`: np.asarray raised OverflowError
+    (a traceback); 1e300 became inf with a RuntimeWarning on stderr."""
+    import warnings
+
+    from sketch_rnn.cli.complete_command import read_strokes_file
+
+    path = tmp_path / "prefix.json"
+    path.write_text(f"[[0, 1, 0], [{value}, 2, 1]]")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(SketchRNNError, match="within float32's range") as e:
+            read_strokes_file(str(path))
+    one_line(e)
+
+
+def test_a_stroke3_prefix_within_range_is_read(tmp_path):
+    """The control: ordinary and large-but-representable values read as float32."""
+    from sketch_rnn.cli.complete_command import read_strokes_file
+
+    path = tmp_path / "prefix.json"
+    path.write_text("[[0, 1, 0], [3e38, -2.5, 1]]")
+    s = read_strokes_file(str(path))
+    assert s.dtype == np.float32 and s.tolist() == [[0, 1, 0], [np.float32(3e38), -2.5, 1]]
