@@ -43,6 +43,7 @@ class Target:
     module: str   # "fuzz.target_npz"
     name: str     # the key in its TARGETS
     ci_examples: int
+    slow: bool = False  # named in its module's SLOW: the tests mark it `slow`
 
     def with_settings(self, examples: int, derandomize: bool, deadline_ms: int | None
                       ) -> Callable:
@@ -60,11 +61,12 @@ def load_targets(name_filter: str | None = None) -> dict[str, Target]:
     found = {}
     for path in sorted((ROOT / "fuzz").glob("target_*.py")):
         module = importlib.import_module(f"fuzz.{path.stem}")
-        ci = getattr(module, "CI_EXAMPLES", {})
+        ci, slow = getattr(module, "CI_EXAMPLES", {}), getattr(module, "SLOW", set())
         for name in module.TARGETS:
             full = f"{path.stem.removeprefix('target_')}.{name}"
             if name_filter is None or name_filter in full:
-                found[full] = Target(module.__name__, name, ci.get(name, CI_EXAMPLES))
+                found[full] = Target(module.__name__, name, ci.get(name, CI_EXAMPLES),
+                                     name in slow)
     return found
 
 

@@ -179,3 +179,4 @@ TARGETS = {"magenta_js": magenta_js, "magenta_js_import": magenta_js_import,
            "int16_codes": int16_codes, "magenta_config": magenta_config,
            "magenta_folder": magenta_folder}
 CI_EXAMPLES = {"magenta_js_import": 6, "magenta_folder": 8}
+SLOW = {"magenta_js_import", "magenta_folder"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -84,12 +85,17 @@ def bin_file(data: bytes, skip_bad: bool) -> None:
 
 
 def run_cli(argv: list[str]) -> tuple[int, str]:
-    """`sketch-rnn ARGV` in this process -> (exit status, stderr)."""
+    """`sketch-rnn ARGV` in this process -> (exit status, stderr). The callers check what it
+    wrote in their folder; here, that it wrote nothing into the working directory."""
     from sketch_rnn.cli import main
 
     err = io.StringIO()
+    cwd = set(os.listdir("."))
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = main(argv)
+    if set(os.listdir(".")) != cwd:
+        raise PropertyViolation(f"{argv} wrote {sorted(set(os.listdir('.')) ^ cwd)} into the "
+                                "working directory")
     return code, err.getvalue()
 
 

@@ -382,3 +382,4 @@ def resume(damages: list[tuple]) -> None:
 TARGETS = {"verify": verify, "load": load, "sample": sample, "evaluate": evaluate,
            "export": export, "serve": serve, "resume": resume}
 CI_EXAMPLES = {"load": 6, "sample": 3, "evaluate": 2, "export": 3, "serve": 2, "resume": 2}
+SLOW = {"load", "sample", "evaluate", "export", "serve", "resume"}

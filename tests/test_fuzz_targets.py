@@ -20,8 +20,6 @@ if str(ROOT) not in sys.path:  # fuzz/ sits beside the package, outside it
 from fuzz import campaign  # noqa: E402
 
 TARGETS = campaign.load_targets()
-HEAVY = {"magenta.magenta_js_import", "magenta.magenta_folder", "runs.load", "runs.sample",
-         "runs.evaluate", "runs.export", "runs.serve", "runs.resume"}
 
 
 @pytest.fixture
@@ -54,19 +52,11 @@ def test_every_reader_has_a_target():
             "quickdraw.convert_round_trip", "magenta.int16_codes"} <= set(TARGETS)
 
 
-@pytest.mark.parametrize("name", [n for n in TARGETS if n not in HEAVY and
-                                  not n.startswith("runs.")])
-def test_target(name):
-    run_ci(name)
-
-
-def test_corrupted_run_verification(fuzz_run):
-    run_ci("runs.verify")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(HEAVY))
-def test_heavy_target(name, fuzz_run):
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if t.slow else n
+                                  for n, t in TARGETS.items()])
+def test_target(name, request):
+    if name.startswith("runs."):  # the damaged runs start from the session's tiny run
+        request.getfixturevalue("fuzz_run")
     run_ci(name)
 
 
