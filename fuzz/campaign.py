@@ -8,7 +8,8 @@ Each target is run in rounds of `--examples` inputs, each round with its own see
 `--seed`), until its time is spent (`--minutes`) or after one round (no `--minutes`). A
 round stops at its first failure, which Hypothesis shrinks to a small input and which is
 printed with the seed that finds it again; the next round goes on with the next seed. The
-`ci` profile is one derandomized round per target (the same inputs on every run).
+`ci` profile is one derandomized round per target (the same inputs on every run). An
+input running longer than HANG_SECONDS is stopped and reported as a failure.
 
 Prints, per target, the inputs tried and the failures, then one JSON line:
 {"profile", "seed", "minutes", "targets": {name: {"inputs", "rounds", "failures" (distinct),
@@ -20,6 +21,7 @@ import argparse
 import importlib
 import json
 import re
+import signal
 import sys
 import time
 import traceback
@@ -35,7 +37,17 @@ from hypothesis import HealthCheck, seed, settings  # noqa: E402
 
 CI_EXAMPLES = 25      # inputs per target in the ci profile (a module's CI_EXAMPLES may lower it)
 ROUND_EXAMPLES = 200  # inputs per round otherwise
-DEADLINE_MS = 20000   # one input taking longer is a failure ("never a hang past a bound")
+HANG_SECONDS = 120    # one input running longer is a failure ("never a hang past a bound"):
+                      # interrupted by an alarm, since Hypothesis' deadline only measures an
+                      # input once it returns (generous: the first input may import TensorFlow)
+
+
+class Hang(BaseException):
+    """An input ran past HANG_SECONDS (a BaseException: no `except Exception` swallows it)."""
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise Hang(f"one input ran longer than {HANG_SECONDS} s")
 
 
 @dataclass(frozen=True)
@@ -45,14 +57,13 @@ class Target:
     ci_examples: int
     slow: bool = False  # named in its module's SLOW: the tests mark it `slow`
 
-    def with_settings(self, examples: int, derandomize: bool, deadline_ms: int | None
-                      ) -> Callable:
+    def with_settings(self, examples: int, derandomize: bool) -> Callable:
         """The target's @given function under the campaign's settings. Hypothesis takes one
         `settings` per function, so each call takes the function from a fresh import of its
         module (a target module only defines strategies and functions: reloading is cheap)."""
         fn = importlib.reload(importlib.import_module(self.module)).TARGETS[self.name]
         return settings(max_examples=examples, derandomize=derandomize, database=None,
-                        deadline=deadline_ms, print_blob=True, report_multiple_bugs=False,
+                        deadline=None, print_blob=True, report_multiple_bugs=False,
                         suppress_health_check=list(HealthCheck))(fn)
 
 
@@ -89,13 +100,18 @@ def run_round(fn: Callable, tally: Tally, round_seed: int | None) -> tuple[str, 
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         tally.inputs += 1
-        return inner(*args, **kwargs)
+        signal.setitimer(signal.ITIMER_REAL, HANG_SECONDS)
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
 
     fn.hypothesis.inner_test = counted
+    previous = signal.signal(signal.SIGALRM, _alarm)
     try:
         (fn if round_seed is None else seed(round_seed)(fn))()
         return None
-    except Exception as e:  # the property violation (or any other exception) after shrinking
+    except (Exception, Hang) as e:  # the property violation (or any other exception), shrunk
         notes = "\n".join(getattr(e, "__notes__", []))
         where = traceback.extract_tb(e.__traceback__)[-1]
         first = re.sub(r"/tmp/\w+", "TMP", str(e).split("\n")[0])  # a temporary folder's name
@@ -103,6 +119,7 @@ def run_round(fn: Callable, tally: Tally, round_seed: int | None) -> tuple[str, 
                      f"(at {Path(where.filename).name}:{where.lineno})")
         return signature, f"{signature}, seed {round_seed}\n{notes}"
     finally:
+        signal.signal(signal.SIGALRM, previous)
         fn.hypothesis.inner_test = inner
         tally.rounds += 1
 
@@ -114,12 +131,12 @@ def campaign(targets: dict[str, Target], profile: str, minutes: float | None,
     for i, (name, target) in enumerate(targets.items()):
         tally, start = Tally(), time.monotonic()
         if profile == "ci":
-            fn = target.with_settings(examples or target.ci_examples, True, None)
+            fn = target.with_settings(examples or target.ci_examples, True)
             tally.add(run_round(fn, tally, None))
         else:
             r = 0
             while True:
-                fn = target.with_settings(examples or ROUND_EXAMPLES, False, DEADLINE_MS)
+                fn = target.with_settings(examples or ROUND_EXAMPLES, False)
                 tally.add(run_round(fn, tally, base_seed * 1_000_003 + i * 10_007 + r))
                 r += 1
                 if minutes is None or time.monotonic() - start > 60 * minutes:

@@ -114,8 +114,11 @@ class Checkpoint:
 
     @property
     def hps(self) -> HParams:
+        saved = self.state.get("hparams")
+        if not isinstance(saved, dict):
+            raise SketchRNNError(f"{self.path / STATE}: hparams missing or malformed")
         # a field the run did not record takes the value it was trained with
-        return HParams.from_dict({**LEGACY_DEFAULTS, **self.state["hparams"]})
+        return HParams.from_dict({**LEGACY_DEFAULTS, **saved})
 
 
 def verify(path: Path) -> Checkpoint:
