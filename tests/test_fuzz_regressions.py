@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,3 +141,56 @@ def test_a_stroke3_prefix_within_range_is_read(tmp_path):
     path.write_text("[[0, 1, 0], [3e38, -2.5, 1]]")
     s = read_strokes_file(str(path))
     assert s.dtype == np.float32 and s.tolist() == [[0, 1, 0], [np.float32(3e38), -2.5, 1]]
+
+
+# --------------------------------------------------------------------------- edited checkpoints
+def _resign(folder: Path) -> None:
+    """Rewrite the manifest to match the files: a hand edit, not an accident."""
+    import hashlib
+
+    files = {f: hashlib.sha256((folder / f).read_bytes()).hexdigest()
+             for f in ("model.weights.h5", "callbacks.pkl", "state.json")}
+    (folder / "MANIFEST.json").write_text(json.dumps({"format": 1, "files": files}))
+
+
+@pytest.mark.parametrize("edit", [{"hparams": None}, {"hparams": [1, 2]}, {"seed": "0"},
+                                  {"data": None}, {"data": {"paths": []}},
+                                  {"data": {"paths": [], "scale_factor": -1.0}}])
+def test_a_hand_edited_state_json_is_one_line(ten_step_run, tmp_path, edit):
+    """runs.verify found a re-signed state.json without `hparams`: `info` raised KeyError.
+    The same for what load_run reads (seed, data.paths, data.scale_factor)."""
+    from sketch_rnn.training.runs import info, load_run
+
+    run = tmp_path / "run"
+    shutil.copytree(ten_step_run, run)
+    folder = run / "checkpoints" / "ckpt-00000010"
+    state = json.loads((folder / "state.json").read_text())
+    state.update({k: v for k, v in edit.items() if v is not None})
+    for k in [k for k, v in edit.items() if v is None]:
+        del state[k]
+    (folder / "state.json").write_text(json.dumps(state))
+    _resign(folder)
+    field = next(iter(edit))
+    summary = info(run)  # info reports what is there
+    assert summary["step"] == 10
+    with pytest.raises(SketchRNNError, match=f"state.json: {field}[.a-z_]* missing or malformed") as e:
+        load_run(run)
+    one_line(e)
+
+
+def test_a_re_signed_damaged_weights_file_is_one_line(ten_step_run, tmp_path):
+    """runs.load found a weights file with one bit flipped in its HDF5 header and the
+    manifest re-signed: Keras' error ("A total of 8 objects could not be loaded ...") ran
+    over several lines."""
+    from sketch_rnn.training.runs import load_run
+
+    run = tmp_path / "run"
+    shutil.copytree(ten_step_run, run)
+    folder = run / "checkpoints" / "ckpt-00000010"
+    weights = bytearray((folder / "model.weights.h5").read_bytes())
+    weights[161] ^= 1
+    (folder / "model.weights.h5").write_bytes(bytes(weights))
+    _resign(folder)
+    with pytest.raises(SketchRNNError, match="model.weights.h5: cannot load weights") as e:
+        load_run(run)
+    one_line(e)
