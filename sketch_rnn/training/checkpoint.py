@@ -24,7 +24,8 @@ no permission), the partial temporary directory is removed and `latest` and ever
 checkpoint stay as they were.
 
 Complete means: the manifest lists every file and each matches its sha256, and state.json
-parses with a step. What the rest of state.json means (and writing it) is `run_state`'s.
+parses with a step, the step the folder is named after (a folder renamed or linked under
+another name is not that checkpoint). What the rest of state.json means (and writing it) is `run_state`'s.
 Reading checkpoints needs no TensorFlow (only the fingerprint imports Keras, when called).
 """
 from __future__ import annotations

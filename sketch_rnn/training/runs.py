@@ -77,16 +77,17 @@ class LoadedRun:
         return self.checkpoint.state
 
 
-def check_state(ckpt: Checkpoint) -> None:
+def _check_state(ckpt: Checkpoint) -> None:
     """What a loaded run reads from state.json beyond `verify`'s step (a seed, the data's
     paths and a positive scale factor), or one line naming the field: a state.json that
     matches its manifest can still have been edited by hand."""
-    state, data = ckpt.state, ckpt.state.get("data")
+    state = ckpt.state
+    data = state.get("data") if isinstance(state.get("data"), dict) else None
     for name, ok in (("seed", isinstance(state.get("seed"), int)),
-                     ("data", isinstance(data, dict)),
-                     ("data.paths", isinstance(data, dict) and isinstance(data.get("paths"), list)),
-                     ("data.scale_factor", isinstance(data, dict) and _positive(
-                         data.get("scale_factor")))):
+                     ("data", data is not None),
+                     ("data.paths", data is not None and isinstance(data.get("paths"), list)),
+                     ("data.scale_factor", data is not None
+                      and _positive(data.get("scale_factor")))):
         if not ok:
             raise SketchRNNError(f"{ckpt.path / STATE}: {name} missing or malformed")
 
@@ -103,7 +104,7 @@ def load_run(run_dir: str | Path, precision: str | None = None) -> LoadedRun:
     from ..model.build import build_model  # Keras: only when a model is needed
 
     ckpt = require_checkpoint(run_dir)
-    check_state(ckpt)
+    _check_state(ckpt)
     hps = ckpt.hps if precision is None else ckpt.hps.replace(precision=precision)
     model = build_model(hps, int(ckpt.state["seed"]))
     try:
