@@ -173,7 +173,8 @@ def test_a_hand_edited_state_json_is_one_line(ten_step_run, tmp_path, edit):
     field = next(iter(edit))
     summary = info(run)  # info reports what is there
     assert summary["step"] == 10
-    with pytest.raises(SketchRNNError, match=f"state.json: {field}[.a-z_]* missing or malformed") as e:
+    with pytest.raises(SketchRNNError,
+                       match=f"state.json: {field}[.a-z_]* missing or malformed") as e:
         load_run(run)
     one_line(e)
 

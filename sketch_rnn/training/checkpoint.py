@@ -25,7 +25,8 @@ checkpoint stay as they were.
 
 Complete means: the manifest lists every file and each matches its sha256, and state.json
 parses with a step, the step the folder is named after (a folder renamed or linked under
-another name is not that checkpoint). What the rest of state.json means (and writing it) is `run_state`'s.
+another name is not that checkpoint). What the rest of state.json means (and writing it)
+is `run_state`'s.
 Reading checkpoints needs no TensorFlow (only the fingerprint imports Keras, when called).
 """
 from __future__ import annotations
