@@ -103,6 +103,8 @@ def _manifest(folder: Path) -> None:
     """Re-sign: the manifest rewritten to match the files as they are now."""
     files = {f: hashlib.sha256((folder / f).read_bytes()).hexdigest() for f in CONTENT
              if (folder / f).is_file()}
+    if (folder / "MANIFEST.json").is_dir():
+        shutil.rmtree(folder / "MANIFEST.json")
     (folder / "MANIFEST.json").write_text(json.dumps({"format": 1, "files": files}))
 
 

@@ -179,19 +179,32 @@ def test_a_hand_edited_state_json_is_one_line(ten_step_run, tmp_path, edit):
     one_line(e)
 
 
-def test_a_re_signed_damaged_weights_file_is_one_line(ten_step_run, tmp_path):
-    """runs.load found a weights file with one bit flipped in its HDF5 header and the
-    manifest re-signed: Keras' error ("A total of 8 objects could not be loaded ...") ran
-    over several lines."""
+@pytest.mark.parametrize("where", [120, 161, 0.5, 0.9])
+def test_a_re_signed_damaged_weights_file_is_refused(ten_step_run, tmp_path, where):
+    """runs.load found weights files with one bit flipped and the manifest re-signed: in
+    the HDF5 header Keras raised a multi-line error (161) or h5py a RuntimeError "wrong
+    B-tree signature" (120), a traceback; in the data (half-way, 90 %) the model loaded
+    other weights than the run's, silently. Now each is one line, the last by the
+    fingerprint state.json records."""
     from sketch_rnn.training.runs import load_run
 
     run = tmp_path / "run"
     shutil.copytree(ten_step_run, run)
     folder = run / "checkpoints" / "ckpt-00000010"
     weights = bytearray((folder / "model.weights.h5").read_bytes())
-    weights[161] ^= 1
+    weights[where if isinstance(where, int) else int(where * len(weights))] ^= 1
     (folder / "model.weights.h5").write_bytes(bytes(weights))
     _resign(folder)
-    with pytest.raises(SketchRNNError, match="model.weights.h5: cannot load weights") as e:
+    with pytest.raises(SketchRNNError, match="model.weights.h5: (cannot load weights|the "
+                                             "weights loaded are not the ones)") as e:
         load_run(run)
     one_line(e)
+
+
+def test_an_undamaged_run_loads_with_its_recorded_fingerprint(ten_step_run):
+    """The control: the run as trained loads, and its variables are the recorded ones."""
+    from sketch_rnn.training.checkpoint import fingerprint
+    from sketch_rnn.training.runs import load_run
+
+    run = load_run(ten_step_run)
+    assert fingerprint(run.model) == run.state["fingerprint"]

@@ -17,6 +17,7 @@ from .checkpoint import (
     Checkpoint,
     CheckpointWriter,
     complete_checkpoints,
+    fingerprint,
     quarantined,
     require_checkpoint,
 )
@@ -98,8 +99,8 @@ def _positive(value: Any) -> bool:
 
 
 def load_run(run_dir: str | Path, precision: str | None = None) -> LoadedRun:
-    """The newest complete checkpoint of `run_dir` as a ready model (sampling, evaluation).
-    `precision` ("float32" | "bfloat16") builds it with other matmul operands than it was
+    """The newest complete checkpoint of `run_dir` as a ready model (sampling, evaluation),
+    its variables checked against the fingerprint in its state.json. `precision` ("float32" | "bfloat16") builds it with other matmul operands than it was
     trained with: to compare it with a run of the other precision on equal terms."""
     from ..model.build import build_model  # Keras: only when a model is needed
 
@@ -109,7 +110,14 @@ def load_run(run_dir: str | Path, precision: str | None = None) -> LoadedRun:
     model = build_model(hps, int(ckpt.state["seed"]))
     try:
         model.load_weights(str(ckpt.path / WEIGHTS))
-    except (OSError, ValueError) as e:
+    except Exception as e:  # a damaged .h5: h5py and Keras raise OSError, ValueError,
+        # RuntimeError ("wrong B-tree signature"), KeyError, ...
         raise SketchRNNError(f"{ckpt.path / WEIGHTS}: cannot load weights "
                              f"({first_line(e)})") from None
+    # the manifest says the files are as written, unless it was rewritten with them: the
+    # fingerprint of what loaded must still be the one the trainer recorded
+    recorded = ckpt.state.get("fingerprint")
+    if recorded is not None and fingerprint(model) != recorded:
+        raise SketchRNNError(f"{ckpt.path / WEIGHTS}: the weights loaded are not the ones "
+                             "state.json's fingerprint records (changed after it was written)")
     return LoadedRun(model, hps, ckpt)
