@@ -66,9 +66,13 @@ def bin_seeds() -> tuple[bytes, ...]:
 
 
 def npz_bytes(**splits: Any) -> bytes:
-    """A sketch-rnn .npz's bytes, each split an object array of the given sketches."""
+    """A sketch-rnn .npz's bytes, each split an object array of the given sketches (or, when
+    given an array, that array itself)."""
     arrays = {}
     for name, sketches in splits.items():
+        if isinstance(sketches, np.ndarray):
+            arrays[name] = sketches
+            continue
         arr = np.empty(len(sketches), dtype=object)
         for i, s in enumerate(sketches):
             arr[i] = s

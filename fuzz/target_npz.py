@@ -5,7 +5,6 @@ sketches, packed for training, a split by index as `--from` reads it) gives vali
 stroke-3 or one line of our error."""
 from __future__ import annotations
 
-import io
 import tempfile
 from pathlib import Path
 
@@ -42,23 +41,8 @@ _SPLIT = st.one_of(st.lists(_hostile_array(), max_size=4),
                                                                  max_side=4)))
 
 
-def _container(splits: dict) -> bytes:
-    arrays = {}
-    for name, value in splits.items():
-        if isinstance(value, np.ndarray):
-            arrays[name] = value
-        else:
-            arr = np.empty(len(value), dtype=object)
-            for i, s in enumerate(value):
-                arr[i] = s
-            arrays[name] = arr
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
-
-
 HOSTILE = st.dictionaries(st.one_of(st.sampled_from(SPLITS), st.text(max_size=3)), _SPLIT,
-                          min_size=0, max_size=4).map(_container)
+                          min_size=0, max_size=4).map(lambda d: npz_bytes(**d))
 _STROKE3_SHAPED = st.builds(
     lambda dtype, n: hnp.arrays(np.dtype(dtype), (n, 3)),
     st.sampled_from(["int16", "int32", "float32", "float64", "uint8", "int64"]),
