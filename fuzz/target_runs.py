@@ -33,9 +33,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz.common import ROOT, PropertyViolation, apply_edits, check_message, files_under, ours
+from fuzz.common import ROOT, PropertyViolation, apply_edits, files_under, ours
 from fuzz.target_quickdraw import check_refusal, run_cli
-from sketch_rnn.core.errors import SketchRNNError
 
 FILES = ("model.weights.h5", "callbacks.pkl", "state.json", "MANIFEST.json")
 CONTENT = FILES[:3]
