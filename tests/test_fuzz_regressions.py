@@ -208,3 +208,19 @@ def test_an_undamaged_run_loads_with_its_recorded_fingerprint(ten_step_run):
 
     run = load_run(ten_step_run)
     assert fingerprint(run.model) == run.state["fingerprint"]
+
+
+# --------------------------------------------------------------------------- Magenta folders
+def test_a_garbled_magenta_checkpoint_pointer_falls_back_to_the_newest_index(tmp_path):
+    """magenta.magenta_folder found a `checkpoint` file whose first byte had one bit flipped
+    (not UTF-8 any more): find_checkpoint raised UnicodeDecodeError, a traceback. The file
+    only points at the newest vector-N, which is then found by its name, as without it."""
+    from sketch_rnn.serving.magenta_files import find_checkpoint
+
+    source = Path(__file__).parent / "fixtures" / "magenta" / "lstm"
+    model = tmp_path / "lstm"
+    shutil.copytree(source, model)
+    data = bytearray((model / "checkpoint").read_bytes())
+    data[0] ^= 0x80
+    (model / "checkpoint").write_bytes(bytes(data))
+    assert find_checkpoint(model) == model / "vector-3"

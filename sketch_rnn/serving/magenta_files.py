@@ -74,7 +74,9 @@ def find_checkpoint(model_dir: Path) -> Path:
     """The checkpoint prefix (`.../vector-N`): the `checkpoint` file's, else the newest N."""
     listed = model_dir / "checkpoint"
     if listed.is_file():
-        match = re.search(r'^model_checkpoint_path:\s*"([^"]+)"', listed.read_text("utf-8"), re.M)
+        # a garbled pointer file (not UTF-8) names nothing: the newest N is taken instead
+        text = listed.read_text("utf-8", errors="replace")
+        match = re.search(r'^model_checkpoint_path:\s*"([^"]+)"', text, re.M)
         if match:
             prefix = model_dir / Path(match.group(1)).name
             if prefix.with_name(prefix.name + ".index").is_file():
