@@ -35,7 +35,7 @@ setup(
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.6", "jax==0.10.2", "jaxlib==0.10.2",
                  "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6", "httpx>=0.27",
-                 "selenium>=4.20", "ipywidgets>=8"],
+                 "selenium>=4.20", "ipywidgets>=8", "hypothesis>=6.100"],
         # the notebooks: `sketch_rnn.train`'s progress bar as a Jupyter widget (tqdm.auto)
         "notebook": ["ipykernel>=6", "ipywidgets>=8"],
         "jax": ["jax==0.10.2", "jaxlib==0.10.2"],

@@ -158,8 +158,8 @@ def test_info_reads_json_only() -> None:
 def test_experiments_stay_out_of_the_product():
     """benchmarks/ holds benchmarks only (`bench_*.py`, modules that a benchmark imports, and
     `record.py` with the results it keeps in `results/`), and neither it nor the package
-    reaches into studies/ (an experiment may use the product,
-    never the other way round)."""
+    reaches into studies/ or fuzz/ (an experiment or a fuzz target may use the product, never
+    the other way round)."""
     root = PACKAGE.parent
     benches = list((root / "benchmarks").glob("bench_*.py"))
     imported = {(n.module or "") for b in benches for n in ast.walk(ast.parse(b.read_text()))
@@ -168,7 +168,7 @@ def test_experiments_stay_out_of_the_product():
                   if not p.name.startswith(("bench_", "__pycache__"))
                   and p.name not in ("record.py", "results")
                   and not (p.suffix == ".py" and p.stem in imported)) == []
-    study_modules = {p.stem for p in (root / "studies").rglob("*.py")}
+    study_modules = {p.stem for p in (root / "studies").rglob("*.py")} | {"fuzz"}
     for path in [*PACKAGE.rglob("*.py"), *(root / "benchmarks").glob("*.py")]:
         text = path.read_text(encoding="utf-8")
         assert "studies" not in text, path

@@ -44,7 +44,7 @@ def read_strokes_file(path: str) -> np.ndarray:
     except ValueError:
         obj = None  # perhaps several ndjson lines: take the first drawing
     if isinstance(obj, list):
-        return np.asarray(obj, dtype=np.float32) if _is_stroke3(obj) else _bad(path)
+        return _as_float32(obj, path) if _is_stroke3(obj) else _bad(path)
     drawing = parse_ndjson_line(first if obj is None else text, f"--strokes {path}", "")
     s3 = lines_to_stroke3(drawing_lines(drawing)).astype(np.float32)
     if len(s3) == 0:
@@ -55,6 +55,19 @@ def read_strokes_file(path: str) -> np.ndarray:
 def _is_stroke3(obj: list) -> bool:
     return all(isinstance(p, list) and len(p) == 3 and all(
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in p) for p in obj)
+
+
+def _as_float32(obj: list, path: str) -> np.ndarray:
+    """The points as float32; a value float32 cannot hold (an integer of 400 digits, 1e300,
+    NaN) is refused here, not turned into inf with a warning or an OverflowError."""
+    try:
+        s = np.asarray(obj, dtype=np.float64)  # (L, 3)
+    except OverflowError:
+        s = np.full(1, np.inf)
+    if not np.all(np.abs(s) <= np.finfo(np.float32).max):  # False for NaN too
+        raise SketchRNNError(f"--strokes {path}: values must be finite numbers within "
+                             "float32's range")
+    return s.astype(np.float32)
 
 
 def _bad(path: str) -> np.ndarray:

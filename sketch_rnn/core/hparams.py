@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,9 @@ class HParams:
     # ------------------------------------------------------------------
     def validate(self) -> None:
         """Reject values no model could train with, naming the field."""
+        for name, kind in _TYPES.items():  # NaN passes every comparison below
+            if kind == "float" and not math.isfinite(getattr(self, name)):
+                raise SketchRNNError(f"hparam {name}={getattr(self, name)!r}: must be finite")
         positive = ("enc_rnn_size", "dec_rnn_size", "z_size", "num_mixture", "batch_size",
                     "max_seq_len", "hyper_num_units", "hyper_embedding_size", "num_steps",
                     "save_every", "keep_checkpoints", "learning_rate", "grad_clip")
@@ -119,7 +123,7 @@ class HParams:
     def from_dict(cls, values: dict[str, Any]) -> "HParams":
         unknown = sorted(set(values) - set(field_names()))
         if unknown:
-            raise SketchRNNError(f"unknown hparam(s): {', '.join(unknown)}")
+            raise SketchRNNError(f"unknown hparam(s): {', '.join(map(repr, unknown))}")
         return cls(**{k: _coerce(k, v) for k, v in values.items()})
 
     @classmethod

@@ -150,7 +150,7 @@ def _read_npz(path: str, content: bytes | None, convert: Any) -> dict[str, Any]:
         missing = [s for s in SPLITS if s not in npz.files]
         if missing:
             raise SketchRNNError(f"{path}: missing split key(s) {', '.join(missing)} "
-                                 f"(found: {', '.join(npz.files) or 'none'})")
+                                 f"(found: {', '.join(map(repr, npz.files)) or 'none'})")
         result = {}
         for split in SPLITS:
             try:

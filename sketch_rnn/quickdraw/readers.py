@@ -21,6 +21,9 @@ from ..core.files import open_for_reading
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 BIN_SUFFIXES = (".bin",)
 CANVAS_MAX = 255          # simplified drawings span 0..255
+# |x|, |y| beyond this cannot be a drawing: raw QuickDraw is screen pixels; the limit keeps
+# the simplification's arithmetic (differences, scaling to 0..255) finite
+MAX_COORDINATE = 1e15
 
 _BIN_HEADER = struct.Struct("<Q2sBIH")  # key_id, countrycode, recognized, timestamp, n_strokes
 _BIN_COUNT = struct.Struct("<H")        # n_points of one stroke
@@ -78,6 +81,8 @@ def _check_strokes(raw: object, where: str) -> list[np.ndarray]:
             raise SketchRNNError(f"{where}: stroke {i} has non-numeric coordinates")
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise SketchRNNError(f"{where}: stroke {i} has non-finite coordinates")
+        if np.abs(arr[:2].astype(np.float64)).max() > MAX_COORDINATE:
+            raise SketchRNNError(f"{where}: stroke {i} has x or y beyond +-{MAX_COORDINATE:g}")
         strokes.append(arr)
     if not strokes:
         raise SketchRNNError(f"{where}: drawing has no points")

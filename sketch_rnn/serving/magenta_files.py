@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import SketchRNNError
+from ..core.errors import SketchRNNError, first_line
 from ..core.files import read_json
 from ..core.hparams import HParams
 
@@ -74,7 +74,9 @@ def find_checkpoint(model_dir: Path) -> Path:
     """The checkpoint prefix (`.../vector-N`): the `checkpoint` file's, else the newest N."""
     listed = model_dir / "checkpoint"
     if listed.is_file():
-        match = re.search(r'^model_checkpoint_path:\s*"([^"]+)"', listed.read_text("utf-8"), re.M)
+        # a garbled pointer file (not UTF-8) names nothing: the newest N is taken instead
+        text = listed.read_text("utf-8", errors="replace")
+        match = re.search(r'^model_checkpoint_path:\s*"([^"]+)"', text, re.M)
         if match:
             prefix = model_dir / Path(match.group(1)).name
             if prefix.with_name(prefix.name + ".index").is_file():
@@ -109,7 +111,7 @@ class MagentaCheckpoint:
             self.shapes = self.reader.get_variable_to_shape_map()
         except Exception as e:  # tf raises DataLossError, NotFoundError, ...
             raise SketchRNNError(f"{prefix}: not a readable TensorFlow checkpoint "
-                                 f"({_first_line(e)})") from None
+                                 f"({first_line(e)})") from None
         self.prefix = prefix
         self.used: set[str] = set()
 
@@ -124,7 +126,7 @@ class MagentaCheckpoint:
         try:
             return np.asarray(self.reader.get_tensor(key))
         except Exception as e:  # a truncated or damaged .data file
-            raise SketchRNNError(f"{self.prefix}: cannot read {key} ({_first_line(e)})") from None
+            raise SketchRNNError(f"{self.prefix}: cannot read {key} ({first_line(e)})") from None
 
     def slot(self, name: str, which: str) -> np.ndarray | None:
         """Adam's slot `which` ("Adam" m, "Adam_1" v) of variable `name`, None if absent."""
@@ -138,8 +140,3 @@ class MagentaCheckpoint:
     def unused(self) -> list[str]:
         return sorted(k for k in self.shapes if k not in self.used and not _BOOKKEEPING.match(k)
                       and not k.endswith(("/Adam", "/Adam_1")))
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

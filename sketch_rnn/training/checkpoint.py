@@ -24,7 +24,9 @@ no permission), the partial temporary directory is removed and `latest` and ever
 checkpoint stay as they were.
 
 Complete means: the manifest lists every file and each matches its sha256, and state.json
-parses with a step. What the rest of state.json means (and writing it) is `run_state`'s.
+parses with a step, the step the folder is named after (a folder renamed or linked under
+another name is not that checkpoint). What the rest of state.json means (and writing it)
+is `run_state`'s.
 Reading checkpoints needs no TensorFlow (only the fingerprint imports Keras, when called).
 """
 from __future__ import annotations
@@ -115,8 +117,11 @@ class Checkpoint:
 
     @property
     def hps(self) -> HParams:
+        saved = self.state.get("hparams")
+        if not isinstance(saved, dict):
+            raise SketchRNNError(f"{self.path / STATE}: hparams missing or malformed")
         # a field the run did not record takes the value it was trained with
-        return HParams.from_dict({**LEGACY_DEFAULTS, **self.state["hparams"]})
+        return HParams.from_dict({**LEGACY_DEFAULTS, **saved})
 
 
 def verify(path: Path) -> Checkpoint:
@@ -141,9 +146,12 @@ def verify(path: Path) -> Checkpoint:
             raise SketchRNNError(f"{path}: {name} does not match its sha256 in {MANIFEST}")
     try:
         state = json.loads((path / STATE).read_text(encoding="utf-8"))
-        int(state["step"])
-    except (ValueError, KeyError, TypeError) as e:
+        step = int(state["step"])
+    except (ValueError, KeyError, TypeError, OverflowError) as e:
         raise SketchRNNError(f"{path}: unreadable state.json ({e})") from None
+    named = _step_of(path.name)
+    if named is not None and named != step:  # a folder renamed or linked under another step
+        raise SketchRNNError(f"{path}: state.json is of step {step}, not the folder's {named}")
     return Checkpoint(path, state)
 
 
