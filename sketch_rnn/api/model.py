@@ -42,9 +42,10 @@ def load(path: PathLike) -> Model:
     >>> model.complete([[0, 0, 0], [30, 0, 0], [0, 25, 1]], n=4).save("endings.svg")  # doctest: +SKIP
     """
     from ..core.compile_cache import enable as enable_compile_cache
+
+    enable_compile_cache()  # before TensorFlow starts: the next load reuses the programs
     from ..training.runs import load_run  # Keras: only now
 
-    enable_compile_cache()  # before anything is compiled: the next load reuses the programs
     return Model(load_run(path), path)
 
 

@@ -54,11 +54,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- generation
 def load_run(run_dir: str) -> Any:
     from ..core.compile_cache import enable as enable_compile_cache
+
+    enable_compile_cache()  # before TensorFlow starts: the next command reuses the programs
     from ..training.runs import (
         load_run as load,  # Keras: only for the commands that need it
     )
 
-    enable_compile_cache()  # before anything is compiled: the next command reuses the programs
     return load(run_dir)
 
 

@@ -211,9 +211,8 @@ def enable(root: str | os.PathLike | None = None) -> Path | None:
     if resolved is None:
         os.environ["TF_XLA_FLAGS"] = flags
         return None
-    if "tensorflow" in sys.modules:  # fine unless something was XLA-compiled already
-        log.debug("the compile cache was set up after TensorFlow was imported: it holds what "
-                  "is compiled from now on")
+    # TensorFlow reads TF_XLA_FLAGS at its first XLA compile, not at import: enabling after
+    # `import tensorflow` (a notebook that imported keras first) still takes effect
     key = environment_key()
     store, work_root = resolved / key, resolved / "work"
     try:
