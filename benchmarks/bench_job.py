@@ -22,8 +22,8 @@ preset's num_steps, a checkpoint every save_every) counts the first checkpoint a
 (their median): checkpoints / (num_steps x median step + checkpoints); the first process
 must reach its second checkpoint (--steps >= 2 x save_every) to measure a later one. Then
 `sketch-rnn evaluate --run-dir checkpoints/sheep --split test` in a fresh process per path
-(the new path twice:
-compile cache empty, then filled), its JSON compared with the old path's.
+(the new path twice: compile cache empty, then filled), its JSON compared with the old
+path's.
 
     python benchmarks/bench_job.py                     # 750 steps + 60 resumed, both paths
     python benchmarks/bench_job.py --no-evaluate       # the job only
