@@ -38,9 +38,8 @@ further on) and meets the length buckets in another order; so the trainer moves 
 counter to a fixed value (`model.backend.align_trace_names`) and traces every bucket's step
 in one fixed order before the first step (`training.trainer.per_shape_train_function`).
 Every process of a run then names, and finds, the training step's programs: a resume
-loads them instead of compiling them. (Validation's graph and the sampler, traced at a
-process's first checkpoint, are found only where the processes ran as many steps before
-it.) What no cache removes is the Python tracing itself (roughly 1.3-3.5 s a bucket at
+loads them instead of compiling them; the trainer moves the counter again at a process's
+first checkpoint, before validation's graph and the sampler are traced. What no cache removes is the Python tracing itself (roughly 1.3-3.5 s a bucket at
 `tiny` on 2 busy cores), which start-up now pays for every bucket at once, and at a
 bucket's first step grappler, loading the program and oneDNN's first kernels (1.5-3 s at
 `small` on 2 busy cores).

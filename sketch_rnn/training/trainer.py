@@ -214,6 +214,7 @@ class Trainer:
         self.epochs = CheckpointEpochs(self.callbacks, states, self.hps.save_every)
         self.stop = StopSignal()
         self.logger = None  # a TrainingLogger while fit() runs
+        self.names_aligned = False  # align_trace_names at this process's first save
 
     @property
     def step(self) -> int:
@@ -226,6 +227,9 @@ class Trainer:
         if not self.dist.is_chief:  # the chief alone writes checkpoints
             return None
         started = time.perf_counter()
+        if not self.names_aligned:  # validation's graph and the sampler are traced next:
+            backend.align_trace_names()  # their compiled programs named alike in every process
+            self.names_aligned = True
         valid = evaluate_split(self.model, self.data.valid, self.hps) if len(self.data.valid) else {}
         if step % self.hps.save_every == 0 or step >= self.hps.num_steps:
             self.epochs.epoch_end(step, valid)  # not a save forced by a signal
