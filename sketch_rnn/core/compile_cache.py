@@ -39,10 +39,11 @@ counter to a fixed value (`model.backend.align_trace_names`) and traces every bu
 in one fixed order before the first step (`training.trainer.per_shape_train_function`).
 Every process of a run then names, and finds, the training step's programs: a resume
 loads them instead of compiling them; the trainer moves the counter again at a process's
-first checkpoint, before validation's graph and the sampler are traced. What no cache removes is the Python tracing itself (roughly 1.3-3.5 s a bucket at
-`tiny` on 2 busy cores), which start-up now pays for every bucket at once, and at a
-bucket's first step grappler, loading the program and oneDNN's first kernels (1.5-3 s at
-`small` on 2 busy cores).
+first checkpoint, before validation's graph and the sampler are traced. What no cache
+removes is the Python tracing itself (roughly 1.3-3.5 s a bucket at `tiny` on 2 busy
+cores), which start-up now pays for every bucket at once, and at a bucket's first step
+grappler, loading the program and oneDNN's first kernels (1.5-3 s at `small` on 2 busy
+cores).
 """
 from __future__ import annotations
 
