@@ -88,7 +88,12 @@ def child(path: str, run_dir: str, steps: int, preset_name: str, spawned: float,
     validate = functools.partial(evaluate_split, eager=path == "old")
     trainer.evaluate_split = timed("validation", validate)
     CheckpointWriter.write = timed("writing", CheckpointWriter.write)
-    model_commands._draw_samples = timed("samples", model_commands._draw_samples)
+    try:  # where the train command's sample grid is drawn (the public API's run, or the CLI)
+        from sketch_rnn.api import run as drawer
+        drawing = "draw_samples"
+    except ImportError:
+        drawer, drawing = model_commands, "_draw_samples"
+    setattr(drawer, drawing, timed("samples", getattr(drawer, drawing)))
     trainer.compile_cache.publish = timed("publish", compile_cache.publish)
     save = trainer.Trainer.save
 
