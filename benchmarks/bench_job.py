@@ -16,10 +16,14 @@ intervals with the checkpoints' time taken out), validation, writing, samples, a
 overhead (wall time less the training steps) as a share of the wall time; for the resume,
 the time its first 20 steps lose to compiles (their sum less 20 steady steps: the median
 step of the resume) and start-up to full speed (to the end of the last of those steps
-slower than twice the median). The checkpoint share at the main job's settings is
-mean checkpoint / (save_every x median step + mean checkpoint). Then `sketch-rnn evaluate
---run-dir checkpoints/sheep --split test` in a fresh process per path (the new path twice:
-compile cache empty, then filled), its JSON compared with the old path's.
+slower than twice the median). The checkpoint share at the main job's settings (the
+preset's num_steps, a checkpoint every save_every) counts the first checkpoint as measured
+(it compiles validation's graph and the sampler) and the others as the measured later ones
+(their median): checkpoints / (num_steps x median step + checkpoints); the first process
+must reach its second checkpoint (--steps >= 2 x save_every) to measure a later one. Then
+`sketch-rnn evaluate --run-dir checkpoints/sheep --split test` in a fresh process per path
+(the new path twice: compile cache empty, then filled), its JSON compared with the old
+path's.
 
     python benchmarks/bench_job.py                     # 750 steps + 60 resumed, both paths
     python benchmarks/bench_job.py --no-evaluate       # the job only
@@ -84,7 +88,12 @@ def child(path: str, run_dir: str, steps: int, preset_name: str, spawned: float,
     validate = functools.partial(evaluate_split, eager=path == "old")
     trainer.evaluate_split = timed("validation", validate)
     CheckpointWriter.write = timed("writing", CheckpointWriter.write)
-    model_commands._draw_samples = timed("samples", model_commands._draw_samples)
+    try:  # where the train command's sample grid is drawn (the public API's run, or the CLI)
+        from sketch_rnn.api import run as drawer
+        drawing = "draw_samples"
+    except ImportError:
+        drawer, drawing = model_commands, "_draw_samples"
+    setattr(drawer, drawing, timed("samples", getattr(drawer, drawing)))
     trainer.compile_cache.publish = timed("publish", compile_cache.publish)
     save = trainer.Trainer.save
 
@@ -183,11 +192,31 @@ def phases(rec: dict) -> dict:
     for name in ("validation", "writing", "samples", "publish"):
         out[f"{name}_s"] = sum(s.get(name, 0.0) for s in saves.values())
     out["checkpoint_s"] = sum(s["total"] for s in saves.values())
+    # the first checkpoint of a process compiles validation's graph and the sampler; the
+    # later ones (steady) only run them: the main job has one first and many steady ones
+    totals = [saves[step]["total"] for step in sorted(saves)]
+    out["first_checkpoint_s"] = totals[0] if totals else 0.0
+    out["steady_checkpoint_s"] = statistics.median(totals[1:]) if len(totals) > 1 else None
+    for name in ("validation", "writing", "samples", "publish"):
+        later = [saves[step].get(name, 0.0) for step in sorted(saves)[1:]]
+        out[f"steady_{name}_s"] = statistics.median(later) if later else None
     out["overhead_s"] = wall - train
     out["overhead_share"] = out["overhead_s"] / wall
     out["checkpoint_share"] = out["checkpoint_s"] / wall
     out["step_durations"] = steps
     return out
+
+
+def main_job_share(job: dict, hps) -> float:
+    """The checkpoints' share of the main job's wall time (hps.num_steps steps, one
+    checkpoint every hps.save_every): its first checkpoint as measured, the others as the
+    measured later ones (their median; the first's if there is no later one), the steps at
+    the measured median step."""
+    count = max(1, -(-hps.num_steps // hps.save_every))
+    steady = job["steady_checkpoint_s"]
+    steady = job["first_checkpoint_s"] if steady is None else steady
+    checkpoints = job["first_checkpoint_s"] + (count - 1) * steady
+    return checkpoints / (hps.num_steps * job["median_step_s"] + checkpoints)
 
 
 def resume_figures(rec: dict) -> dict:
@@ -272,9 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             results[path] = run_path(path, args, tmp)
             job, res = results[path]["job"], results[path]["resume"]
-            save = job["checkpoint_s"] / max(1, job["checkpoints"])
-            job["main_job_checkpoint_share"] = save / (hps.save_every * job["median_step_s"]
-                                                       + save)
+            job["main_job_checkpoint_share"] = main_job_share(job, hps)
             print(f"\n{path} path ({time.perf_counter() - t0:.0f} s):")
             print(f"  start-up to first step {job['startup_to_first_step_s']:.2f} s; "
                   f"{job['steps_timed']} steps {job['train_steps_s']:.1f} s (median "
@@ -282,9 +309,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {job['checkpoints']} checkpoints {job['checkpoint_s']:.2f} s: validation "
                   f"{job['validation_s']:.2f} s, writing {job['writing_s']:.2f} s, samples "
                   f"{job['samples_s']:.2f} s, publishing compiles {job['publish_s']:.2f} s")
+            if job["steady_checkpoint_s"] is not None:
+                print(f"  first checkpoint {job['first_checkpoint_s']:.2f} s; later ones "
+                      f"(median) {job['steady_checkpoint_s']:.2f} s: validation "
+                      f"{job['steady_validation_s']:.2f} s, writing {job['steady_writing_s']:.2f}"
+                      f" s, samples {job['steady_samples_s']:.2f} s, publishing "
+                      f"{job['steady_publish_s']:.2f} s")
             print(f"  overhead (all but steps) {job['overhead_s']:.1f} s = "
                   f"{100 * job['overhead_share']:.1f}% of {job['wall_s']:.1f} s; checkpoints "
-                  f"{100 * job['checkpoint_share']:.1f}%; at save_every {hps.save_every} "
+                  f"{100 * job['checkpoint_share']:.1f}%; at the main job's settings "
+                  f"({hps.num_steps} steps, save_every {hps.save_every}) "
                   f"{100 * job['main_job_checkpoint_share']:.2f}%")
             print(f"  resume: start-up to first step {res['startup_to_first_step_s']:.2f} s, "
                   f"to full speed {res['startup_to_full_speed_s']:.2f} s; its first {FIRST} "

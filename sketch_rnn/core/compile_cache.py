@@ -30,15 +30,20 @@ directory of the caller's own is left alone. A program loaded from the cache is 
 that would have been compiled: training gives the same bits with and without it.
 TensorFlow-free (it must run before TensorFlow starts).
 
-What it cannot do (measured, benchmarks/bench_job.py): TensorFlow names each traced function
-with a process-wide counter (`__inference_fn_1234`), and that name is part of the compiled
-program's key. A process finds its programs again only when it traces the same functions in
-the same order as the one that stored them: the same command run again from the same state
-(a repeated `evaluate`, a run restarted before its first checkpoint, the test suite's
-identical tiny runs). A resume from a later step meets the length buckets in another order,
-so its training step's programs are compiled again; start-up at full speed on every resume
-needs those names made independent of the order (tracing every bucket in a fixed order at
-start, or a stable name per program), which this module does not do.
+Names (measured, benchmarks/bench_job.py): TensorFlow names each traced function with a
+process-wide counter (`__inference_fn_1234`), and that name is part of each compiled
+program's key, so a process finds its programs again only if it traces the same functions
+from the same counter. A resume restores more than a new run builds (its counter is
+further on) and meets the length buckets in another order; so the trainer moves the
+counter to a fixed value (`model.backend.align_trace_names`) and traces every bucket's step
+in one fixed order before the first step (`training.trainer.per_shape_train_function`).
+Every process of a run then names, and finds, the training step's programs: a resume
+loads them instead of compiling them; the trainer moves the counter again at a process's
+first checkpoint, before validation's graph and the sampler are traced. What no cache
+removes is the Python tracing itself (roughly 1.3-3.5 s a bucket at `tiny` on 2 busy
+cores), which start-up now pays for every bucket at once, and at a bucket's first step
+grappler, loading the program and oneDNN's first kernels (1.5-3 s at `small` on 2 busy
+cores).
 """
 from __future__ import annotations
 

@@ -249,6 +249,25 @@ def compiled(model: Any, key: tuple, build: Callable[[], Callable], xla: bool = 
     return cache[key]
 
 
+TRACE_NAMES_BASE = 2**20  # where align_trace_names moves TensorFlow's name counter
+
+
+def align_trace_names() -> None:
+    """Move TensorFlow's process-wide counter for the names of traced functions to a fixed
+    value (the next multiple of TRACE_NAMES_BASE), so that what is traced next gets the
+    same names in every process that traces the same functions from here, however much
+    each traced before (a resume restores more than a new run builds). The names enter
+    each XLA program's persistent-cache key (`core.compile_cache`). No-op off TensorFlow.
+    """
+    if not is_tensorflow():
+        return
+    from tensorflow.python.framework import ops as tf_ops  # the counter has no public API
+
+    target = -(-tf_ops.uid() // TRACE_NAMES_BASE) * TRACE_NAMES_BASE
+    while tf_ops.uid() < target:
+        pass
+
+
 def stateless_iterations(optimizer: Any, step_args: tuple) -> Any | None:
     """The optimizer's iteration count as the train step being traced sees it, or None.
 

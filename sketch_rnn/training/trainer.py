@@ -30,6 +30,7 @@ from ..core.files import StorageError
 from ..core.hparams import HParams
 from ..core.machine import describe as describe_machine
 from ..data import SketchSplit, load_data, step_batch
+from ..data.batches import bucket_padded_lengths, length_buckets
 from ..evaluation.losses import evaluate_split
 from ..model import backend
 from . import checkpoint as ckpt_io
@@ -81,7 +82,8 @@ class TrainStream(keras.utils.PyDataset):
         they happen to agree, then fail on the next bucket), so the stream is wrapped in the
         same from_generator + prefetch pipeline with the time dimension declared None, and
         the model gets a train function traced once per batch shape
-        (`per_shape_train_function`). JAX's fit jit-compiles per input shape by itself.
+        (`per_shape_train_function`), every bucket's shape traced before the first step.
+        JAX's fit jit-compiles per input shape by itself.
         """
         if not self.hps.bucketed_batches or not backend.is_tensorflow():
             return self
@@ -92,12 +94,18 @@ class TrainStream(keras.utils.PyDataset):
                 "lengths": tf.TensorSpec((b,), tf.int32)}
         items = tf.data.Dataset.from_generator(lambda: (self[i] for i in range(len(self))),
                                                output_signature=spec)
-        model.train_function = per_shape_train_function(model)
+        shapes = []
+        if len(self.split):
+            buckets = length_buckets(self.split, b)
+            shapes = [(b, t + 1, 5) for t in sorted(set(
+                bucket_padded_lengths(self.split, buckets, self.hps.max_seq_len)))]
+        model.train_function = per_shape_train_function(model, shapes)
         items = items.apply(tf.data.experimental.assert_cardinality(len(self)))  # fit's steps
         return items.prefetch(tf.data.AUTOTUNE)
 
 
-def per_shape_train_function(model: keras.Model) -> Callable[[Any], Any]:
+def per_shape_train_function(model: keras.Model, shapes: Sequence[tuple] = ()
+                             ) -> Callable[[Any], Any]:
     """A Keras (TensorFlow) train function that traces one graph per input shape.
 
     Keras' own wraps its step in tf.function(reduce_retracing=True), which after a second
@@ -107,10 +115,27 @@ def per_shape_train_function(model: keras.Model) -> Callable[[Any], Any]:
     every bucket's step is today's graph at its length: one trace and one XLA compile per
     bucket (at most data.batches.NUM_BUCKETS), none per step. `model.trace_count` counts
     them (tests check it).
+
+    `shapes`, the strokes' (B, T+1, 5) of every bucket: on one device each is traced now,
+    in this order, after `backend.align_trace_names`, so that the programs XLA compiles for
+    them get the same names (and so the same compile-cache keys) in every process of the
+    run, whichever bucket a resume meets first (`core.compile_cache`). XLA compiles each
+    at its first step, loading it from the compile cache where an earlier process stored
+    it. The traced step is Keras' own (`keras_one_step`), so the numbers are unchanged.
     """
     functions: dict[tuple, Any] = {}
     model.trace_count = 0
     strategy = model.distribute_strategy
+    if shapes and strategy.num_replicas_in_sync == 1 and backend.is_tensorflow():
+        import tensorflow as tf
+
+        backend.align_trace_names()
+        for shape in shapes:
+            step = keras_one_step(model)
+            step.get_concrete_function({"strokes": tf.TensorSpec(shape, tf.float32),
+                                        "lengths": tf.TensorSpec(shape[:1], tf.int32)})
+            functions[((shape[0],), tuple(shape))] = step  # shape_key's order
+            model.trace_count += 1
 
     def shape_key(data: Any) -> tuple:
         import tensorflow as tf
@@ -122,11 +147,29 @@ def per_shape_train_function(model: keras.Model) -> Callable[[Any], Any]:
         data = next(iterator)  # StopIteration / OutOfRangeError end fit's epoch, as in Keras
         key = shape_key(data)
         if key not in functions:
-            functions[key] = model._make_function(model.train_step)
+            functions[key] = keras_one_step(model)
             model.trace_count += 1
-        return functions[key]([data])  # Keras runs one step per item of an eager iterable
+        return functions[key](data)
 
     return train_function
+
+
+def keras_one_step(model: keras.Model) -> Any:
+    """Keras' one training step on one batch as a tf.function of its own (what
+    `model._make_function(model.train_step)` runs for each item of an eager iterable: the
+    strategy's run of train_step, its outputs reduced over replicas), here so that it can
+    be traced before its first call."""
+    import tensorflow as tf
+    from keras.src.backend.tensorflow.trainer import reduce_per_replica
+
+    strategy = model.distribute_strategy
+
+    @tf.autograph.experimental.do_not_convert
+    def one_step_on_data(data: Any) -> Any:
+        outputs = strategy.run(model.train_step, args=(data,))
+        return reduce_per_replica(outputs, strategy, reduction="auto")
+
+    return tf.function(one_step_on_data, reduce_retracing=True, jit_compile=model.jit_compile)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -171,6 +214,7 @@ class Trainer:
         self.epochs = CheckpointEpochs(self.callbacks, states, self.hps.save_every)
         self.stop = StopSignal()
         self.logger = None  # a TrainingLogger while fit() runs
+        self.names_aligned = False  # align_trace_names at this process's first save
 
     @property
     def step(self) -> int:
@@ -183,6 +227,9 @@ class Trainer:
         if not self.dist.is_chief:  # the chief alone writes checkpoints
             return None
         started = time.perf_counter()
+        if not self.names_aligned:  # validation's graph and the sampler are traced next:
+            backend.align_trace_names()  # their compiled programs named alike in every process
+            self.names_aligned = True
         valid = evaluate_split(self.model, self.data.valid, self.hps) if len(self.data.valid) else {}
         if step % self.hps.save_every == 0 or step >= self.hps.num_steps:
             self.epochs.epoch_end(step, valid)  # not a save forced by a signal
