@@ -107,11 +107,11 @@ def teacher_forced_scores(model: Any, sketches: Sequence[np.ndarray],
     One decoder pass of all n sketches per code, so the cost grows as n^2. Each call of
     the graph decodes the n sketches under c = max(1, rows // n) codes at once (c * n
     rows, the last call padded by repeating its last code, so every call has one shape):
-    the decoder's per-step matmuls then run on c times more rows, about 1.4 times faster
-    per code than one code per call at n = 100. One plain graph (built once per model;
-    the eager kernels, so the eager numbers to the matmul's rounding), not N_max eager
-    framework calls. mu: the sketches' posterior means (n, z) if already known (`posterior`,
-    whose rows do not depend on the batch), else encoded here.
+    fewer, larger matmuls per step and fewer graph steps per code. One plain graph (built
+    once per model; the eager kernels, so the eager numbers to the matmuls' rounding, which
+    may differ with the row count), not N_max eager framework calls. mu: the sketches'
+    posterior means (n, z) if already known (`latent_report` passes the split's), else
+    encoded here.
     """
     from ..generation.compiled import compiled, encoder
     from ..generation.sampling import sketches_to_stroke5
