@@ -40,11 +40,16 @@ LOSSES = ("cost", "kl", "pen", "recon", "stroke")  # floats a compiled graph may
 
 
 def extract(commit: str, into: Path) -> Path:
-    """The `sketch_rnn` package of `commit`, written under `into`; returns `into`."""
+    """The `sketch_rnn` package of `commit`, written under `into`, beside links to this
+    repository's data/ and checkpoints/; returns `into`, the old side's working directory
+    (`python -m` puts the working directory first on sys.path, so the old side must not
+    run from this repository's root)."""
     data = subprocess.run(["git", "archive", "--format=tar", commit, "sketch_rnn"], cwd=ROOT,
                           check=True, capture_output=True).stdout
     with tarfile.open(fileobj=BytesIO(data)) as tar:
         tar.extractall(into, filter="data")
+    for folder in ("data", "checkpoints"):
+        (into / folder).symlink_to(ROOT / folder, target_is_directory=True)
     return into
 
 
@@ -56,13 +61,17 @@ def run(package_root: Path, cache: str) -> tuple[float, float, dict]:
     env.pop("TF_XLA_FLAGS", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "sketch_rnn", *COMMAND], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "sketch_rnn", *COMMAND], cwd=package_root,
+                          env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:
         raise SystemExit(f"evaluate ({package_root}) failed:\n{done.stderr[-3000:]}")
+    imported = subprocess.run([sys.executable, "-c", "import sketch_rnn; print(sketch_rnn.__file__)"],
+                              cwd=package_root, env=env, capture_output=True, text=True).stdout
+    if not Path(imported.strip()).resolve().is_relative_to(package_root.resolve()):
+        raise SystemExit(f"the run from {package_root} imported {imported.strip()}")
     return seconds, cpu, json.loads(done.stdout.strip().splitlines()[-1])
 
 
