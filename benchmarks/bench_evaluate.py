@@ -3,8 +3,8 @@ this tree's, side by side, each in a fresh process, and their JSON compared key 
 
 The old side is the package of a git commit (default 0185631, before evaluate's losses were
 compiled and its sampler, encoder and teacher-forced view batched), extracted with `git
-archive` into a temporary folder and run from this repository's root (same data, same
-checkpoint), without a compile cache. The new side is this tree, with a fresh compile cache
+archive` into a temporary folder beside links to this repository's data/ and checkpoints/
+(same data, same checkpoint) and run from there, without a compile cache. The new side is this tree, with a fresh compile cache
 folder: its first run fills it (`new`), a second run reads it (`new warm`, unless
 --no-warm). Each process's wall time from spawn to exit is printed, with the median and best
 of --repeats runs, beside its CPU seconds (user + system: less distorted by other work on
@@ -12,8 +12,8 @@ the machine), and the JSON of every run is compared with the old one's: the same
 and each value equal exactly, or for the losses (the only floats not counted from sampled
 or ranked quantities) to float32 rounding (relative 1e-5). Ends with one JSON line.
 
-    python benchmarks/bench_evaluate.py                  # old, new, new warm: ~5 min on 2 Zen 5 cores
-    python benchmarks/bench_evaluate.py --no-warm --old 0185631
+    python benchmarks/bench_evaluate.py                  # old, new, new warm
+    python benchmarks/bench_evaluate.py --no-warm        # old and new only (shorter)
 """
 from __future__ import annotations
 
