@@ -23,7 +23,6 @@ Noise: sketch i's decode draws from `default_rng([seed, 3, i])` whatever the bat
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -47,7 +46,6 @@ KS = (1, 5, 10)
 SEED = 0
 TEACHER_FORCED_N = 100  # sketches of the teacher-forced view: its cost grows as n^2
 TEACHER_FORCED_ROWS = 400  # sketch-code pairs per decoder call (memory ~ rows * N_max * 4u)
-TEACHER_FORCED_THREADS = 2  # decoder calls in flight: one alone kept about one core busy
 CONVENTION = ("tau as in Ha & Eck 2017 eq. 8: logits / tau, sigma * sqrt(tau); Magenta's "
               "sampler multiplies sigma by tau, so for the Gaussians our tau = Magenta's "
               "sqrt(tau) (ours 0.25 ~ theirs 0.5)")
@@ -109,9 +107,7 @@ def teacher_forced_scores(model: Any, sketches: Sequence[np.ndarray],
     One decoder pass of all n sketches per code, so the cost grows as n^2. Each call of
     the graph decodes the n sketches under c = max(1, rows // n) codes at once (c * n
     rows, the last call padded by repeating its last code, so every call has one shape):
-    fewer, larger matmuls per step and fewer graph steps per code; TEACHER_FORCED_THREADS
-    calls run at once (each writes its own columns; the kernels' numbers do not depend on
-    it), as one call's small per-step ops left a second core idle. One plain graph (built
+    fewer, larger matmuls per step and fewer graph steps per code. One plain graph (built
     once per model; the eager kernels, so the eager numbers to the matmuls' rounding, which
     may differ with the row count), not N_max eager framework calls. mu: the sketches'
     posterior means (n, z) if already known (`latent_report` passes the split's), else
@@ -131,14 +127,10 @@ def teacher_forced_scores(model: Any, sketches: Sequence[np.ndarray],
     tiled_strokes = np.tile(strokes, (per_call, 1, 1))  # (c * n, N_max+1, 5): code-major
     tiled_lengths = np.tile(lengths, per_call)  # (c * n,)
     scores = np.zeros((n, n))
-
-    def one_call(chunk: Any) -> None:
+    for chunk in chunks:
         z = np.repeat(mu[chunk.items], n, axis=0)  # (c * n, z): code k for rows k*n..k*n+n-1
         out = np.asarray(recon(tiled_strokes, tiled_lengths, z)).reshape(per_call, n)  # (c, n)
         scores[:, chunk.items[:chunk.real]] = out[:chunk.real].T
-
-    with ThreadPoolExecutor(TEACHER_FORCED_THREADS) as pool:
-        list(pool.map(one_call, chunks))
     return scores
 
 
