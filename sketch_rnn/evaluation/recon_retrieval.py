@@ -29,10 +29,13 @@ import numpy as np
 
 from ..core.errors import SketchRNNError
 from .retrieval import (
+    BATCH,
     active_units,
     chamfer_matrix,
     decode_codes,
+    distance_maps,
     kl_nats,
+    padded_chunks,
     posterior,
     rasterise,
     retrieval_at_k,
@@ -42,6 +45,7 @@ TEMPERATURES: tuple = ("greedy", 0.25, 0.5, 1.0)  # the default set; "greedy" = 
 KS = (1, 5, 10)
 SEED = 0
 TEACHER_FORCED_N = 100  # sketches of the teacher-forced view: its cost grows as n^2
+TEACHER_FORCED_ROWS = 400  # sketch-code pairs per decoder call (memory ~ rows * N_max * 4u)
 CONVENTION = ("tau as in Ha & Eck 2017 eq. 8: logits / tau, sigma * sqrt(tau); Magenta's "
               "sampler multiplies sigma by tau, so for the Gaussians our tau = Magenta's "
               "sqrt(tau) (ours 0.25 ~ theirs 0.5)")
@@ -84,7 +88,7 @@ def ret_code(recoded: np.ndarray, mu: np.ndarray, ks: Sequence[int] = KS) -> dic
 
 # --------------------------------------------------------------------------- the model's part
 def recode(model: Any, sketches: Sequence[np.ndarray], scale_factor: float = 1.0,
-           batch: int = 256) -> np.ndarray:
+           batch: int = BATCH) -> np.ndarray:
     """mu of each sketch, (n, z) float64; NaN rows for sketches with nothing to encode."""
     z = int(model.hps.z_size)
     out = np.full((len(sketches), z), np.nan)
@@ -96,23 +100,37 @@ def recode(model: Any, sketches: Sequence[np.ndarray], scale_factor: float = 1.0
 
 
 def teacher_forced_scores(model: Any, sketches: Sequence[np.ndarray],
-                          scale_factor: float = 1.0) -> np.ndarray:
+                          scale_factor: float = 1.0, rows: int = TEACHER_FORCED_ROWS,
+                          mu: np.ndarray | None = None) -> np.ndarray:
     """L_R (L_s + L_p, teacher-forced) of sketch j decoded from sketch i's mu: (n, n) [j, i].
 
-    One decoder pass of all n sketches per code, so the cost grows as n^2; each pass is
-    one plain graph (built once per model; the eager kernels, so the eager numbers), not
-    N_max eager framework calls.
+    One decoder pass of all n sketches per code, so the cost grows as n^2. Each call of
+    the graph decodes the n sketches under c = max(1, rows // n) codes at once (c * n
+    rows, the last call padded by repeating its last code, so every call has one shape):
+    fewer, larger matmuls per step and fewer graph steps per code. One plain graph (built
+    once per model; the eager kernels, so the eager numbers to the matmuls' rounding, which
+    may differ with the row count), not N_max eager framework calls. mu: the sketches'
+    posterior means (n, z) if already known (`latent_report` passes the split's), else
+    encoded here.
     """
     from ..generation.compiled import compiled, encoder
     from ..generation.sampling import sketches_to_stroke5
 
     strokes, lengths = sketches_to_stroke5(model, sketches, scale_factor)
-    mu = np.asarray(encoder(model)(strokes, lengths)[0])  # (n, z)
+    if mu is None:
+        mu = np.asarray(encoder(model)(strokes, lengths)[0])  # (n, z)
+    mu = np.asarray(mu, dtype=np.float32)
     recon = compiled(model, ("teacher_forced_recon",), lambda: _recon_under(model), xla=False)
     n = len(sketches)
+    chunks = list(padded_chunks(list(range(n)), max(1, int(rows) // n)))  # codes per call
+    per_call = len(chunks[0].items)  # c
+    tiled_strokes = np.tile(strokes, (per_call, 1, 1))  # (c * n, N_max+1, 5): code-major
+    tiled_lengths = np.tile(lengths, per_call)  # (c * n,)
     scores = np.zeros((n, n))
-    for i in range(n):
-        scores[:, i] = np.asarray(recon(strokes, lengths, np.repeat(mu[i:i + 1], n, axis=0)))
+    for chunk in chunks:
+        z = np.repeat(mu[chunk.items], n, axis=0)  # (c * n, z): code k for rows k*n..k*n+n-1
+        out = np.asarray(recon(tiled_strokes, tiled_lengths, z)).reshape(per_call, n)  # (c, n)
+        scores[:, chunk.items[:chunk.real]] = out[:chunk.real].T
     return scores
 
 
@@ -133,7 +151,7 @@ def _recon_under(model: Any) -> Callable:
 def latent_report(model: Any, sketches: Sequence[np.ndarray], *,
                   temperatures: Sequence[Any] = TEMPERATURES, seed: int = SEED,
                   ks: Sequence[int] = KS, teacher_forced_n: int = TEACHER_FORCED_N,
-                  scale_factor: float = 1.0, batch: int = 256,
+                  scale_factor: float = 1.0, batch: int = BATCH,
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """What a conditional model's code keeps of its sketches, in three views, plus its size.
 
@@ -151,6 +169,7 @@ def latent_report(model: Any, sketches: Sequence[np.ndarray], *,
     log = log or _silent
     mu, presig = posterior(model, sketches, scale_factor, batch)  # (n, z) each
     originals = rasterise(sketches)  # (n, 64, 64)
+    original_maps = distance_maps(originals)  # (n, 64 * 64), shared by every temperature
     report: dict[str, Any] = {"active_units": active_units(mu), "kl_nats": kl_nats(mu, presig),
                               "ret_chance_at_1": 1.0 / len(sketches), "ret_seed": int(seed),
                               "ret_convention": CONVENTION}
@@ -159,7 +178,7 @@ def latent_report(model: Any, sketches: Sequence[np.ndarray], *,
         log(f"evaluate: reconstructing {len(sketches)} sketches ({label}), re-encoding")
         recons = decode_codes(model, mu, tau, seed, scale_factor, batch)
         codes = ret_code(recode(model, recons, scale_factor, batch), mu, ks)
-        raster = retrieval_at_k(chamfer_matrix(rasterise(recons), originals), ks)
+        raster = retrieval_at_k(chamfer_matrix(rasterise(recons), originals, original_maps), ks)
         report.update({f"{k}_{label}": v for k, v in codes.items()})
         report.update({f"{k.replace('ret_', 'ret_raster_')}_{label}": v
                        for k, v in raster.items()})
@@ -168,7 +187,8 @@ def latent_report(model: Any, sketches: Sequence[np.ndarray], *,
     m = min(int(teacher_forced_n), len(sketches))
     if m >= 2:
         log(f"evaluate: teacher-forced L_R of {m} sketches under each of their {m} codes")
-        tf = retrieval_at_k(teacher_forced_scores(model, list(sketches[:m]), scale_factor), ks)
+        scores = teacher_forced_scores(model, list(sketches[:m]), scale_factor, mu=mu[:m])
+        tf = retrieval_at_k(scores, ks)
         report.update({k.replace("ret_", "ret_tf_"): v for k, v in tf.items()})
     report["ret_tf_count"] = m if m >= 2 else 0
     return report

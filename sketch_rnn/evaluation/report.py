@@ -18,7 +18,7 @@ from ..data import load_data
 from ..training.runs import load_run
 from .losses import evaluate_split
 from .recon_retrieval import SEED, TEACHER_FORCED_N, TEMPERATURES, latent_report, tau_label
-from .sample_quality import K, sketch_precision_recall
+from .sample_quality import K, features, sketch_precision_recall
 
 Log = Callable[[str], None]
 
@@ -34,6 +34,7 @@ def sample_report(model: Any, real: Sequence[Any], temperatures: Sequence[Any] =
     from ..generation.sampling import sample
 
     out: dict[str, Any] = {"pr_k": k, "pr_seed": int(seed)}
+    real_features = features(real)  # the same for every temperature
     for tau in temperatures:
         label = tau_label(tau)
         (log or _silent)(f"evaluate: sampling {len(real)} sketches ({label}) for "
@@ -42,7 +43,7 @@ def sample_report(model: Any, real: Sequence[Any], temperatures: Sequence[Any] =
         fake = sample(model, len(real), temperature=1.0 if greedy else float(tau),
                       greedy=greedy, seed=seed)
         out.update({f"{key}_{label}": v
-                    for key, v in sketch_precision_recall(real, fake, k).items()})
+                    for key, v in sketch_precision_recall(real, fake, k, real_features).items()})
     return out
 
 

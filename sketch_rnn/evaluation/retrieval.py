@@ -32,6 +32,7 @@ from ..core.errors import SketchRNNError
 from ..core.strokes import stroke3_to_polylines
 
 RASTER_SIZE = 64
+BATCH = 512  # most sketches per encoder or sampler call (`posterior`, `decode_codes`)
 LINE_WIDTH = 2
 MARGIN = 2  # pixels left free on each side of the scaled sketch
 
@@ -116,14 +117,17 @@ def distance_maps(rasters: np.ndarray) -> np.ndarray:
     return maps
 
 
-def chamfer_matrix(queries: np.ndarray, references: np.ndarray) -> np.ndarray:
+def chamfer_matrix(queries: np.ndarray, references: np.ndarray,
+                   reference_maps: np.ndarray | None = None) -> np.ndarray:
     """Symmetric mean chamfer distance between every query and every reference: (Q, R) float64.
 
     d(a, b) = (mean over a's ink of the distance to b's nearest ink
                + mean over b's ink of the distance to a's nearest ink) / 2, in pixels.
     Both directed terms for all pairs are one matrix product each (ink masks @ distance
     maps), so the cost is two (Q, P) x (P, R) products, P = size^2. A pair in which either
-    raster is empty scores empty_distance(size).
+    raster is empty scores empty_distance(size). reference_maps: `distance_maps(references)`
+    if already computed (evaluate compares each temperature's reconstructions with the
+    same originals).
     """
     q, r = _check_rasters(queries, "queries"), _check_rasters(references, "references")
     if q.shape[1:] != r.shape[1:]:
@@ -132,7 +136,8 @@ def chamfer_matrix(queries: np.ndarray, references: np.ndarray) -> np.ndarray:
     mq = q.reshape(len(q), -1).astype(np.float64)  # (Q, P)
     mr = r.reshape(len(r), -1).astype(np.float64)  # (R, P)
     nq, nr = mq.sum(axis=1), mr.sum(axis=1)  # (Q,), (R,)
-    q_to_r = (mq @ distance_maps(r).T) / np.maximum(nq, 1)[:, None]  # (Q, R)
+    r_maps = distance_maps(r) if reference_maps is None else reference_maps  # (R, P)
+    q_to_r = (mq @ r_maps.T) / np.maximum(nq, 1)[:, None]  # (Q, R)
     r_to_q = (mr @ distance_maps(q).T) / np.maximum(nr, 1)[:, None]  # (R, Q)
     dist = (q_to_r + r_to_q.T) / 2.0  # (Q, R)
     empty = (nq == 0)[:, None] | (nr == 0)[None, :]  # (Q, R)
@@ -195,7 +200,7 @@ def kl_nats(mu: np.ndarray, presig: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------- the report
 def posterior(model: Any, sketches: Sequence[np.ndarray], scale_factor: float,
-              batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+              batch: int = BATCH) -> tuple[np.ndarray, np.ndarray]:
     """(mu, presig), each (n, z_size) float32, of stroke-3 sketches in data units.
 
     The same encoder call as `generation.sampling.encode` (which returns mu only), in batches padded
@@ -206,7 +211,7 @@ def posterior(model: Any, sketches: Sequence[np.ndarray], scale_factor: float,
     from ..generation.sampling import sketches_to_stroke5
 
     mus, presigs = [], []
-    for chunk in _padded_chunks(list(sketches), batch):
+    for chunk in padded_chunks(list(sketches), batch):
         strokes, lengths = sketches_to_stroke5(model, chunk.items, scale_factor)
         mu, presig = encoder(model)(strokes, lengths)  # (batch, z) each
         mus.append(np.asarray(mu, dtype=np.float32)[:chunk.real])
@@ -215,13 +220,19 @@ def posterior(model: Any, sketches: Sequence[np.ndarray], scale_factor: float,
 
 
 def decode_codes(model: Any, mu: np.ndarray, temperature: Any = "greedy", seed: int = 0,
-                 scale_factor: float = 1.0, batch: int = 256) -> list[np.ndarray]:
+                 scale_factor: float = 1.0, batch: int = BATCH) -> list[np.ndarray]:
     """Reconstructions of codes mu (n, z_size) in data units: temperature "greedy", or
     sampled at tau (the paper's convention, `generation.sampling`).
 
-    Every batch is padded to min(batch, n) rows (repeating the last code), so the compiled
-    sampler is built once; sketch i draws from its own stream `default_rng([seed, 3, i])`,
-    so a reconstruction does not depend on how the codes are cut into batches.
+    The n codes are cut into the fewest batches of at most `batch` rows, all of one size
+    (the last padded by repeating its last code), so the compiled sampler is built once and
+    decodes few padding rows: a split of up to BATCH sketches is one call of n rows, the
+    shape of `sample_report`'s n prior samples, so both share one compiled graph. Sketch i
+    draws from its own stream `default_rng([seed, 3, i])`, so its noise does not depend on
+    how the codes are cut into batches; its numbers can, at the matmuls' rounding, where the
+    backend picks other kernels for another row count (the shipped sheep's bf16 decodes are
+    the same bytes in calls of 6, 16, 256 or 300 rows, not in 600:
+    tests/test_evaluate_batching.py pins the report of the sheep cut two ways).
     """
     from ..generation.decode_loop import run_sampler
     from ..generation.sampling import check_temperature, to_stroke3
@@ -233,7 +244,7 @@ def decode_codes(model: Any, mu: np.ndarray, temperature: Any = "greedy", seed: 
     mu = np.asarray(mu, dtype=np.float32)
     n, steps = len(mu), int(model.hps.max_seq_len)
     out: list[np.ndarray] = []
-    for chunk in _padded_chunks(list(range(n)), int(batch)):
+    for chunk in padded_chunks(list(range(n)), int(batch)):
         idx = np.asarray(chunk.items)  # (size,)
         noise = np.stack([_own_noise(seed, int(i), steps) for i in idx])  # (size, N_max, 4)
         strokes, _ = run_sampler(model, mu[idx], noise, tau, greedy)
@@ -253,9 +264,10 @@ class _Chunk(NamedTuple):
     real: int  # how many are real
 
 
-def _padded_chunks(items: list, size: int) -> Iterator[_Chunk]:
-    """Consecutive chunks of min(size, len(items)) items, the last one padded with copies."""
-    size = min(size, len(items))
+def padded_chunks(items: list, size: int) -> Iterator[_Chunk]:
+    """Consecutive chunks of one size, the fewest of at most `size` items (ceil(n / size)
+    chunks of ceil(n / chunks) items), the last one padded with copies of its last item."""
+    size = -(-len(items) // -(-len(items) // min(size, len(items))))
     for start in range(0, len(items), size):
         chunk = items[start:start + size]
         yield _Chunk(chunk + [chunk[-1]] * (size - len(chunk)), len(chunk))

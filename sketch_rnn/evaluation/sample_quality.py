@@ -109,14 +109,17 @@ def feature_distances(a: np.ndarray, empty_a: np.ndarray, b: np.ndarray,
 
 
 def sketch_precision_recall(real: Sequence[np.ndarray], generated: Sequence[np.ndarray],
-                            k: int = K) -> dict[str, float]:
+                            k: int = K, real_features: tuple[np.ndarray, np.ndarray] | None = None
+                            ) -> dict[str, float]:
     """Precision, recall and coverage of generated stroke-3 sketches against real ones.
 
     Units do not matter (both are centred and scale-normalised before comparing).
+    real_features: `features(real)` if already computed (evaluate compares each
+    temperature's samples with the same real sketches).
     """
     if len(real) <= k or len(generated) <= k:
         raise SketchRNNError(f"precision/recall: needs more than k={k} real and generated "
                              f"sketches, got {len(real)} and {len(generated)}")
-    (fr, er), (ff, ef) = features(real), features(generated)
+    (fr, er), (ff, ef) = real_features or features(real), features(generated)
     return precision_recall(feature_distances(fr, er, fr, er), feature_distances(ff, ef, ff, ef),
                             feature_distances(ff, ef, fr, er), k)
