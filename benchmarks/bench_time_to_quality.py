@@ -20,8 +20,8 @@ Every --validate-every steps the clock stops and the model is scored with
 the unchanged validation (`evaluation.losses.evaluate_split`: masked L_R over the whole
 valid split, full-length N_max batches, what `sketch-rnn evaluate` reports); the clock then
 resumes. "Wall seconds" are training seconds only (validation excluded; traces and XLA
-compiles included, a user pays them: the new path compiles one step per bucket shape, up to
-8, each the first time its bucket is drawn, ~10 s apiece for `small` on 2 busy cores, so a
+compiles included, a user pays them: the new path traces its step once and XLA compiles
+its loops once per bucket length, up to 8, each the first time its bucket is drawn, so a
 very short --budget shows mostly that); each point also carries the total seconds.
 A level's time is interpolated linearly between the validations either side of its first
 crossing (the first validation at or below it would round it up by up to --validate-every

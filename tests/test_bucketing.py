@@ -176,15 +176,15 @@ def bucketed_twenty(tmp_path_factory, short_sheep):
 
 
 @pytest.mark.slow  # the resume check (test_resume) on the bucketed path: three tiny runs
-def test_bucketed_run_traces_once_per_shape_and_resumes_exactly(bucketed_twenty, short_sheep,
-                                                                tmp_path):
+def test_bucketed_run_traces_its_step_once_and_resumes_exactly(bucketed_twenty, short_sheep,
+                                                               tmp_path):
     buckets = SHORT_TRAIN // 8  # B = 8 (TINY_BUCKETED), fewer than NUM_BUCKETS
     straight = train_tiny(tmp_path / "a", 30, seed=0, hparams=TINY_BUCKETED, data=short_sheep)
     assert straight.hps.bucketed_batches
-    assert 1 <= straight.model.trace_count <= buckets  # not one trace per step
+    assert buckets > 1 and straight.model.trace_count == 1  # not one trace per step or length
     shutil.copytree(bucketed_twenty, tmp_path / "b")  # the same run stopped at 20 (seed 0)
     resumed = train_tiny(tmp_path / "b", 30, hparams=TINY_BUCKETED, data=short_sheep)
-    assert resumed.model.trace_count <= buckets
+    assert resumed.model.trace_count == 1
     assert fingerprint(tmp_path / "a") == fingerprint(tmp_path / "b")
 
 
@@ -261,3 +261,34 @@ def _refresh_manifests(run_dir):
         data = json.loads(manifest.read_text())
         data["files"]["state.json"] = hashlib.sha256(state.read_bytes()).hexdigest()
         manifest.write_text(json.dumps(data, indent=2))
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_one_trace_for_every_length_gives_the_bits_of_a_trace_per_length(tmp_path, precision):
+    """The bucketed training step traced once with the time dimension None (the trainer's,
+    given the buckets' shapes) against the reference: a graph traced for each batch's own
+    length (the same function without shapes). The same fresh model after the same six
+    batches of several lengths must hold the same bits, variables and optimizer slots."""
+    from sketch_rnn.data.batches import bucketed_train_batch
+    from sketch_rnn.training.trainer import Trainer, per_shape_train_function, plan_run
+
+    hparams = TINY_BUCKETED.replace("precision=float32", f"precision={precision}")
+    runs = {}
+    for name in ("any_length", "per_length"):
+        trainer = Trainer(plan_run(tmp_path / name, [SHEEP], "tiny", hparams, 10, 0),
+                          progress=False)
+        model, hps = trainer.model, trainer.hps
+        batches = [bucketed_train_batch(trainer.data.train, hps, 0, k) for k in range(6)]
+        shapes = sorted({strokes.shape for strokes, _ in batches})
+        model.make_train_function()  # the optimizer's variables, as fit builds them
+        step = per_shape_train_function(model, shapes if name == "any_length" else ())
+        for strokes, lengths in batches:
+            step(iter([{"strokes": strokes, "lengths": lengths}]))
+        values = [np.array(v) for v in model.trainable_variables + model.optimizer.variables]
+        runs[name] = (values, model.trace_count, len(shapes))
+    (any_values, any_traces, lengths), (per_values, per_traces, _) = runs.values()
+    assert lengths >= 3  # the batches really have several lengths
+    assert (any_traces, per_traces) == (1, lengths)
+    assert len(any_values) == len(per_values)
+    for a, b in zip(any_values, per_values):
+        np.testing.assert_array_equal(a, b)

@@ -112,7 +112,7 @@ def _messages() -> Iterator[None]:
     no one shows them (a notebook, a script); the CLI's terminal has its own handler. There
     TensorFlow's Python warnings are left out too, as the CLI leaves them out: the one it
     gives during training says the train step was traced again, which the bucketed batches
-    do on purpose (one trace per batch length)."""
+    do on purpose under tf.distribute (one trace per batch length)."""
     ours, tf_log = logging.getLogger("sketch_rnn"), logging.getLogger("tensorflow")
     if ours.handlers or logging.getLogger().handlers:
         yield

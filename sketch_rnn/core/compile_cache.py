@@ -34,16 +34,16 @@ Names (measured, benchmarks/bench_job.py): TensorFlow names each traced function
 process-wide counter (`__inference_fn_1234`), and that name is part of each compiled
 program's key, so a process finds its programs again only if it traces the same functions
 from the same counter. A resume restores more than a new run builds (its counter is
-further on) and meets the length buckets in another order; so the trainer moves the
-counter to a fixed value (`model.backend.align_trace_names`) and traces every bucket's step
-in one fixed order before the first step (`training.trainer.per_shape_train_function`).
-Every process of a run then names, and finds, the training step's programs: a resume
-loads them instead of compiling them; the trainer moves the counter again at a process's
-first checkpoint, before validation's graph and the sampler are traced. What no cache
-removes is the Python tracing itself (roughly 1.3-3.5 s a bucket at `tiny` on 2 busy
-cores), which start-up now pays for every bucket at once, and at a bucket's first step
-grappler, loading the program and oneDNN's first kernels (1.5-3 s at `small` on 2 busy
-cores).
+further on); so the trainer moves the counter to a fixed value
+(`model.backend.align_trace_names`) and then traces the training step once, for every
+bucket's length, before the first step (`training.trainer.per_shape_train_function`).
+Every process of a run then names, and finds, the training step's programs whichever
+bucket it meets first: a resume loads them instead of compiling them; the trainer moves
+the counter again at a process's first checkpoint, before validation's graph and the
+sampler are traced. What no cache removes is the one trace of the step and TensorFlow's
+graph optimisation of it (together about 1.5 s at `small`, before and at the first step),
+and at each bucket's first step loading its programs and oneDNN's first kernels (a tenth
+of a second or so).
 """
 from __future__ import annotations
 

@@ -121,8 +121,8 @@ def scan(fn: Callable, carry: tuple, xs: tuple, y_shapes: Sequence, reverse: boo
     if backend == "jax":
         import jax
         return jax.lax.scan(fn, carry, xs, reverse=reverse)
-    n = xs[0].shape[0]
     if backend == "tensorflow":
+        n = ops.shape(xs[0])[0]  # an int, or a scalar tensor in a graph traced for any T
         import tensorflow as tf
         xs_ta = [tf.TensorArray(x.dtype, size=n, element_shape=x.shape[1:]).unstack(x)
                  for x in xs]
@@ -136,6 +136,7 @@ def scan(fn: Callable, carry: tuple, xs: tuple, y_shapes: Sequence, reverse: boo
         _, carry, ys_ta = tf.while_loop(lambda i, *_: i < n, body, (0, carry, ys_ta),
                                         maximum_iterations=n, parallel_iterations=1)
         return carry, tuple(ta.stack() for ta in ys_ta)
+    n = xs[0].shape[0]
     order = range(n - 1, -1, -1) if reverse else range(n)
     ys = [None] * n
     for t in order:

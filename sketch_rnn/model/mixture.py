@@ -127,14 +127,17 @@ def _reconstruction_terms(raw_tm, strokes, lengths, n_max: int | None = None):
     """(stroke (B,), pen (B,)): the masked mixture NLL and the pen cross-entropy over the
     batch's T steps (the last one counted N_max - T more times: sketch_loss_terms), each
     divided by N_max (n_max; T when not given)."""
-    steps = raw_tm.shape[0]  # T
-    n_max = steps if n_max is None else int(n_max)
+    steps = ops.shape(raw_tm)[0]  # T: an int, or a tensor in a step traced for any T
     target = ops.transpose(strokes[:, 1:], (1, 0, 2))  # (T, B, 5)
     nll, pen_ce = step_losses(raw_tm, target)  # (T, B) each
     mask = ops.cast(ops.arange(steps, dtype="int32")[:, None] < lengths[None, :], "float32")
     pen = ops.sum(pen_ce, axis=0)  # (B,)
-    if n_max > steps:  # the end-of-sketch terms past a bucket's padded length
-        pen = pen + (n_max - steps) * pen_ce[-1]
+    if n_max is None:
+        n_max = steps if isinstance(steps, int) else ops.cast(steps, "float32")
+    elif not isinstance(steps, int):  # T known only when run: count the missing terms
+        pen = pen + ops.cast(int(n_max) - steps, "float32") * pen_ce[-1]  # + 0 when T = N_max
+    elif n_max > steps:  # the end-of-sketch terms past a bucket's padded length
+        pen = pen + (int(n_max) - steps) * pen_ce[-1]
     return ops.sum(nll * mask, axis=0) / n_max, pen / n_max
 
 

@@ -135,7 +135,7 @@ class SketchRNN(keras.Model):
         """strokes (B, N_max+1, 5) -> (mu, presig) (B, z) reading strokes[:, 1:] up to lengths."""
         hps = self.hps
         x = strokes[:, 1:]  # (B, N_max, 5)
-        n_max = x.shape[1]
+        n_max = ops.shape(x)[1]  # N_max (the padded T; a tensor in a graph traced for any T)
         lengths = ops.cast(lengths, "int32")
         t = ops.arange(n_max, dtype="int32")[None, :]  # (1, N_max)
         rev_idx = ops.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)  # (B, N_max)
@@ -184,7 +184,7 @@ class SketchRNN(keras.Model):
     def _decode_tm(self, s_prev_tm, z, states, training: bool = False):
         """s_prev_tm (N, B, 5) -> raw (N, B, K), teacher-forced from `states`."""
         hps = self.hps
-        n, batch = s_prev_tm.shape[0], ops.shape(s_prev_tm)[1]
+        n, batch = ops.shape(s_prev_tm)[:2]
         x, x_grad = s_prev_tm, False
         if training and hps.use_stroke_dropout:  # whole points, unscaled: "unknown", not noise
             x = x * ops.cast(self._keep_bool((n, batch, 1), hps.stroke_dropout_prob), "float32")
@@ -254,7 +254,7 @@ class SketchRNN(keras.Model):
         greedy decode feeds back its most likely moves, which are shorter than real ones,
         and the drawing curls up (issue 12). s_prev_tm (N, B, 5) -> (N, B, 5).
         """
-        n, batch = s_prev_tm.shape[0], ops.shape(s_prev_tm)[1]
+        n, batch = ops.shape(s_prev_tm)[:2]
         raw = ops.stop_gradient(self._decode_tm(s_prev_tm, z, states))  # (N, B, K)
         guess = greedy_point(split_params(raw))  # (N, B, 5); guess[t] is for S_{t+1}
         guess = ops.concatenate([s_prev_tm[:1], guess[:-1]], axis=0)  # aligned with s_prev

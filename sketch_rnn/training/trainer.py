@@ -43,6 +43,7 @@ __all__ = ["RunConfig", "TrainStream", "Trainer", "configure_determinism",
            "per_shape_train_function", "plan_run"]  # plan_run, then Trainer(config).fit()
 
 log = logging.getLogger(__name__)
+ANY_LENGTH = "any length"  # per_shape_train_function's key of the step traced for every T
 
 
 # --------------------------------------------------------------------------- set-up
@@ -81,8 +82,8 @@ class TrainStream(keras.utils.PyDataset):
         Keras would infer the tf.data spec from the first two items (a fixed time length if
         they happen to agree, then fail on the next bucket), so the stream is wrapped in the
         same from_generator + prefetch pipeline with the time dimension declared None, and
-        the model gets a train function traced once per batch shape
-        (`per_shape_train_function`), every bucket's shape traced before the first step.
+        the model gets a train function traced once, before the first step, for every
+        bucket's length (`per_shape_train_function`).
         JAX's fit jit-compiles per input shape by itself.
         """
         if not self.hps.bucketed_batches or not backend.is_tensorflow():
@@ -106,36 +107,36 @@ class TrainStream(keras.utils.PyDataset):
 
 def per_shape_train_function(model: keras.Model, shapes: Sequence[tuple] = ()
                              ) -> Callable[[Any], Any]:
-    """A Keras (TensorFlow) train function that traces one graph per input shape.
+    """A Keras (TensorFlow) train function for batches of several lengths (the buckets).
 
-    Keras' own wraps its step in tf.function(reduce_retracing=True), which after a second
-    shape retraces with the time dimension None; the recurrent loops (model.lanes, the
-    XLA-compiled scans) need a static number of steps. Here each batch is pulled eagerly
-    (concrete shapes) and run by Keras' one-step function made for that shape alone, so
-    every bucket's step is today's graph at its length: one trace and one XLA compile per
-    bucket (at most data.batches.NUM_BUCKETS), none per step. `model.trace_count` counts
-    them (tests check it).
+    Keras' own wraps its step in tf.function(reduce_retracing=True) and infers its input
+    spec from the first items; here each batch is pulled eagerly and run by Keras' one-step
+    function (`keras_one_step`), so the numbers are Keras' own.
 
-    `shapes`, the strokes' (B, T+1, 5) of every bucket: on one device each is traced now,
-    in this order, after `backend.align_trace_names`, so that the programs XLA compiles for
-    them get the same names (and so the same compile-cache keys) in every process of the
-    run, whichever bucket a resume meets first (`core.compile_cache`). XLA compiles each
-    at its first step, loading it from the compile cache where an earlier process stored
-    it. The traced step is Keras' own (`keras_one_step`), so the numbers are unchanged.
+    `shapes`, the strokes' (B, T+1, 5) of every bucket: on one device the step is traced
+    once, before the first step, with the time dimension None (after
+    `backend.align_trace_names`, so its programs get the same names, hence the same
+    compile-cache keys, in every process of the run): one trace and one grappler pass serve
+    every bucket, and XLA compiles the recurrent loops once per length at that length's
+    first step (loading them from `core.compile_cache` where an earlier process stored
+    them). The model's loops read T from the tensors (`ops.shape`), so a length's step
+    computes exactly what a graph traced for that length alone computes (the same bits:
+    `tests/test_bucketing.py`). Without `shapes`, or under tf.distribute, a graph is traced
+    per shape at its first batch. `model.trace_count` is TensorFlow's count of the traces
+    made so far (tests check it).
     """
-    functions: dict[tuple, Any] = {}
+    functions: dict[Any, Any] = {}  # shape key (or "any length") -> its tf.function
     model.trace_count = 0
     strategy = model.distribute_strategy
     if shapes and strategy.num_replicas_in_sync == 1 and backend.is_tensorflow():
         import tensorflow as tf
 
         backend.align_trace_names()
-        for shape in shapes:
-            step = keras_one_step(model)
-            step.get_concrete_function({"strokes": tf.TensorSpec(shape, tf.float32),
-                                        "lengths": tf.TensorSpec(shape[:1], tf.int32)})
-            functions[((shape[0],), tuple(shape))] = step  # shape_key's order
-            model.trace_count += 1
+        step = functions[ANY_LENGTH] = keras_one_step(model)
+        b = shapes[0][0]
+        step.get_concrete_function({"strokes": tf.TensorSpec((b, None, 5), tf.float32),
+                                    "lengths": tf.TensorSpec((b,), tf.int32)})
+        model.trace_count = step.experimental_get_tracing_count()
 
     def shape_key(data: Any) -> tuple:
         import tensorflow as tf
@@ -145,11 +146,12 @@ def per_shape_train_function(model: keras.Model, shapes: Sequence[tuple] = ()
 
     def train_function(iterator: Any) -> Any:
         data = next(iterator)  # StopIteration / OutOfRangeError end fit's epoch, as in Keras
-        key = shape_key(data)
+        key = ANY_LENGTH if ANY_LENGTH in functions else shape_key(data)
         if key not in functions:
             functions[key] = keras_one_step(model)
-            model.trace_count += 1
-        return functions[key](data)
+        logs = functions[key](data)
+        model.trace_count = sum(f.experimental_get_tracing_count() for f in functions.values())
+        return logs
 
     return train_function
 
