@@ -140,9 +140,8 @@ def latent_report(model: Any, sketches: Sequence[np.ndarray], *,
     m = min(int(teacher_forced_n), len(sketches))
     if m >= 2:
         log(f"evaluate: teacher-forced L_R of {m} sketches under each of their {m} codes")
-        scores, decided = pruned_teacher_forced_scores(model, list(sketches[:m]), scale_factor,
-                                                       mu=mu[:m])
-        log(f"evaluate: {decided:.2%} of the competitor pairs ruled out by their prefix bound")
+        scores, _ = pruned_teacher_forced_scores(model, list(sketches[:m]), scale_factor,
+                                                 mu=mu[:m])
         tf = retrieval_at_k(scores, ks)  # the full matrix's ranks (`teacher_forced`)
         report.update({k.replace("ret_", "ret_tf_"): v for k, v in tf.items()})
     report["ret_tf_count"] = m if m >= 2 else 0
