@@ -36,7 +36,6 @@ from .retrieval import (
     decode_codes,
     distance_maps,
     kl_nats,
-    padded_chunks,
     posterior,
     rasterise,
     retrieval_at_k,

@@ -41,18 +41,18 @@ def teacher_forced_scores(model: Any, sketches: Sequence[np.ndarray],
     """L_R (L_s + L_p, teacher-forced) of sketch j decoded from sketch i's mu: (n, n) [j, i].
 
     Every pair, decoded to N_max: the brute-force reference of `pruned_teacher_forced_scores`.
-    Each call of the graph decodes the n sketches under c = max(1, rows // n) codes at once (c * n
-    rows, the last call padded by repeating its last code, so every call has one shape):
-    fewer, larger matmuls per step and fewer graph steps per code. One plain graph (built
-    once per model; the eager kernels, so the eager numbers to the matmuls' rounding, which
-    may differ with the row count), not N_max eager framework calls. mu: the sketches'
-    posterior means (n, z) if already known (`latent_report` passes the split's), else
-    encoded here.
+    Each call of the graph decodes the n sketches under c codes at once (c * n rows; c at most
+    max(1, rows // n), the fewest calls, the last padded by repeating its last code, so every
+    call has one shape): fewer, larger matmuls per step and fewer graph steps per code.
+    One plain graph (built once per model; the eager kernels, so the eager numbers to the
+    matmuls' rounding, which may differ with the row count), not N_max eager framework
+    calls. mu: the sketches' posterior means (n, z) if already known (`latent_report`
+    passes the split's), else encoded here.
     """
     strokes, lengths, mu = _inputs(model, sketches, scale_factor, mu)
     recon = _graph(model, strokes.shape[1] - 1)
     n = len(sketches)
-    chunks = list(padded_chunks(list(range(n)), max(1, int(rows) // n)))  # codes per call
+    chunks = list(padded_chunks(list(range(n)), _codes_per_call(n, rows)))
     per_call = len(chunks[0].items)  # c
     tiled_strokes = np.tile(strokes, (per_call, 1, 1))  # (c * n, N_max+1, 5): code-major
     tiled_lengths = np.tile(lengths, per_call)  # (c * n,)
@@ -79,7 +79,7 @@ def pruned_teacher_forced_scores(model: Any, sketches: Sequence[np.ndarray],
     """
     strokes, lengths, mu = _inputs(model, sketches, scale_factor, mu)
     n = len(sketches)
-    per_call = max(1, int(rows) // n) * n  # today's row count, so today's numbers
+    per_call = _codes_per_call(n, rows) * n  # teacher_forced_scores' row count: its numbers
     bound = _prefix_bounds(model, strokes, lengths, mu, groups, per_call)  # (n, n) [j, i]
     # the own pairs' call has room for per_call - n more rows: the competitors likeliest to
     # stay undecided (bound closest to the own pair's bound), so that often no call follows
@@ -96,6 +96,12 @@ def pruned_teacher_forced_scores(model: Any, sketches: Sequence[np.ndarray],
     if len(j):
         scores[j, i] = _pair_scores(model, strokes, lengths, mu, j, i, per_call)
     return scores, 1.0 - int(undecided.sum()) / max(1, n * (n - 1))
+
+
+def _codes_per_call(n: int, rows: int) -> int:
+    """c, the codes of one call of `teacher_forced_scores` (c * n rows): the fewest calls of
+    at most max(1, rows // n) codes, all of one size (`padded_chunks`)."""
+    return len(next(padded_chunks(list(range(n)), max(1, int(rows) // n))).items)
 
 
 def _inputs(model: Any, sketches: Sequence[np.ndarray], scale_factor: float,
@@ -149,14 +155,15 @@ def _length_groups(order: np.ndarray, groups: int, per_call_sketches: int) -> li
     (per_call_sketches sketches under all n codes) where it can be, so calls pad little."""
     units = -(-len(order) // per_call_sketches)  # calls in all
     cuts = np.linspace(0, units, min(int(groups), units) + 1).round().astype(int)
-    bounds = np.minimum(cuts * per_call_sketches, len(order))
-    return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    edges = np.minimum(cuts * per_call_sketches, len(order))
+    return [order[a:b] for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
 def _graph(model: Any, steps: int) -> Callable:
     """The compiled fn(strokes, lengths, z) -> each row's L_s + L_p (B,) over the T = `steps`
-    steps of strokes (B, T+1, 5), divided by T: one plain graph per model and T (a graph
-    generalised to any T would not build: the time loop needs its length)."""
+    steps of strokes (B, T+1, 5), divided by T: one plain graph per model and T, each traced
+    for its own static shape (a few tenths of a second each; the bound pass has at most
+    PREFIX_GROUPS lengths)."""
     from ..generation.compiled import compiled
 
     key = ("teacher_forced_recon",) + (() if steps == model.hps.max_seq_len else (steps,))
