@@ -12,7 +12,8 @@ Two more views (`latent_report`, which `sketch-rnn evaluate` reports):
 - raster retrieval: the reconstructions drawn centred and scale-normalised and looked up among
   the originals by chamfer distance (`retrieval.chamfer_matrix`), at the same temperatures;
 - teacher-forced code retrieval: no decode at all; each sketch's L_R under every sketch's mu,
-  and how often its own mu explains it best (what the code holds, before a decode loses it).
+  and how often its own mu explains it best (what the code holds, before a decode loses it);
+  most competitor codes are ruled out exactly by a lower bound on a prefix (`teacher_forced`).
 
 Temperature: ours is the paper's (logits / tau, sigma * sqrt(tau); `generation.sampling`).
 Magenta's sampler divides the logits by tau too but multiplies sigma by tau, so for the
@@ -35,17 +36,17 @@ from .retrieval import (
     decode_codes,
     distance_maps,
     kl_nats,
-    padded_chunks,
     posterior,
     rasterise,
     retrieval_at_k,
 )
+from .teacher_forced import pruned_teacher_forced_scores
+from .teacher_forced import teacher_forced_scores  # noqa: F401 (its home is `teacher_forced`)
 
 TEMPERATURES: tuple = ("greedy", 0.25, 0.5, 1.0)  # the default set; "greedy" = no sampling
 KS = (1, 5, 10)
 SEED = 0
 TEACHER_FORCED_N = 100  # sketches of the teacher-forced view: its cost grows as n^2
-TEACHER_FORCED_ROWS = 400  # sketch-code pairs per decoder call (memory ~ rows * N_max * 4u)
 CONVENTION = ("tau as in Ha & Eck 2017 eq. 8: logits / tau, sigma * sqrt(tau); Magenta's "
               "sampler multiplies sigma by tau, so for the Gaussians our tau = Magenta's "
               "sqrt(tau) (ours 0.25 ~ theirs 0.5)")
@@ -99,55 +100,6 @@ def recode(model: Any, sketches: Sequence[np.ndarray], scale_factor: float = 1.0
     return out
 
 
-def teacher_forced_scores(model: Any, sketches: Sequence[np.ndarray],
-                          scale_factor: float = 1.0, rows: int = TEACHER_FORCED_ROWS,
-                          mu: np.ndarray | None = None) -> np.ndarray:
-    """L_R (L_s + L_p, teacher-forced) of sketch j decoded from sketch i's mu: (n, n) [j, i].
-
-    One decoder pass of all n sketches per code, so the cost grows as n^2. Each call of
-    the graph decodes the n sketches under c = max(1, rows // n) codes at once (c * n
-    rows, the last call padded by repeating its last code, so every call has one shape):
-    fewer, larger matmuls per step and fewer graph steps per code. One plain graph (built
-    once per model; the eager kernels, so the eager numbers to the matmuls' rounding, which
-    may differ with the row count), not N_max eager framework calls. mu: the sketches'
-    posterior means (n, z) if already known (`latent_report` passes the split's), else
-    encoded here.
-    """
-    from ..generation.compiled import compiled, encoder
-    from ..generation.sampling import sketches_to_stroke5
-
-    strokes, lengths = sketches_to_stroke5(model, sketches, scale_factor)
-    if mu is None:
-        mu = np.asarray(encoder(model)(strokes, lengths)[0])  # (n, z)
-    mu = np.asarray(mu, dtype=np.float32)
-    recon = compiled(model, ("teacher_forced_recon",), lambda: _recon_under(model), xla=False)
-    n = len(sketches)
-    chunks = list(padded_chunks(list(range(n)), max(1, int(rows) // n)))  # codes per call
-    per_call = len(chunks[0].items)  # c
-    tiled_strokes = np.tile(strokes, (per_call, 1, 1))  # (c * n, N_max+1, 5): code-major
-    tiled_lengths = np.tile(lengths, per_call)  # (c * n,)
-    scores = np.zeros((n, n))
-    for chunk in chunks:
-        z = np.repeat(mu[chunk.items], n, axis=0)  # (c * n, z): code k for rows k*n..k*n+n-1
-        out = np.asarray(recon(tiled_strokes, tiled_lengths, z)).reshape(per_call, n)  # (c, n)
-        scores[:, chunk.items[:chunk.real]] = out[:chunk.real].T
-    return scores
-
-
-def _recon_under(model: Any) -> Callable:
-    """fn(strokes, lengths, z) -> each sketch's teacher-forced L_s + L_p (n,) under code z."""
-    from keras import ops
-
-    from ..model.mixture import sketch_loss_terms
-
-    def fn(strokes, lengths, z):
-        raw = model.decode_sequence(strokes, z)  # (n, N_max, K)
-        terms = sketch_loss_terms(ops.transpose(raw, (1, 0, 2)), strokes, lengths)
-        return terms["stroke"] + terms["pen"]  # (n,)
-
-    return fn
-
-
 def latent_report(model: Any, sketches: Sequence[np.ndarray], *,
                   temperatures: Sequence[Any] = TEMPERATURES, seed: int = SEED,
                   ks: Sequence[int] = KS, teacher_forced_n: int = TEACHER_FORCED_N,
@@ -187,8 +139,9 @@ def latent_report(model: Any, sketches: Sequence[np.ndarray], *,
     m = min(int(teacher_forced_n), len(sketches))
     if m >= 2:
         log(f"evaluate: teacher-forced L_R of {m} sketches under each of their {m} codes")
-        scores = teacher_forced_scores(model, list(sketches[:m]), scale_factor, mu=mu[:m])
-        tf = retrieval_at_k(scores, ks)
+        scores, _ = pruned_teacher_forced_scores(model, list(sketches[:m]), scale_factor,
+                                                 mu=mu[:m])
+        tf = retrieval_at_k(scores, ks)  # the full matrix's ranks (`teacher_forced`)
         report.update({k.replace("ret_", "ret_tf_"): v for k, v in tf.items()})
     report["ret_tf_count"] = m if m >= 2 else 0
     return report
