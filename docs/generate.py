@@ -154,7 +154,11 @@ WHY_FAST = (
     "all steps is one matmul), the time loops are compiled with XLA while the large "
     "weight-gradient matmuls stay on oneDNN, and dropout masks are drawn once per step. The "
     "sampler decodes the whole batch inside one compiled loop; the data pipeline augments and "
-    "pads a whole batch with vectorised NumPy on a packed int16 array. On a GPU, "
+    "pads a whole batch with vectorised NumPy on a packed int16 array. Around the steps: the "
+    "training step is traced once for every length bucket, validation at each checkpoint "
+    "and `evaluate`'s losses run as compiled graphs, compiled XLA programs are kept between "
+    "runs ([training](training.md#what-to-expect)), and `evaluate`'s teacher-forced view "
+    "decodes a pair past its sketch's end only when a lower bound cannot rank it. On a GPU, "
     "`dec_model=lstm` without recurrent dropout runs as `keras.layers.LSTM` so that cuDNN "
     "serves it. Every TensorFlow / JAX difference lives in `sketch_rnn/model/backend.py` "
     "([ARCHITECTURE.md](../ARCHITECTURE.md)).\n")

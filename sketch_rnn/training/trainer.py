@@ -43,6 +43,7 @@ __all__ = ["RunConfig", "TrainStream", "Trainer", "configure_determinism",
            "per_shape_train_function", "plan_run"]  # plan_run, then Trainer(config).fit()
 
 log = logging.getLogger(__name__)
+PREFETCH = 2  # bucketed batches made ahead of the step, by tf.data's thread
 ANY_LENGTH = "any length"  # per_shape_train_function's key of the step traced for every T
 
 
@@ -102,7 +103,12 @@ class TrainStream(keras.utils.PyDataset):
                 bucket_padded_lengths(self.split, buckets, self.hps.max_seq_len)))]
         model.train_function = per_shape_train_function(model, shapes)
         items = items.apply(tf.data.experimental.assert_cardinality(len(self)))  # fit's steps
-        return items.prefetch(tf.data.AUTOTUNE)
+        # a fixed buffer, tf.data's autotuning off: a batch takes milliseconds to make, and
+        # with autotuning on, deleting the iterator when fit ends sometimes waited for its
+        # model thread (up to its 60 s optimisation period: 16-36 s seen after 750 steps)
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return items.prefetch(PREFETCH).with_options(options)
 
 
 def per_shape_train_function(model: keras.Model, shapes: Sequence[tuple] = ()
