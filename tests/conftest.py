@@ -231,6 +231,24 @@ def ten_step_decoder_run(tmp_path_factory) -> Path:
         run, 10, hparams=TINY_HPARAMS + ",conditional=false"))
 
 
+FRAMEWORKS = ("tensorflow", "keras", "jax")
+
+
+def frameworks_imported_by(code: str, cwd: Path = ROOT, also: tuple[str, ...] = ()) -> list[str]:
+    """The frameworks (and the packages in `also`) that `code` leaves imported, by top-level
+    name, run in a fresh Python: the checks that a light module or command starts without
+    TensorFlow. The code's own failure (an assert, an exit code) fails the calling test."""
+    names = sorted(set(FRAMEWORKS) | set(also))
+    probe = (code + "\nimport json, sys\n"
+             f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {set(names)!r})))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    result = subprocess.run([sys.executable, "-c", probe], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr + result.stdout
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def fast_first(values: list, unpack: bool = False) -> list:
     """A check's parameters as the fast loop runs them: the first value in `-m "not slow"`,
     the others only in the whole suite (marked `slow`). `unpack`: each value is a tuple of
