@@ -41,8 +41,8 @@ SECONDS: dict = {}
 WORK = {"tf_row_steps": 0, "tf_rows": 0, "sampler_steps": 0, "sampler_rows": 0}
 
 
-def timed(module, name, key=None):
-    """Wrap module.name so that its wall time adds up under `key`."""
+def timed(module, name):
+    """Wrap module.name so that its wall time adds up in SECONDS[name]."""
     fn = getattr(module, name)
 
     @functools.wraps(fn)
@@ -51,7 +51,7 @@ def timed(module, name, key=None):
         try:
             return fn(*args, **kwargs)
         finally:
-            SECONDS[key or name] = SECONDS.get(key or name, 0.0) + time.perf_counter() - t
+            SECONDS[name] = SECONDS.get(name, 0.0) + time.perf_counter() - t
     setattr(module, name, wrapper)
 
 

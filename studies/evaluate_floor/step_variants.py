@@ -34,8 +34,7 @@ strokes, lengths, mu = teacher._inputs(model, [split.sketch(i) for i in range(10
 
 def timed_scores(rows: int) -> tuple[float, np.ndarray]:
     """(best seconds per row-step of 3 calls, the scores) of the view's graph on `rows` pairs."""
-    model.__dict__.pop("_compiled", None)  # `backend.compiled`'s cache: trace the variant
-    for key in [k for k in model.__dict__ if "compiled" in k]:
+    for key in [k for k in model.__dict__ if "compiled" in k]:  # `backend.compiled`'s cache
         model.__dict__.pop(key)
     j, i = np.repeat(np.arange(100), 100)[:rows], np.tile(np.arange(100), 100)[:rows]
     graph = teacher._graph(model, 250)
