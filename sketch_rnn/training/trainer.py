@@ -30,7 +30,6 @@ from ..core.files import StorageError
 from ..core.hparams import HParams
 from ..core.machine import describe as describe_machine
 from ..data import SketchSplit, load_data, step_batch
-from ..data.batches import bucket_padded_lengths, length_buckets
 from ..evaluation.losses import evaluate_split
 from ..model import backend
 from . import checkpoint as ckpt_io
@@ -96,12 +95,7 @@ class TrainStream(keras.utils.PyDataset):
                 "lengths": tf.TensorSpec((b,), tf.int32)}
         items = tf.data.Dataset.from_generator(lambda: (self[i] for i in range(len(self))),
                                                output_signature=spec)
-        shapes = []
-        if len(self.split):
-            buckets = length_buckets(self.split, b)
-            shapes = [(b, t + 1, 5) for t in sorted(set(
-                bucket_padded_lengths(self.split, buckets, self.hps.max_seq_len)))]
-        model.train_function = per_shape_train_function(model, shapes)
+        model.train_function = per_shape_train_function(model, b if len(self.split) else None)
         items = items.apply(tf.data.experimental.assert_cardinality(len(self)))  # fit's steps
         # a fixed buffer, tf.data's autotuning off: a batch takes milliseconds to make, and
         # with autotuning on, deleting the iterator when fit ends sometimes waited for its
@@ -111,7 +105,7 @@ class TrainStream(keras.utils.PyDataset):
         return items.prefetch(PREFETCH).with_options(options)
 
 
-def per_shape_train_function(model: keras.Model, shapes: Sequence[tuple] = ()
+def per_shape_train_function(model: keras.Model, batch_size: int | None = None
                              ) -> Callable[[Any], Any]:
     """A Keras (TensorFlow) train function for batches of several lengths (the buckets).
 
@@ -119,27 +113,27 @@ def per_shape_train_function(model: keras.Model, shapes: Sequence[tuple] = ()
     spec from the first items; here each batch is pulled eagerly and run by Keras' one-step
     function (`keras_one_step`), so the numbers are Keras' own.
 
-    `shapes`, the strokes' (B, T+1, 5) of every bucket: on one device the step is traced
-    once, before the first step, with the time dimension None (after
+    `batch_size`, the buckets' B: on one device the step is traced once, now, for strokes
+    (B, T+1, 5) with the time dimension None (after
     `backend.align_trace_names`, so its programs get the same names, hence the same
     compile-cache keys, in every process of the run): one trace and one grappler pass serve
     every bucket, and XLA compiles the recurrent loops once per length at that length's
     first step (loading them from `core.compile_cache` where an earlier process stored
     them). The model's loops read T from the tensors (`ops.shape`), so a length's step
     computes exactly what a graph traced for that length alone computes (the same bits:
-    `tests/test_bucketing.py`). Without `shapes`, or under tf.distribute, a graph is traced
+    `tests/test_bucketing.py`). Without `batch_size`, or under tf.distribute, a graph is traced
     per shape at its first batch. `model.trace_count` is TensorFlow's count of the traces
     made so far (tests check it).
     """
     functions: dict[Any, Any] = {}  # shape key (or "any length") -> its tf.function
     model.trace_count = 0
     strategy = model.distribute_strategy
-    if shapes and strategy.num_replicas_in_sync == 1 and backend.is_tensorflow():
+    if batch_size and strategy.num_replicas_in_sync == 1 and backend.is_tensorflow():
         import tensorflow as tf
 
         backend.align_trace_names()
         step = functions[ANY_LENGTH] = keras_one_step(model)
-        b = shapes[0][0]
+        b = int(batch_size)
         step.get_concrete_function({"strokes": tf.TensorSpec((b, None, 5), tf.float32),
                                     "lengths": tf.TensorSpec((b,), tf.int32)})
         model.trace_count = step.experimental_get_tracing_count()
