@@ -5,14 +5,16 @@ before the time loop instead of at every step, and that plus the step's element-
 
     python studies/evaluate_floor/step_variants.py
 
-Each variant replaces the shipped sheep decoder's `sequence` in this process only, then
-runs `teacher_forced._graph` (the view's own graph, built afresh) on 400 and 2000
-sketch-code pairs of the test split; prints the best of 3 calls per row-step and the
-largest difference of the scores from the shipped step's (absolute: a score, L_s + L_p per
-step, can be near 0). Ends with one JSON line.
+Each variant replaces the shipped sheep decoder's `sequence` in this process only, and
+`teacher_forced._graph` (the view's own graph) is traced afresh under it, for 400 and 2000
+sketch-code pairs of the test split. All six graphs are then called in turn, ROUNDS times
+(interleaved, so that the machine's drift falls on all alike); prints the median and best
+per row-step and the largest difference of the scores from the shipped step's (absolute: a
+score, L_s + L_p per step, can be near 0). Ends with one JSON line.
 """
 import json
 import time
+from types import SimpleNamespace
 
 import numpy as np
 from keras import ops
@@ -32,27 +34,23 @@ split, _ = load_split(run, "checkpoints/sheep", None, "test")
 strokes, lengths, mu = teacher._inputs(model, [split.sketch(i) for i in range(100)], 1.0, None)
 
 
-def timed_scores(rows: int) -> tuple[float, np.ndarray]:
-    """(best seconds per row-step of 3 calls, the scores) of the view's graph on `rows` pairs."""
+ROUNDS = 7
+
+
+def traced(rows: int):
+    """(a call of the view's graph on `rows` pairs, its scores), traced under the decoder's
+    `sequence` as it is now."""
     for key in [k for k in model.__dict__ if "compiled" in k]:  # `backend.compiled`'s cache
         model.__dict__.pop(key)
     j, i = np.repeat(np.arange(100), 100)[:rows], np.tile(np.arange(100), 100)[:rows]
-    graph = teacher._graph(model, 250)
-    scores = np.asarray(graph(strokes[j], lengths[j], mu[i]))  # (rows,)
-    best = float("inf")
-    for _ in range(3):
-        t = time.perf_counter()
-        graph(strokes[j], lengths[j], mu[i])
-        best = min(best, time.perf_counter() - t)
-    return best / rows / 250, scores
+    graph, args = teacher._graph(model, 250), (strokes[j], lengths[j], mu[i])
+    return (lambda: graph(*args)), np.asarray(graph(*args))  # (rows,)
 
 
 def fused_update(pre_in, hw, c, gamma, beta, c_gamma, c_beta):
-    """`cell_parts.normalised_update` of a LayerNormLSTM, on tensors (an XLA cluster's args)."""
-    pre = cell_parts.layer_norm(pre_in + hw, gamma, beta, groups=4)
-    i, f, g, o = cell_parts.split4(pre)
-    c = ops.sigmoid(f + cell_parts.FORGET_BIAS) * c + ops.sigmoid(i) * ops.tanh(g)
-    return ops.sigmoid(o) * ops.tanh(cell_parts.layer_norm(c, c_gamma, c_beta)), c
+    """`cell_parts.normalised_update` on tensors (an XLA cluster takes no Keras variables)."""
+    norms = SimpleNamespace(ln_gamma=gamma, ln_beta=beta, ln_c_gamma=c_gamma, ln_c_beta=c_beta)
+    return cell_parts.normalised_update(norms, pre_in + hw, c, None)
 
 
 def sequence_variant(fuse: bool):
@@ -78,19 +76,29 @@ def sequence_variant(fuse: bool):
     return sequence
 
 
+calls: dict = {}
 results: dict = {}
 reference: dict = {}
 for name, variant in [("shipped", None), ("cast_once", False), ("cast_once_xla_update", True)]:
     if variant is not None:
         cell.sequence = sequence_variant(variant)
     for rows in ROWS:
-        seconds, scores = timed_scores(rows)
+        calls[name, rows], scores = traced(rows)
         reference.setdefault(rows, scores)
-        diff = float(np.max(np.abs(scores - reference[rows])))
-        results[f"{name}_{rows}_us_per_row_step"] = round(seconds * 1e6, 2)
-        results[f"{name}_{rows}_max_abs_diff"] = diff
-        print(f"{name:>22} {rows:5d} rows: {seconds * 1e6:6.2f} us a row-step, scores "
-              f"{'identical' if diff == 0 else f'differ by up to {diff:.1e}'} (scores "
-              f"{np.min(reference[rows]):.3f} to {np.max(reference[rows]):.3f})",
-              flush=True)
-print(json.dumps({"study": "evaluate_floor/step_variants", **results, "cpu": describe()["cpu"]}))
+        results[f"{name}_{rows}_max_abs_diff"] = float(np.max(np.abs(scores - reference[rows])))
+times: dict = {key: [] for key in calls}
+for _ in range(ROUNDS):
+    for key, call in calls.items():
+        t = time.perf_counter()
+        call()
+        times[key].append((time.perf_counter() - t) / key[1] / 250 * 1e6)  # us a row-step
+for (name, rows), values in times.items():
+    diff = results[f"{name}_{rows}_max_abs_diff"]
+    results[f"{name}_{rows}_us_median"] = round(float(np.median(values)), 2)
+    results[f"{name}_{rows}_us_best"] = round(min(values), 2)
+    print(f"{name:>22} {rows:5d} rows: median {np.median(values):6.2f} us a row-step (best "
+          f"{min(values):6.2f}), scores "
+          f"{'identical' if diff == 0 else f'differ by up to {diff:.1e}'} (scores "
+          f"{np.min(reference[rows]):.3f} to {np.max(reference[rows]):.3f})")
+print(json.dumps({"study": "evaluate_floor/step_variants", "rounds": ROUNDS, **results,
+                  "cpu": describe()["cpu"]}))
